@@ -1,0 +1,388 @@
+//! Facilities from the customer information system: CSV files, JSON arrays and NDJSON
+//! streams all become validated records, and bad rows are reported with their line numbers
+//! and reasons while the good ones go in, in one transaction.
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+
+use crate::domain::facility::{FacilityRecord, RawFacility};
+use crate::store::{Store, Tenant, UpsertSummary};
+
+/// One rejected row: where it was, which facility it named (if it could be read) and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct RowError {
+    /// Line in the file (CSV, NDJSON; the header is line 1 in CSV) or 1-based position in a
+    /// JSON array.
+    pub line: u64,
+    pub facility_number: Option<String>,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ImportReport {
+    pub received: u64,
+    pub inserted: u64,
+    pub updated: u64,
+    pub unchanged: u64,
+    /// Facilities whose customer number changed: their subscriptions were erased.
+    pub holder_changed: u64,
+    pub rejected: Vec<RowError>,
+}
+
+/// The columns a CSV file may have; the first seven are required.
+pub const CSV_COLUMNS: [&str; 17] = [
+    "facility_number",
+    "service",
+    "customer_number",
+    "street",
+    "house_number",
+    "postcode",
+    "town",
+    "entrance",
+    "latitude",
+    "longitude",
+    "grid_node",
+    "holder_name",
+    "postal_street",
+    "postal_postcode",
+    "postal_town",
+    "postal_country",
+    "language",
+];
+
+pub type Rows = Vec<(u64, RawFacility)>;
+
+/// Reads a CSV file (comma or semicolon separated, UTF-8, optional BOM, header row with
+/// column names from `CSV_COLUMNS` in any order). A bad header refuses the whole file; a bad
+/// row is reported and skipped.
+pub fn read_csv(bytes: &[u8]) -> Result<(Rows, Vec<RowError>), String> {
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    let first_line = bytes.split(|b| *b == b'\n').next().unwrap_or_default();
+    let delimiter = if first_line.iter().filter(|b| **b == b';').count()
+        > first_line.iter().filter(|b| **b == b',').count()
+    {
+        b';'
+    } else {
+        b','
+    };
+    let mut reader = csv::ReaderBuilder::new()
+        .delimiter(delimiter)
+        .flexible(true)
+        .from_reader(bytes);
+    let headers = reader
+        .byte_headers()
+        .map_err(|e| format!("cannot read the header row: {e}"))?
+        .clone();
+    if headers.is_empty() || (headers.len() == 1 && headers[0].is_empty()) {
+        return Err("the file is empty: it needs a header row naming the columns".into());
+    }
+    let mut index = Vec::with_capacity(headers.len());
+    for h in headers.iter() {
+        let name = std::str::from_utf8(h)
+            .map_err(|_| "the header row is not UTF-8 text: save the file as UTF-8".to_string())?
+            .trim()
+            .to_ascii_lowercase();
+        if !CSV_COLUMNS.contains(&name.as_str()) {
+            return Err(format!(
+                "unknown column {name:?} in the header row; the columns are {}",
+                CSV_COLUMNS.join(", ")
+            ));
+        }
+        if index.contains(&name) {
+            return Err(format!("column {name:?} appears twice in the header row"));
+        }
+        index.push(name);
+    }
+    let missing: Vec<_> = CSV_COLUMNS[..7]
+        .iter()
+        .filter(|c| !index.iter().any(|i| i == *c))
+        .collect();
+    if !missing.is_empty() {
+        return Err(format!(
+            "the header row lacks required columns: {}",
+            missing
+                .iter()
+                .map(|c| c.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+
+    let mut rows = Vec::new();
+    let mut errors = Vec::new();
+    for record in reader.byte_records() {
+        let record = match record {
+            Ok(r) => r,
+            Err(e) => {
+                let line = e.position().map(|p| p.line()).unwrap_or(0);
+                errors.push(RowError {
+                    line,
+                    facility_number: None,
+                    reason: format!("unreadable CSV: {e}"),
+                });
+                continue;
+            }
+        };
+        let line = record.position().map(|p| p.line()).unwrap_or(0);
+        if record.iter().all(|f| f.iter().all(u8::is_ascii_whitespace)) {
+            continue;
+        }
+        if record.len() != index.len() {
+            errors.push(RowError {
+                line,
+                facility_number: None,
+                reason: format!(
+                    "the row has {} fields but the header has {}",
+                    record.len(),
+                    index.len()
+                ),
+            });
+            continue;
+        }
+        let mut raw = RawFacility::default();
+        let mut bad_utf8 = false;
+        for (name, field) in index.iter().zip(record.iter()) {
+            let Ok(text) = std::str::from_utf8(field) else {
+                bad_utf8 = true;
+                continue;
+            };
+            let value = Some(text.to_string());
+            match name.as_str() {
+                "facility_number" => raw.facility_number = value,
+                "service" => raw.service = value,
+                "customer_number" => raw.customer_number = value,
+                "street" => raw.street = value,
+                "house_number" => raw.house_number = value,
+                "postcode" => raw.postcode = value,
+                "town" => raw.town = value,
+                "entrance" => raw.entrance = value,
+                "latitude" => raw.latitude = value,
+                "longitude" => raw.longitude = value,
+                "grid_node" => raw.grid_node = value,
+                "holder_name" => raw.holder_name = value,
+                "postal_street" => raw.postal_street = value,
+                "postal_postcode" => raw.postal_postcode = value,
+                "postal_town" => raw.postal_town = value,
+                "postal_country" => raw.postal_country = value,
+                _ => raw.language = value,
+            }
+        }
+        if bad_utf8 {
+            errors.push(RowError {
+                line,
+                facility_number: raw.facility_number,
+                reason: "the row is not UTF-8 text: save the file as UTF-8".into(),
+            });
+            continue;
+        }
+        rows.push((line, raw));
+    }
+    Ok((rows, errors))
+}
+
+/// Reads newline-delimited JSON: one facility object per line; blank lines are skipped.
+pub fn read_ndjson(bytes: &[u8]) -> (Rows, Vec<RowError>) {
+    let mut rows = Vec::new();
+    let mut errors = Vec::new();
+    for (i, line) in bytes.split(|b| *b == b'\n').enumerate() {
+        let line_no = i as u64 + 1;
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        match serde_json::from_slice::<RawFacility>(line) {
+            Ok(raw) => rows.push((line_no, raw)),
+            Err(e) => errors.push(RowError {
+                line: line_no,
+                facility_number: None,
+                reason: format!("not a facility object: {e}"),
+            }),
+        }
+    }
+    (rows, errors)
+}
+
+/// Reads a JSON array of facility objects; an element that is not one is reported by its
+/// position. Anything but an array refuses the whole body.
+pub fn read_json_array(bytes: &[u8]) -> Result<(Rows, Vec<RowError>), String> {
+    let items: Vec<serde_json::Value> = serde_json::from_slice(bytes)
+        .map_err(|e| format!("the body must be a JSON array of facility objects: {e}"))?;
+    let mut rows = Vec::with_capacity(items.len());
+    let mut errors = Vec::new();
+    for (i, item) in items.into_iter().enumerate() {
+        let pos = i as u64 + 1;
+        match serde_json::from_value::<RawFacility>(item) {
+            Ok(raw) => rows.push((pos, raw)),
+            Err(e) => errors.push(RowError {
+                line: pos,
+                facility_number: None,
+                reason: format!("not a facility object: {e}"),
+            }),
+        }
+    }
+    Ok((rows, errors))
+}
+
+/// Validates rows and writes the good ones in one transaction. Rows for a service the
+/// tenant does not run, and repeats of a facility already in the batch, are rejected.
+pub async fn import(
+    store: &Store,
+    tenant: &Tenant,
+    rows: Rows,
+    mut rejected: Vec<RowError>,
+    source: &str,
+    progress: &(dyn Fn(u64) + Send + Sync),
+) -> anyhow::Result<ImportReport> {
+    let received = (rows.len() + rejected.len()) as u64;
+    let mut records: Vec<FacilityRecord> = Vec::with_capacity(rows.len());
+    let mut seen: HashMap<(&'static str, String), u64> = HashMap::new();
+    for (line, raw) in rows {
+        match raw.validate(tenant.default_language()) {
+            Err(why) => rejected.push(RowError {
+                line,
+                facility_number: raw.facility_number.clone(),
+                reason: why.to_string(),
+            }),
+            Ok(rec) if !tenant.services.contains(&rec.service) => rejected.push(RowError {
+                line,
+                facility_number: Some(rec.facility_number.as_str().to_string()),
+                reason: format!(
+                    "service {} is not one of this tenant's services ({})",
+                    rec.service.as_str(),
+                    tenant
+                        .services
+                        .iter()
+                        .map(|s| s.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            }),
+            Ok(rec) => {
+                let key = (
+                    rec.service.as_str(),
+                    rec.facility_number.as_str().to_string(),
+                );
+                if let Some(first) = seen.get(&key) {
+                    rejected.push(RowError {
+                        line,
+                        facility_number: Some(key.1.clone()),
+                        reason: format!(
+                            "the same facility and service already appear at line {first}"
+                        ),
+                    });
+                } else {
+                    seen.insert(key, line);
+                    records.push(rec);
+                }
+            }
+        }
+    }
+    rejected.sort_by_key(|r| r.line);
+    let UpsertSummary {
+        inserted,
+        updated,
+        unchanged,
+        holder_changed,
+    } = store
+        .upsert_facilities(tenant.id, &records, source, progress)
+        .await?;
+    Ok(ImportReport {
+        received,
+        inserted,
+        updated,
+        unchanged,
+        holder_changed,
+        rejected,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const HEADER: &str =
+        "facility_number,service,customer_number,street,house_number,postcode,town";
+
+    #[test]
+    fn semicolons_bom_and_any_column_order_are_read() {
+        let csv = "\u{feff}town;postcode;house_number;street;customer_number;service;facility_number\nÄlvstad;123 45;3;Storgatan;77;el;A1\n";
+        let (rows, errors) = read_csv(csv.as_bytes()).unwrap();
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].0, 2);
+        assert_eq!(rows[0].1.town.as_deref(), Some("Älvstad"));
+        assert_eq!(rows[0].1.facility_number.as_deref(), Some("A1"));
+    }
+
+    #[test]
+    fn a_bad_header_refuses_the_file_with_the_reason() {
+        assert!(read_csv(b"").unwrap_err().contains("empty"));
+        assert!(
+            read_csv(b"facility_number,phone\n")
+                .unwrap_err()
+                .contains("unknown column \"phone\"")
+        );
+        assert!(
+            read_csv(b"facility_number,service\n")
+                .unwrap_err()
+                .contains("customer_number")
+        );
+        let dup = format!("{HEADER},town\n");
+        assert!(read_csv(dup.as_bytes()).unwrap_err().contains("twice"));
+    }
+
+    #[test]
+    fn short_rows_and_bad_bytes_are_reported_by_line() {
+        let mut bytes =
+            format!("{HEADER}\n1,el,2,S,1,12345,T\n2,el\n3,el,2,S,1,12345,").into_bytes();
+        bytes.extend_from_slice(b"\xff\n");
+        let (rows, errors) = read_csv(&bytes).unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(errors.len(), 2);
+        assert_eq!(errors[0].line, 3);
+        assert!(errors[0].reason.contains("2 fields"));
+        assert_eq!(errors[1].line, 4);
+        assert!(errors[1].reason.contains("UTF-8"));
+    }
+
+    #[test]
+    fn ndjson_and_arrays_report_bad_elements_by_position() {
+        let (rows, errors) = read_ndjson(b"{\"facility_number\":\"1\"}\n\n[1]\n{\"nope\":1}\n");
+        assert_eq!(rows.len(), 1);
+        assert_eq!(
+            errors.iter().map(|e| e.line).collect::<Vec<_>>(),
+            vec![3, 4]
+        );
+        let (rows, errors) = read_json_array(b"[{\"facility_number\":\"1\"}, 7]").unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(errors[0].line, 2);
+        assert!(
+            read_json_array(b"{\"facility_number\":\"1\"}")
+                .unwrap_err()
+                .contains("JSON array")
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn csv_reading_never_panics(body in proptest::collection::vec(any::<u8>(), 0..400)) {
+            let mut bytes = format!("{HEADER}\n").into_bytes();
+            bytes.extend(body);
+            let (rows, errors) = read_csv(&bytes).unwrap();
+            prop_assert!(errors.iter().all(|e| !e.reason.is_empty()));
+            prop_assert!(rows.iter().all(|(line, _)| *line >= 2));
+        }
+
+        #[test]
+        fn csv_header_reading_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let _ = read_csv(&bytes);
+        }
+
+        #[test]
+        fn ndjson_reading_never_panics(text in "\\PC{0,300}") {
+            let (_, errors) = read_ndjson(text.as_bytes());
+            prop_assert!(errors.iter().all(|e| !e.reason.is_empty()));
+        }
+    }
+}

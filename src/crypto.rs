@@ -1,0 +1,443 @@
+//! Field encryption and blind indexes for contact data.
+//!
+//! Phone numbers and e-mail addresses are sealed with XChaCha20-Poly1305 (random 192-bit nonces
+//! are safe at any volume we will see). The associated data binds each ciphertext to its table,
+//! column and row, so a value copied into another row or column fails to open instead of
+//! silently moving a contact to another household. Each sealed value carries the id of the key
+//! that sealed it, so keys can rotate while old rows stay readable.
+//!
+//! Lookup and dedupe use a keyed blind index (HMAC-SHA-256 over tenant, column and the
+//! normalised value). Its key never rotates: rotating it would break dedupe across rows.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use hmac::{Hmac, Mac};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+const NONCE_LEN: usize = 24;
+
+/// Where a sealed value lives; becomes the AEAD associated data.
+#[derive(Debug, Clone, Copy)]
+pub struct FieldRef<'a> {
+    pub table: &'a str,
+    pub column: &'a str,
+    pub row: i64,
+}
+
+impl FieldRef<'_> {
+    fn associated_data(&self) -> Vec<u8> {
+        format!("{}:{}:{}", self.table, self.column, self.row).into_bytes()
+    }
+}
+
+/// A sealed value as stored: ciphertext (nonce first) and the id of the key that sealed it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sealed {
+    pub key_id: i64,
+    pub ciphertext: Vec<u8>,
+}
+
+#[derive(Serialize, Deserialize, Clone)]
+struct KeyEntry {
+    id: i64,
+    key: String,
+    created_at: i64,
+}
+
+#[derive(Serialize, Deserialize, Clone)]
+struct KeyFile {
+    version: u32,
+    current: i64,
+    index_key: String,
+    keys: Vec<KeyEntry>,
+}
+
+/// The data keys: every sealing key ever used (to open old rows), the current one, and the
+/// blind-index key.
+#[derive(Clone)]
+pub struct Keyring {
+    file: KeyFile,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for Keyring {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Keyring")
+            .field("path", &self.path)
+            .field("current", &self.file.current)
+            .field("key_ids", &self.key_ids())
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CryptoError {
+    #[error("the value was sealed with key {0}, which is not in the key file")]
+    UnknownKey(i64),
+    #[error("a sealed value failed to open: wrong key, or the value was moved or tampered with")]
+    Open,
+}
+
+impl Keyring {
+    /// Loads the key file, or creates one (mode 0600) when there is none. Returns whether it
+    /// was created so the caller can tell the operator where it went.
+    pub fn load_or_create(path: &Path) -> anyhow::Result<(Self, bool)> {
+        if path.exists() {
+            return Ok((Self::load(path)?, false));
+        }
+        let file = KeyFile {
+            version: 1,
+            current: 1,
+            index_key: hex_encode(&random_bytes::<32>()),
+            keys: vec![KeyEntry {
+                id: 1,
+                key: hex_encode(&random_bytes::<32>()),
+                created_at: now_unix(),
+            }],
+        };
+        let ring = Self {
+            file,
+            path: path.to_path_buf(),
+        };
+        ring.save()?;
+        Ok((ring, true))
+    }
+
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let text = fs::read_to_string(path)
+            .with_context(|| format!("cannot read the data key file {}", path.display()))?;
+        let file: KeyFile = serde_json::from_str(&text)
+            .with_context(|| format!("the data key file {} is not valid", path.display()))?;
+        if file.version != 1 {
+            bail!(
+                "the data key file {} has unknown version {}",
+                path.display(),
+                file.version
+            );
+        }
+        decode_key(&file.index_key).context("the blind-index key is not 32 hex-encoded bytes")?;
+        for k in &file.keys {
+            decode_key(&k.key)
+                .with_context(|| format!("key {} is not 32 hex-encoded bytes", k.id))?;
+        }
+        if !file.keys.iter().any(|k| k.id == file.current) {
+            bail!(
+                "the data key file names current key {} but does not hold it",
+                file.current
+            );
+        }
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = fs::metadata(path)?.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                tracing::warn!(path = %path.display(), mode = format!("{mode:o}"), "the data key file is readable by others; chmod 600 it");
+            }
+        }
+        Ok(Self {
+            file,
+            path: path.to_path_buf(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn current_key_id(&self) -> i64 {
+        self.file.current
+    }
+
+    pub fn key_ids(&self) -> Vec<i64> {
+        self.file.keys.iter().map(|k| k.id).collect()
+    }
+
+    /// Adds a fresh sealing key and makes it current. Old keys stay so old rows still open;
+    /// the caller re-seals the stored values and may then retire them.
+    pub fn rotate(&mut self) -> anyhow::Result<i64> {
+        let id = self.file.keys.iter().map(|k| k.id).max().unwrap_or(0) + 1;
+        self.file.keys.push(KeyEntry {
+            id,
+            key: hex_encode(&random_bytes::<32>()),
+            created_at: now_unix(),
+        });
+        self.file.current = id;
+        self.save()?;
+        Ok(id)
+    }
+
+    /// Drops every key but the current one (after all rows were re-sealed with it).
+    pub fn retire_old_keys(&mut self) -> anyhow::Result<usize> {
+        let before = self.file.keys.len();
+        let current = self.file.current;
+        self.file.keys.retain(|k| k.id == current);
+        self.save()?;
+        Ok(before - self.file.keys.len())
+    }
+
+    fn save(&self) -> anyhow::Result<()> {
+        if let Some(dir) = self.path.parent() {
+            fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        }
+        let tmp = self.path.with_extension("tmp");
+        let mut options = fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600);
+        }
+        let mut f = options
+            .open(&tmp)
+            .with_context(|| format!("cannot write {}", tmp.display()))?;
+        f.write_all(serde_json::to_string_pretty(&self.file)?.as_bytes())?;
+        f.sync_all()?;
+        fs::rename(&tmp, &self.path)
+            .with_context(|| format!("cannot write {}", self.path.display()))?;
+        Ok(())
+    }
+
+    fn cipher(&self, id: i64) -> Result<XChaCha20Poly1305, CryptoError> {
+        let entry = self
+            .file
+            .keys
+            .iter()
+            .find(|k| k.id == id)
+            .ok_or(CryptoError::UnknownKey(id))?;
+        let key = decode_key(&entry.key).map_err(|_| CryptoError::UnknownKey(id))?;
+        Ok(XChaCha20Poly1305::new((&key).into()))
+    }
+
+    pub fn seal(&self, field: FieldRef<'_>, plaintext: &str) -> Sealed {
+        let cipher = self
+            .cipher(self.file.current)
+            .expect("load() checked that the current key exists and decodes");
+        let nonce = random_bytes::<NONCE_LEN>();
+        let aad = field.associated_data();
+        let ct = cipher
+            .encrypt(
+                XNonce::from_slice(&nonce),
+                Payload {
+                    msg: plaintext.as_bytes(),
+                    aad: &aad,
+                },
+            )
+            .expect("XChaCha20-Poly1305 encryption cannot fail for in-memory buffers");
+        let mut out = Vec::with_capacity(NONCE_LEN + ct.len());
+        out.extend_from_slice(&nonce);
+        out.extend_from_slice(&ct);
+        Sealed {
+            key_id: self.file.current,
+            ciphertext: out,
+        }
+    }
+
+    pub fn open(&self, field: FieldRef<'_>, sealed: &Sealed) -> Result<String, CryptoError> {
+        let cipher = self.cipher(sealed.key_id)?;
+        if sealed.ciphertext.len() < NONCE_LEN {
+            return Err(CryptoError::Open);
+        }
+        let (nonce, ct) = sealed.ciphertext.split_at(NONCE_LEN);
+        let aad = field.associated_data();
+        let plain = cipher
+            .decrypt(XNonce::from_slice(nonce), Payload { msg: ct, aad: &aad })
+            .map_err(|_| CryptoError::Open)?;
+        String::from_utf8(plain).map_err(|_| CryptoError::Open)
+    }
+
+    /// Keyed, deterministic index of a normalised value, scoped to one tenant and column so
+    /// equal values in different tenants cannot be linked.
+    pub fn blind_index(&self, tenant_id: i64, column: &str, normalized: &str) -> Vec<u8> {
+        let key = decode_key(&self.file.index_key).expect("load() validated the index key");
+        let mut mac =
+            <Hmac<Sha256> as Mac>::new_from_slice(&key).expect("HMAC accepts keys of any length");
+        mac.update(&tenant_id.to_be_bytes());
+        mac.update(column.as_bytes());
+        mac.update(&[0]);
+        mac.update(normalized.as_bytes());
+        mac.finalize().into_bytes().to_vec()
+    }
+}
+
+/// A random bearer secret (API token, session, verification link) with a readable prefix.
+pub fn new_secret(prefix: &str) -> String {
+    format!("{prefix}_{}", hex_encode(&random_bytes::<32>()))
+}
+
+/// How secrets are stored: they carry 256 bits of entropy, so a plain SHA-256 suffices and
+/// lets lookup be a single indexed equality.
+pub fn secret_hash(secret: &str) -> Vec<u8> {
+    Sha256::digest(secret.as_bytes()).to_vec()
+}
+
+/// Compares without an early exit, so timing does not reveal how much of a guess was right.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    let mut diff = a.len() ^ b.len();
+    for i in 0..a.len().max(b.len()) {
+        let x = a.get(i).copied().unwrap_or(0);
+        let y = b.get(i).copied().unwrap_or(0);
+        diff |= usize::from(x ^ y);
+    }
+    diff == 0
+}
+
+pub fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut buf = [0u8; N];
+    getrandom::fill(&mut buf).expect("the operating system's random source failed");
+    buf
+}
+
+pub fn hex_encode(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(char::from(DIGITS[usize::from(b >> 4)]));
+        s.push(char::from(DIGITS[usize::from(b & 0xf)]));
+    }
+    s
+}
+
+fn decode_key(hex: &str) -> anyhow::Result<[u8; 32]> {
+    let bytes = hex.as_bytes();
+    if bytes.len() != 64 {
+        bail!("expected 64 hex digits");
+    }
+    let mut out = [0u8; 32];
+    for (i, pair) in bytes.chunks(2).enumerate() {
+        let hi = (pair[0] as char).to_digit(16);
+        let lo = (pair[1] as char).to_digit(16);
+        match (hi, lo) {
+            (Some(h), Some(l)) => out[i] = (h * 16 + l) as u8,
+            _ => bail!("not a hex digit"),
+        }
+    }
+    Ok(out)
+}
+
+fn now_unix() -> i64 {
+    jiff::Timestamp::now().as_second()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ring() -> (Keyring, tempdir::TempDir) {
+        let dir = tempdir::TempDir::new();
+        let (ring, created) = Keyring::load_or_create(&dir.path().join("keys.json")).unwrap();
+        assert!(created);
+        (ring, dir)
+    }
+
+    const FIELD: FieldRef<'static> = FieldRef {
+        table: "subscriptions",
+        column: "phone",
+        row: 7,
+    };
+
+    #[test]
+    fn seal_then_open_round_trips_and_hides_the_value() {
+        let (ring, _dir) = ring();
+        let sealed = ring.seal(FIELD, "+46701234567");
+        assert!(!sealed.ciphertext.windows(12).any(|w| w == b"+46701234567"));
+        assert_eq!(ring.open(FIELD, &sealed).unwrap(), "+46701234567");
+    }
+
+    #[test]
+    fn a_value_moved_to_another_row_or_column_does_not_open() {
+        let (ring, _dir) = ring();
+        let sealed = ring.seal(FIELD, "+46701234567");
+        let other_row = FieldRef { row: 8, ..FIELD };
+        let other_col = FieldRef {
+            column: "email",
+            ..FIELD
+        };
+        assert!(matches!(
+            ring.open(other_row, &sealed),
+            Err(CryptoError::Open)
+        ));
+        assert!(matches!(
+            ring.open(other_col, &sealed),
+            Err(CryptoError::Open)
+        ));
+        let mut tampered = sealed.clone();
+        tampered.ciphertext[30] ^= 1;
+        assert!(matches!(
+            ring.open(FIELD, &tampered),
+            Err(CryptoError::Open)
+        ));
+    }
+
+    #[test]
+    fn rotation_keeps_old_values_readable_and_seals_with_the_new_key() {
+        let (mut ring, dir) = ring();
+        let old = ring.seal(FIELD, "a@example.com");
+        let new_id = ring.rotate().unwrap();
+        assert_eq!(new_id, 2);
+        let reloaded = Keyring::load(&dir.path().join("keys.json")).unwrap();
+        assert_eq!(reloaded.open(FIELD, &old).unwrap(), "a@example.com");
+        assert_eq!(reloaded.seal(FIELD, "x").key_id, 2);
+        let mut ring = reloaded;
+        assert_eq!(ring.retire_old_keys().unwrap(), 1);
+        assert!(matches!(
+            ring.open(FIELD, &old),
+            Err(CryptoError::UnknownKey(1))
+        ));
+    }
+
+    #[test]
+    fn blind_index_is_stable_per_tenant_and_differs_across_tenants() {
+        let (ring, _dir) = ring();
+        let a = ring.blind_index(1, "phone", "+46701234567");
+        assert_eq!(a, ring.blind_index(1, "phone", "+46701234567"));
+        assert_ne!(a, ring.blind_index(2, "phone", "+46701234567"));
+        assert_ne!(a, ring.blind_index(1, "email", "+46701234567"));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn key_file_is_created_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let (ring, _dir) = ring();
+        let mode = fs::metadata(ring.path()).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+
+    #[test]
+    fn constant_time_eq_matches_slice_equality() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"abcd"));
+        assert!(constant_time_eq(b"", b""));
+    }
+
+    /// A throwaway directory without pulling in a crate for it.
+    mod tempdir {
+        use std::path::{Path, PathBuf};
+        pub struct TempDir(PathBuf);
+        impl TempDir {
+            pub fn new() -> Self {
+                let p = std::env::temp_dir().join(format!(
+                    "varsel-test-{}",
+                    super::hex_encode(&super::random_bytes::<8>())
+                ));
+                std::fs::create_dir_all(&p).unwrap();
+                Self(p)
+            }
+            pub fn path(&self) -> &Path {
+                &self.0
+            }
+        }
+        impl Drop for TempDir {
+            fn drop(&mut self) {
+                let _ = std::fs::remove_dir_all(&self.0);
+            }
+        }
+    }
+}

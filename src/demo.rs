@@ -1,0 +1,298 @@
+//! Demo data: a fictional town, Älvstad, with about 5,000 facilities over electricity and
+//! district heating, a small grid, and a few households already registered. Generated from a
+//! fixed seed so every demo shows the same town. Phone numbers are from the range the Swedish
+//! regulator reserves for fiction (070-174 06 05 to 070-174 06 99); e-mails use example.com.
+
+use crate::crypto::{new_secret, secret_hash};
+use crate::domain::email::Email;
+use crate::domain::facility::RawFacility;
+use crate::domain::language::Language;
+use crate::domain::phone::{PhoneNumber, Region};
+use crate::domain::scope::Scope;
+use crate::domain::sender_id::SenderId;
+use crate::domain::service::ServiceKind;
+use crate::registration::{self, Session};
+use crate::state::AppState;
+use crate::store::registration::email_field;
+use crate::store::{NewTenant, SealedContact};
+
+pub const DEMO_SLUG: &str = "alvstad";
+
+const STREETS: [&str; 25] = [
+    "Storgatan",
+    "Kyrkogatan",
+    "Älvvägen",
+    "Skolgatan",
+    "Björkvägen",
+    "Granvägen",
+    "Tallstigen",
+    "Forsgatan",
+    "Stationsvägen",
+    "Hamngatan",
+    "Ängsvägen",
+    "Bruksgatan",
+    "Lärkvägen",
+    "Sågverksvägen",
+    "Norra Esplanaden",
+    "Södra Esplanaden",
+    "Kvarnbacken",
+    "Myrvägen",
+    "Fjällgatan",
+    "Rönnvägen",
+    "Åsgatan",
+    "Strandvägen",
+    "Tjärnvägen",
+    "Mossvägen",
+    "Högbacken",
+];
+
+/// What `varsel demo` made, for the operator to try things with.
+pub struct DemoInfo {
+    pub token: String,
+    pub created: bool,
+    pub facilities: i64,
+    /// (service, customer number, facility number) of a few facilities to sign in with.
+    pub examples: Vec<(ServiceKind, String, String)>,
+}
+
+/// A tiny deterministic generator: the demo must look the same every time, and a crate for
+/// this would be more code than the generator.
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        self.0 >> 33
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+fn electricity_number(i: usize) -> String {
+    format!("7359991{:011}", i + 1)
+}
+
+fn heating_number(i: usize) -> String {
+    format!("FV-{:06}", i + 1)
+}
+
+fn customer_number(i: usize) -> String {
+    format!("{}", 100_001 + i)
+}
+
+/// The demo town's facilities as CIS rows: 3,500 electricity connections, of which the
+/// first 1,500 also take district heating (same holder, same address).
+pub fn facilities() -> Vec<RawFacility> {
+    let mut rng = Lcg(0x5EED_A1B5);
+    let mut out = Vec::with_capacity(5_000);
+    let mut heating = Vec::with_capacity(1_500);
+    for i in 0..3_500usize {
+        let street_ix = i % STREETS.len();
+        let number = i / STREETS.len() + 1;
+        let lat = 62.39 + (street_ix as f64) * 0.002 + (rng.below(1000) as f64) * 0.000_002;
+        let lon = 17.28 + (number as f64) * 0.0007 + (rng.below(1000) as f64) * 0.000_002;
+        let postcode = format!("{} {:02}", 863, 30 + street_ix % 5 * 2);
+        let node = format!("ALV-N{:02}", street_ix % 20 + 1);
+        let entrance =
+            number.is_multiple_of(7).then(|| ["A", "B", "C"][rng.below(3) as usize].to_string());
+        let language = if rng.below(20) == 0 { "en" } else { "sv" };
+        let base = RawFacility {
+            facility_number: Some(electricity_number(i)),
+            service: Some("electricity".into()),
+            customer_number: Some(customer_number(i)),
+            street: Some(STREETS[street_ix].into()),
+            house_number: Some(number.to_string()),
+            entrance,
+            postcode: Some(postcode),
+            town: Some("Älvstad".into()),
+            latitude: Some(format!("{lat:.6}")),
+            longitude: Some(format!("{lon:.6}")),
+            grid_node: Some(node),
+            holder_name: Some(format!("Hushåll {}", i + 1)),
+            postal_street: Some(format!("{} {number}", STREETS[street_ix])),
+            postal_postcode: None,
+            postal_town: Some("Älvstad".into()),
+            postal_country: None,
+            language: Some(language.into()),
+        };
+        if i < 1_500 {
+            heating.push(RawFacility {
+                facility_number: Some(heating_number(i)),
+                service: Some("district_heating".into()),
+                grid_node: Some(format!("ALV-DH{}", street_ix % 4 + 1)),
+                ..base.clone()
+            });
+        }
+        out.push(base);
+    }
+    out.extend(heating);
+    out
+}
+
+/// The grid: one primary substation, four feeders, twenty secondary substations; and the
+/// district-heating network's plant with four branches.
+pub fn grid_nodes() -> Vec<(String, Option<String>, String)> {
+    let mut nodes = vec![(
+        "ALV-T1".to_string(),
+        None,
+        "Älvstad fördelningsstation 130/20 kV".to_string(),
+    )];
+    for f in 1..=4 {
+        nodes.push((
+            format!("ALV-F{f}"),
+            Some("ALV-T1".into()),
+            format!("Linje {f} 20 kV"),
+        ));
+    }
+    for n in 1..=20 {
+        nodes.push((
+            format!("ALV-N{n:02}"),
+            Some(format!("ALV-F{}", (n - 1) / 5 + 1)),
+            format!("Nätstation {n:02} 20/0,4 kV"),
+        ));
+    }
+    nodes.push(("ALV-DH".into(), None, "Älvstad värmeverk".into()));
+    for b in 1..=4 {
+        nodes.push((
+            format!("ALV-DH{b}"),
+            Some("ALV-DH".into()),
+            format!("Fjärrvärmegren {b}"),
+        ));
+    }
+    nodes
+}
+
+/// Creates the demo tenant and town if missing, and a fresh admin token either way.
+pub async fn seed(state: &AppState) -> anyhow::Result<DemoInfo> {
+    let store = &state.store;
+    let (tenant, created) = match store.tenant_by_slug(DEMO_SLUG).await? {
+        Some(t) => (t, false),
+        None => {
+            let tenant = store
+                .create_tenant(&NewTenant {
+                    slug: DEMO_SLUG.into(),
+                    name: "Älvstad Energi".into(),
+                    sms_sender_id: SenderId::parse("AlvstadEn")?,
+                    languages: vec![Language::Sv, Language::En, Language::Nb],
+                    time_zone: "Europe/Stockholm".into(),
+                    privacy_contact: "dataskydd@alvstad-energi.example".into(),
+                    services: vec![ServiceKind::Electricity, ServiceKind::DistrictHeating],
+                })
+                .await?;
+            store.upsert_grid_nodes(tenant.id, &grid_nodes()).await?;
+            let records = facilities()
+                .iter()
+                .map(|r| {
+                    r.validate(Language::Sv)
+                        .map_err(|e| anyhow::anyhow!("demo row invalid: {e}"))
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            store
+                .upsert_facilities(tenant.id, &records, "demo", &|_| {})
+                .await?;
+            register_households(state, tenant.id).await?;
+            (tenant, true)
+        }
+    };
+    let token = new_secret("vst");
+    store
+        .create_token(
+            tenant.id,
+            "demo admin",
+            &[Scope::Admin],
+            &secret_hash(&token),
+        )
+        .await?;
+    Ok(DemoInfo {
+        token,
+        created,
+        facilities: store.count_facilities(tenant.id).await?,
+        examples: vec![
+            (
+                ServiceKind::Electricity,
+                customer_number(41),
+                electricity_number(41),
+            ),
+            (
+                ServiceKind::DistrictHeating,
+                customer_number(42),
+                heating_number(42),
+            ),
+            (
+                ServiceKind::Electricity,
+                customer_number(2000),
+                electricity_number(2000),
+            ),
+        ],
+    })
+}
+
+/// Thirty households with a mobile number, ten of them also with a verified e-mail; they go
+/// through the same sealing and verification as real registrations.
+async fn register_households(state: &AppState, tenant_id: i64) -> anyhow::Result<()> {
+    for k in 0..30usize {
+        let i = k * 97 % 3_500;
+        let Some(f) = state
+            .store
+            .facility_by_invoice(
+                tenant_id,
+                ServiceKind::Electricity,
+                &crate::domain::ids::FacilityNumber::parse(&electricity_number(i))?,
+            )
+            .await?
+        else {
+            anyhow::bail!("demo facility {i} is missing");
+        };
+        let session = Session {
+            facility_id: f.id,
+            tenant_id,
+        };
+        let phone = PhoneNumber::parse(&format!("070-174 06 {:02}", 5 + k * 3), Region::Se)?;
+        registration::set_phone(state, session, &phone).await?;
+        if k < 10 {
+            let email = Email::parse(&format!("hushall{}@example.com", i + 1))?;
+            let sealed = SealedContact {
+                sealed: state.keyring.seal(email_field(f.id), email.as_str()),
+                bidx: state
+                    .keyring
+                    .blind_index(tenant_id, "email", &email.normalized()),
+            };
+            let link = new_secret("vsv");
+            state
+                .store
+                .set_email_pending(
+                    tenant_id,
+                    f.id,
+                    &sealed,
+                    &secret_hash(&link),
+                    crate::store::now() + 3600,
+                )
+                .await?;
+            registration::verify(state, &link).await?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_demo_town_is_valid_and_has_five_thousand_facilities() {
+        let rows = facilities();
+        assert_eq!(rows.len(), 5_000);
+        for r in &rows {
+            r.validate(Language::Sv).unwrap();
+        }
+        let nodes = grid_nodes();
+        for r in &rows {
+            let node = r.grid_node.as_deref().unwrap();
+            assert!(nodes.iter().any(|(id, _, _)| id == node), "{node}");
+        }
+    }
+}

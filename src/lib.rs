@@ -1,0 +1,18 @@
+//! Varsel: outage notifications for Nordic utilities.
+//!
+//! `domain` holds the pure types and rules; `store` the persistence on SQLite or PostgreSQL;
+//! `web` the HTTP API and pages; `registration` and `cis` the use cases they share.
+
+pub mod app;
+pub mod cis;
+pub mod config;
+pub mod crypto;
+pub mod demo;
+pub mod domain;
+pub mod i18n;
+pub mod mail;
+pub mod registration;
+pub mod state;
+pub mod store;
+pub mod throttle;
+pub mod web;

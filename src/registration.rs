@@ -1,0 +1,293 @@
+//! The subscriber side: prove the invoice pair, then set, change or remove one mobile number
+//! and one e-mail for the facility. The JSON API and the pages both call these functions, so
+//! both follow the same rules.
+
+use std::time::Duration;
+
+use crate::crypto::{constant_time_eq, new_secret, secret_hash};
+use crate::domain::email::Email;
+use crate::domain::ids::{CustomerNumber, FacilityNumber};
+use crate::domain::language::Language;
+use crate::domain::phone::{PhoneNumber, Region};
+use crate::domain::service::ServiceKind;
+use crate::i18n;
+use crate::mail::OutgoingMail;
+use crate::state::AppState;
+use crate::store::registration::{Contact, email_field, phone_field};
+use crate::store::{FacilitySummary, SealedContact, Tenant, VerifyOutcome};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SignInError {
+    /// A wrong pair and an unknown facility are deliberately the same error.
+    #[error("no facility matches that customer number and facility number")]
+    NoMatch,
+    #[error("too many attempts; wait {} seconds", .0.as_secs())]
+    Throttled(Duration),
+    #[error("{field}: {message}")]
+    Invalid {
+        field: &'static str,
+        message: String,
+    },
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+/// A signed-in household: which facility of which tenant.
+#[derive(Debug, Clone, Copy)]
+pub struct Session {
+    pub facility_id: i64,
+    pub tenant_id: i64,
+}
+
+/// Checks the invoice pair and opens a session; returns the session secret (shown once).
+pub async fn sign_in(
+    state: &AppState,
+    tenant: &Tenant,
+    client: &str,
+    service: &str,
+    customer_number: &str,
+    facility_number: &str,
+) -> Result<(String, i64), SignInError> {
+    let cfg = &state.config.registration;
+    state
+        .throttle
+        .hit(
+            &format!("client:{client}"),
+            cfg.attempts_per_client_per_minute,
+            Duration::from_secs(60),
+        )
+        .map_err(SignInError::Throttled)?;
+    let service: ServiceKind =
+        service
+            .parse()
+            .map_err(
+                |e: crate::domain::service::ServiceKindError| SignInError::Invalid {
+                    field: "service",
+                    message: e.to_string(),
+                },
+            )?;
+    let facility = FacilityNumber::parse(facility_number).map_err(|e| SignInError::Invalid {
+        field: "facility_number",
+        message: e.to_string(),
+    })?;
+    let customer = CustomerNumber::parse(customer_number).map_err(|e| SignInError::Invalid {
+        field: "customer_number",
+        message: e.to_string(),
+    })?;
+    // Counted per facility number whether or not it exists, so the limit itself reveals
+    // nothing about which numbers are real.
+    state
+        .throttle
+        .hit(
+            &format!(
+                "facility:{}:{}:{}",
+                tenant.id,
+                service.as_str(),
+                facility.as_str()
+            ),
+            cfg.attempts_per_facility_per_hour,
+            Duration::from_secs(3600),
+        )
+        .map_err(SignInError::Throttled)?;
+    let found = state
+        .store
+        .facility_by_invoice(tenant.id, service, &facility)
+        .await?;
+    // Compare against something of the same shape when nothing was found, so an unknown
+    // facility takes about as long to refuse as a wrong customer number.
+    let stored = found
+        .as_ref()
+        .and_then(|f| f.customer_number.clone())
+        .unwrap_or_else(|| "\u{0}".repeat(customer.as_str().len()));
+    let matches = constant_time_eq(stored.as_bytes(), customer.as_str().as_bytes());
+    let Some(facility) = found.filter(|_| matches) else {
+        return Err(SignInError::NoMatch);
+    };
+    let secret = new_secret("vss");
+    let expires_at = crate::store::now() + i64::from(cfg.session_ttl_minutes) * 60;
+    state
+        .store
+        .create_session(&secret_hash(&secret), facility.id, expires_at)
+        .await?;
+    Ok((secret, expires_at))
+}
+
+pub async fn session(state: &AppState, secret: &str) -> anyhow::Result<Option<Session>> {
+    Ok(state
+        .store
+        .session(&secret_hash(secret))
+        .await?
+        .map(|(facility_id, tenant_id)| Session {
+            facility_id,
+            tenant_id,
+        }))
+}
+
+pub async fn sign_out(state: &AppState, secret: &str) -> anyhow::Result<()> {
+    state.store.delete_session(&secret_hash(secret)).await
+}
+
+/// What a signed-in household sees: its facility and masked contact data.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct RegistrationView {
+    pub facility: FacilitySummary,
+    /// Masked, e.g. "+46 70*** **67"; null when none is registered.
+    pub phone: Option<String>,
+    pub email: Option<EmailView>,
+}
+
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct EmailView {
+    /// Masked, e.g. "a***@example.com".
+    pub address: String,
+    /// False until the verification link has been opened.
+    pub verified: bool,
+}
+
+pub async fn view(state: &AppState, s: Session) -> anyhow::Result<RegistrationView> {
+    let facility = state
+        .store
+        .facility_summary(s.facility_id)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("facility {} of a live session is gone", s.facility_id))?;
+    let sub = state
+        .store
+        .subscription(s.facility_id)
+        .await?
+        .unwrap_or_default();
+    let phone = match &sub.phone {
+        None => None,
+        Some(c) => {
+            let clear = state.keyring.open(phone_field(s.facility_id), &c.sealed)?;
+            Some(
+                PhoneNumber::parse(&clear, Region::Se)
+                    .map(|p| p.masked())
+                    .unwrap_or_default(),
+            )
+        }
+    };
+    let email = match &sub.email {
+        None => None,
+        Some(c) => {
+            let clear = state.keyring.open(email_field(s.facility_id), &c.sealed)?;
+            Some(EmailView {
+                address: Email::parse(&clear).map(|e| e.masked()).unwrap_or_default(),
+                verified: sub.email_verified_at.is_some(),
+            })
+        }
+    };
+    Ok(RegistrationView {
+        facility,
+        phone,
+        email,
+    })
+}
+
+/// The region whose national number forms are assumed, from the tenant's languages.
+pub fn region_for(tenant: &Tenant) -> Region {
+    if tenant.default_language() == Language::Nb {
+        Region::No
+    } else {
+        Region::Se
+    }
+}
+
+pub async fn set_phone(state: &AppState, s: Session, phone: &PhoneNumber) -> anyhow::Result<()> {
+    let sealed = SealedContact {
+        sealed: state.keyring.seal(phone_field(s.facility_id), phone.e164()),
+        bidx: state
+            .keyring
+            .blind_index(s.tenant_id, "phone", phone.e164()),
+    };
+    state
+        .store
+        .set_phone(s.tenant_id, s.facility_id, &sealed)
+        .await?;
+    tracing::info!(facility_id = s.facility_id, phone = ?phone, "mobile number registered");
+    Ok(())
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum EmailOutcome {
+    /// A verification link was sent; the address gets nothing else until it is opened.
+    VerificationSent,
+    /// The same address was already verified for this facility: nothing changed.
+    AlreadyVerified,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SetEmailError {
+    /// The address is stored (unverified) but the verification mail did not go out.
+    #[error("the verification e-mail could not be sent: {0:#}")]
+    MailFailed(anyhow::Error),
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+pub async fn set_email(
+    state: &AppState,
+    tenant: &Tenant,
+    s: Session,
+    email: &Email,
+    lang: Language,
+) -> Result<EmailOutcome, SetEmailError> {
+    let bidx = state
+        .keyring
+        .blind_index(s.tenant_id, "email", &email.normalized());
+    if let Some(sub) = state.store.subscription(s.facility_id).await?
+        && sub.email_verified_at.is_some()
+        && sub.email.as_ref().is_some_and(|c| c.bidx == bidx)
+    {
+        return Ok(EmailOutcome::AlreadyVerified);
+    }
+    let sealed = SealedContact {
+        sealed: state
+            .keyring
+            .seal(email_field(s.facility_id), email.as_str()),
+        bidx,
+    };
+    let link = new_secret("vsv");
+    let hours = state.config.registration.verification_ttl_hours;
+    let expires_at = crate::store::now() + i64::from(hours) * 3600;
+    state
+        .store
+        .set_email_pending(
+            s.tenant_id,
+            s.facility_id,
+            &sealed,
+            &secret_hash(&link),
+            expires_at,
+        )
+        .await?;
+    let url = format!(
+        "{}/verify/{link}?lang={}",
+        state.config.public_url,
+        lang.as_str()
+    );
+    let hours = hours.to_string();
+    let args = [
+        ("tenant", tenant.name.as_str()),
+        ("hours", hours.as_str()),
+        ("link", url.as_str()),
+    ];
+    state
+        .mailer
+        .send(OutgoingMail {
+            to: email,
+            subject: i18n::format(lang, "mail_verify_subject", &args),
+            body: i18n::format(lang, "mail_verify_body", &args),
+        })
+        .await
+        .map_err(SetEmailError::MailFailed)?;
+    tracing::info!(facility_id = s.facility_id, email = ?email, "verification link sent");
+    Ok(EmailOutcome::VerificationSent)
+}
+
+pub async fn remove(state: &AppState, s: Session, what: Contact) -> anyhow::Result<bool> {
+    state.store.clear_contact(s.facility_id, what).await
+}
+
+pub async fn verify(state: &AppState, link: &str) -> anyhow::Result<VerifyOutcome> {
+    state.store.verify_email(&secret_hash(link)).await
+}

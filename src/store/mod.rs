@@ -1,0 +1,117 @@
+//! Persistence: one `Store` API over two backends. SQLite is the embedded default for one
+//! process; PostgreSQL serves several instances sharing one database.
+//!
+//! The SQL is written once with `$N` placeholders, which both drivers accept, and the
+//! `on_pool!` macro expands a body once per backend so each arm is type-checked against its own
+//! driver. Columns use types both sides decode the same way: 64-bit integers (timestamps are
+//! Unix seconds), text, byte strings and doubles.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::Context;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+
+mod facilities;
+pub mod registration;
+mod tenants;
+
+pub use facilities::{FacilityAuth, FacilitySummary, MoveOutOutcome, UpsertSummary};
+pub use registration::{SealedContact, SubscriptionRow, VerifyOutcome};
+pub use tenants::{NewTenant, Tenant, TokenInfo};
+
+#[derive(Clone)]
+pub enum Backend {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+#[derive(Clone)]
+pub struct Store {
+    backend: Backend,
+}
+
+/// Runs `$body` with `$pool` bound to the concrete pool of whichever backend this store uses.
+macro_rules! on_pool {
+    ($store:expr, $pool:ident => $body:expr) => {
+        match &$store.backend {
+            $crate::store::Backend::Sqlite($pool) => $body,
+            $crate::store::Backend::Postgres($pool) => $body,
+        }
+    };
+}
+pub(crate) use on_pool;
+
+impl Store {
+    /// Opens the database named by `url` (`sqlite://path` or `postgres://...`) and brings its
+    /// schema up to date.
+    pub async fn connect(url: &str) -> anyhow::Result<Self> {
+        let backend = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let opts = PgConnectOptions::from_str(url)
+                .with_context(|| "the PostgreSQL database_url is not valid".to_string())?;
+            let pool = PgPoolOptions::new()
+                .max_connections(16)
+                .acquire_timeout(Duration::from_secs(10))
+                .connect_with(opts)
+                .await
+                .context("cannot connect to PostgreSQL")?;
+            Backend::Postgres(pool)
+        } else if url.starts_with("sqlite:") {
+            let opts = SqliteConnectOptions::from_str(url)
+                .context("the SQLite database_url is not valid")?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .foreign_keys(true)
+                .busy_timeout(Duration::from_secs(10));
+            let pool = SqlitePoolOptions::new()
+                .max_connections(4)
+                .connect_with(opts)
+                .await
+                .with_context(|| format!("cannot open the SQLite database {url}"))?;
+            Backend::Sqlite(pool)
+        } else {
+            anyhow::bail!(
+                "database_url must start with sqlite:// or postgres:// (got {:?})",
+                url.split(':').next().unwrap_or_default()
+            );
+        };
+        let store = Self { backend };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn migrate(&self) -> anyhow::Result<()> {
+        match &self.backend {
+            Backend::Sqlite(p) => sqlx::migrate!("migrations/sqlite").run(p).await,
+            Backend::Postgres(p) => sqlx::migrate!("migrations/postgres").run(p).await,
+        }
+        .context("database migration failed")
+    }
+
+    pub fn backend_name(&self) -> &'static str {
+        match self.backend {
+            Backend::Sqlite(_) => "sqlite",
+            Backend::Postgres(_) => "postgres",
+        }
+    }
+
+    /// Answers when the database does; used by `/healthz`.
+    pub async fn ping(&self) -> anyhow::Result<()> {
+        on_pool!(self, pool => {
+            sqlx::query("SELECT 1").execute(pool).await?;
+        });
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        on_pool!(self, pool => pool.close().await)
+    }
+}
+
+pub(crate) fn now() -> i64 {
+    jiff::Timestamp::now().as_second()
+}

@@ -1,0 +1,331 @@
+//! Subscriptions (sealed contact data), e-mail verification links and sign-in sessions.
+
+use sqlx::Row;
+
+use super::{Store, now, on_pool};
+use crate::crypto::{FieldRef, Keyring, Sealed};
+
+/// A sealed contact value with its blind index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealedContact {
+    pub sealed: Sealed,
+    pub bidx: Vec<u8>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct SubscriptionRow {
+    pub phone: Option<SealedContact>,
+    pub email: Option<SealedContact>,
+    pub email_verified_at: Option<i64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VerifyOutcome {
+    Verified,
+    /// The link is older than its time to live; a new one must be requested.
+    Expired,
+    /// Unknown, already used, or for an address that has since been replaced or removed.
+    Invalid,
+}
+
+pub fn phone_field(facility_id: i64) -> FieldRef<'static> {
+    FieldRef {
+        table: "subscriptions",
+        column: "phone",
+        row: facility_id,
+    }
+}
+
+pub fn email_field(facility_id: i64) -> FieldRef<'static> {
+    FieldRef {
+        table: "subscriptions",
+        column: "email",
+        row: facility_id,
+    }
+}
+
+fn contact(ct: Option<Vec<u8>>, key: Option<i64>, bidx: Option<Vec<u8>>) -> Option<SealedContact> {
+    match (ct, key, bidx) {
+        (Some(ciphertext), Some(key_id), Some(bidx)) => Some(SealedContact {
+            sealed: Sealed { key_id, ciphertext },
+            bidx,
+        }),
+        _ => None,
+    }
+}
+
+impl Store {
+    pub async fn subscription(&self, facility_id: i64) -> anyhow::Result<Option<SubscriptionRow>> {
+        let sub = on_pool!(self, pool => {
+            let row = sqlx::query(
+                "SELECT phone_ct, phone_key, phone_bidx, email_ct, email_key, email_bidx, email_verified_at
+                 FROM subscriptions WHERE facility_id = $1",
+            )
+            .bind(facility_id)
+            .fetch_optional(pool)
+            .await?;
+            match row {
+                None => None,
+                Some(r) => Some(SubscriptionRow {
+                    phone: contact(r.try_get("phone_ct")?, r.try_get("phone_key")?, r.try_get("phone_bidx")?),
+                    email: contact(r.try_get("email_ct")?, r.try_get("email_key")?, r.try_get("email_bidx")?),
+                    email_verified_at: r.try_get("email_verified_at")?,
+                }),
+            }
+        });
+        Ok(sub)
+    }
+
+    /// Sets (or replaces) the facility's mobile number.
+    pub async fn set_phone(
+        &self,
+        tenant_id: i64,
+        facility_id: i64,
+        phone: &SealedContact,
+    ) -> anyhow::Result<()> {
+        let at = now();
+        on_pool!(self, pool => {
+            sqlx::query(
+                "INSERT INTO subscriptions (facility_id, tenant_id, phone_ct, phone_key, phone_bidx, created_at, updated_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $6)
+                 ON CONFLICT (facility_id) DO UPDATE SET phone_ct = excluded.phone_ct, phone_key = excluded.phone_key,
+                 phone_bidx = excluded.phone_bidx, updated_at = excluded.updated_at",
+            )
+            .bind(facility_id)
+            .bind(tenant_id)
+            .bind(&phone.sealed.ciphertext)
+            .bind(phone.sealed.key_id)
+            .bind(&phone.bidx)
+            .bind(at)
+            .execute(pool)
+            .await?;
+        });
+        Ok(())
+    }
+
+    /// Sets (or replaces) the facility's e-mail as unverified and stores its verification link;
+    /// links sent for an earlier address stop working.
+    pub async fn set_email_pending(
+        &self,
+        tenant_id: i64,
+        facility_id: i64,
+        email: &SealedContact,
+        link_hash: &[u8],
+        expires_at: i64,
+    ) -> anyhow::Result<()> {
+        let at = now();
+        on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            sqlx::query(
+                "INSERT INTO subscriptions (facility_id, tenant_id, email_ct, email_key, email_bidx, email_verified_at, created_at, updated_at)
+                 VALUES ($1, $2, $3, $4, $5, NULL, $6, $6)
+                 ON CONFLICT (facility_id) DO UPDATE SET email_ct = excluded.email_ct, email_key = excluded.email_key,
+                 email_bidx = excluded.email_bidx, email_verified_at = NULL, updated_at = excluded.updated_at",
+            )
+            .bind(facility_id)
+            .bind(tenant_id)
+            .bind(&email.sealed.ciphertext)
+            .bind(email.sealed.key_id)
+            .bind(&email.bidx)
+            .bind(at)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query("DELETE FROM email_verifications WHERE facility_id = $1")
+                .bind(facility_id)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(
+                "INSERT INTO email_verifications (token_hash, facility_id, email_bidx, created_at, expires_at)
+                 VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(link_hash)
+            .bind(facility_id)
+            .bind(&email.bidx)
+            .bind(at)
+            .bind(expires_at)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    /// Removes the phone or the e-mail (`column` is "phone" or "email"); the row goes when
+    /// nothing is left in it. Returns whether there was something to remove.
+    pub async fn clear_contact(&self, facility_id: i64, column: Contact) -> anyhow::Result<bool> {
+        let sql = match column {
+            Contact::Phone => {
+                "UPDATE subscriptions SET phone_ct = NULL, phone_key = NULL, phone_bidx = NULL, updated_at = $1
+                 WHERE facility_id = $2 AND phone_ct IS NOT NULL"
+            }
+            Contact::Email => {
+                "UPDATE subscriptions SET email_ct = NULL, email_key = NULL, email_bidx = NULL, email_verified_at = NULL,
+                 updated_at = $1 WHERE facility_id = $2 AND email_ct IS NOT NULL"
+            }
+        };
+        let changed = on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let n = sqlx::query(sql).bind(now()).bind(facility_id).execute(&mut *tx).await?.rows_affected();
+            if column == Contact::Email {
+                sqlx::query("DELETE FROM email_verifications WHERE facility_id = $1")
+                    .bind(facility_id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            sqlx::query("DELETE FROM subscriptions WHERE facility_id = $1 AND phone_ct IS NULL AND email_ct IS NULL")
+                .bind(facility_id)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            n > 0
+        });
+        Ok(changed)
+    }
+
+    /// Opens a verification link: single use, and only for the address it was sent to.
+    pub async fn verify_email(&self, link_hash: &[u8]) -> anyhow::Result<VerifyOutcome> {
+        let at = now();
+        let outcome = on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let row = sqlx::query(
+                "SELECT facility_id, email_bidx, expires_at FROM email_verifications WHERE token_hash = $1 AND used_at IS NULL",
+            )
+            .bind(link_hash)
+            .fetch_optional(&mut *tx)
+            .await?;
+            match row {
+                None => VerifyOutcome::Invalid,
+                Some(r) => {
+                    let facility_id: i64 = r.try_get("facility_id")?;
+                    let bidx: Vec<u8> = r.try_get("email_bidx")?;
+                    let expires_at: i64 = r.try_get("expires_at")?;
+                    // Mark it used whatever the outcome, so a link is never tried twice.
+                    let claimed = sqlx::query("UPDATE email_verifications SET used_at = $1 WHERE token_hash = $2 AND used_at IS NULL")
+                        .bind(at)
+                        .bind(link_hash)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                    let outcome = if claimed == 0 {
+                        VerifyOutcome::Invalid
+                    } else if expires_at < at {
+                        VerifyOutcome::Expired
+                    } else {
+                        let n = sqlx::query(
+                            "UPDATE subscriptions SET email_verified_at = $1, updated_at = $1
+                             WHERE facility_id = $2 AND email_bidx = $3 AND email_verified_at IS NULL",
+                        )
+                        .bind(at)
+                        .bind(facility_id)
+                        .bind(&bidx)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                        if n == 1 { VerifyOutcome::Verified } else { VerifyOutcome::Invalid }
+                    };
+                    tx.commit().await?;
+                    outcome
+                }
+            }
+        });
+        Ok(outcome)
+    }
+
+    pub async fn create_session(
+        &self,
+        token_hash: &[u8],
+        facility_id: i64,
+        expires_at: i64,
+    ) -> anyhow::Result<()> {
+        on_pool!(self, pool => {
+            sqlx::query("INSERT INTO registration_sessions (token_hash, facility_id, created_at, expires_at) VALUES ($1, $2, $3, $4)")
+                .bind(token_hash)
+                .bind(facility_id)
+                .bind(now())
+                .bind(expires_at)
+                .execute(pool)
+                .await?;
+        });
+        Ok(())
+    }
+
+    /// The facility and tenant a live session belongs to.
+    pub async fn session(&self, token_hash: &[u8]) -> anyhow::Result<Option<(i64, i64)>> {
+        let found = on_pool!(self, pool => {
+            let row = sqlx::query(
+                "SELECT s.facility_id, f.tenant_id FROM registration_sessions s JOIN facilities f ON f.id = s.facility_id
+                 WHERE s.token_hash = $1 AND s.expires_at > $2",
+            )
+            .bind(token_hash)
+            .bind(now())
+            .fetch_optional(pool)
+            .await?;
+            match row {
+                None => None,
+                Some(r) => Some((r.try_get("facility_id")?, r.try_get("tenant_id")?)),
+            }
+        });
+        Ok(found)
+    }
+
+    pub async fn delete_session(&self, token_hash: &[u8]) -> anyhow::Result<()> {
+        on_pool!(self, pool => {
+            sqlx::query("DELETE FROM registration_sessions WHERE token_hash = $1 OR expires_at < $2")
+                .bind(token_hash)
+                .bind(now())
+                .execute(pool)
+                .await?;
+        });
+        Ok(())
+    }
+
+    /// Re-seals every stored contact value with the keyring's current key. Runs in one
+    /// transaction so a failure leaves every row as it was.
+    pub async fn reseal_contacts(&self, keyring: &Keyring) -> anyhow::Result<u64> {
+        let current = keyring.current_key_id();
+        let mut count = 0u64;
+        on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let rows = sqlx::query(
+                "SELECT facility_id, phone_ct, phone_key, email_ct, email_key FROM subscriptions
+                 WHERE (phone_key IS NOT NULL AND phone_key <> $1) OR (email_key IS NOT NULL AND email_key <> $1)",
+            )
+            .bind(current)
+            .fetch_all(&mut *tx)
+            .await?;
+            for r in rows {
+                let id: i64 = r.try_get("facility_id")?;
+                for (field, ct, key) in [
+                    (phone_field(id), r.try_get::<Option<Vec<u8>>, _>("phone_ct")?, r.try_get::<Option<i64>, _>("phone_key")?),
+                    (email_field(id), r.try_get("email_ct")?, r.try_get("email_key")?),
+                ] {
+                    let (Some(ciphertext), Some(key_id)) = (ct, key) else { continue };
+                    if key_id == current {
+                        continue;
+                    }
+                    let clear = keyring.open(field, &Sealed { key_id, ciphertext })?;
+                    let fresh = keyring.seal(field, &clear);
+                    let sql = format!(
+                        "UPDATE subscriptions SET {0}_ct = $1, {0}_key = $2 WHERE facility_id = $3",
+                        field.column
+                    );
+                    sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+                        .bind(&fresh.ciphertext)
+                        .bind(fresh.key_id)
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
+                    count += 1;
+                }
+            }
+            tx.commit().await?;
+        });
+        Ok(count)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Contact {
+    Phone,
+    Email,
+}

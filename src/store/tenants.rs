@@ -1,0 +1,249 @@
+//! Tenants, their services and their API tokens.
+
+use sqlx::Row;
+
+use super::{Store, now, on_pool};
+use crate::domain::language::Language;
+use crate::domain::scope::Scope;
+use crate::domain::sender_id::SenderId;
+use crate::domain::service::ServiceKind;
+
+#[derive(Debug, Clone)]
+pub struct NewTenant {
+    pub slug: String,
+    pub name: String,
+    pub sms_sender_id: SenderId,
+    pub languages: Vec<Language>,
+    pub time_zone: String,
+    pub privacy_contact: String,
+    pub services: Vec<ServiceKind>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tenant {
+    pub id: i64,
+    pub slug: String,
+    pub name: String,
+    pub sms_sender_id: String,
+    pub languages: Vec<Language>,
+    pub time_zone: String,
+    pub privacy_contact: String,
+    pub services: Vec<ServiceKind>,
+}
+
+impl Tenant {
+    /// The language used when nothing better is known (first configured one).
+    pub fn default_language(&self) -> Language {
+        self.languages.first().copied().unwrap_or(Language::En)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct TokenInfo {
+    pub token_id: i64,
+    pub tenant_id: i64,
+    pub name: String,
+    pub scopes: Vec<Scope>,
+}
+
+fn join<T: AsRef<str>>(items: impl IntoIterator<Item = T>) -> String {
+    items
+        .into_iter()
+        .map(|i| i.as_ref().to_string())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn split<T: std::str::FromStr>(text: &str) -> Vec<T> {
+    text.split(',').filter_map(|s| s.parse().ok()).collect()
+}
+
+impl Store {
+    /// Creates a tenant with its services. A taken slug is an error the caller reports.
+    pub async fn create_tenant(&self, t: &NewTenant) -> anyhow::Result<Tenant> {
+        let langs = join(t.languages.iter().map(|l| l.as_str()));
+        let id: i64 = on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let id: i64 = sqlx::query_scalar(
+                "INSERT INTO tenants (slug, name, sms_sender_id, languages, time_zone, privacy_contact, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+            )
+            .bind(&t.slug)
+            .bind(&t.name)
+            .bind(t.sms_sender_id.as_str())
+            .bind(&langs)
+            .bind(&t.time_zone)
+            .bind(&t.privacy_contact)
+            .bind(now())
+            .fetch_one(&mut *tx)
+            .await?;
+            for s in &t.services {
+                sqlx::query("INSERT INTO tenant_services (tenant_id, service) VALUES ($1, $2)")
+                    .bind(id)
+                    .bind(s.as_str())
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            id
+        });
+        self.tenant_by_id(id)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("tenant {id} vanished right after it was created"))
+    }
+
+    pub async fn tenant_slug_taken(&self, slug: &str) -> anyhow::Result<bool> {
+        let n: i64 = on_pool!(self, pool => {
+            sqlx::query_scalar("SELECT COUNT(*) FROM tenants WHERE slug = $1")
+                .bind(slug)
+                .fetch_one(pool)
+                .await?
+        });
+        Ok(n > 0)
+    }
+
+    pub async fn tenant_by_id(&self, id: i64) -> anyhow::Result<Option<Tenant>> {
+        self.tenant_where("id = $1", TenantKey::Id(id)).await
+    }
+
+    pub async fn tenant_by_slug(&self, slug: &str) -> anyhow::Result<Option<Tenant>> {
+        self.tenant_where("slug = $1", TenantKey::Slug(slug)).await
+    }
+
+    pub async fn list_tenants(&self) -> anyhow::Result<Vec<Tenant>> {
+        let ids: Vec<i64> = on_pool!(self, pool => {
+            sqlx::query_scalar("SELECT id FROM tenants ORDER BY name")
+                .fetch_all(pool)
+                .await?
+        });
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            out.extend(self.tenant_by_id(id).await?);
+        }
+        Ok(out)
+    }
+
+    async fn tenant_where(&self, cond: &str, key: TenantKey<'_>) -> anyhow::Result<Option<Tenant>> {
+        let sql = format!(
+            "SELECT id, slug, name, sms_sender_id, languages, time_zone, privacy_contact FROM tenants WHERE {cond}"
+        );
+        let tenant = on_pool!(self, pool => {
+            let q = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
+            let q = match key {
+                TenantKey::Id(id) => q.bind(id),
+                TenantKey::Slug(s) => q.bind(s.to_string()),
+            };
+            let Some(row) = q.fetch_optional(pool).await? else {
+                return Ok(None);
+            };
+            let id: i64 = row.try_get("id")?;
+            let services: Vec<String> = sqlx::query_scalar(
+                "SELECT service FROM tenant_services WHERE tenant_id = $1 ORDER BY service",
+            )
+            .bind(id)
+            .fetch_all(pool)
+            .await?;
+            Tenant {
+                id,
+                slug: row.try_get("slug")?,
+                name: row.try_get("name")?,
+                sms_sender_id: row.try_get("sms_sender_id")?,
+                languages: split(&row.try_get::<String, _>("languages")?),
+                time_zone: row.try_get("time_zone")?,
+                privacy_contact: row.try_get("privacy_contact")?,
+                services: services.iter().filter_map(|s| s.parse().ok()).collect(),
+            }
+        });
+        Ok(Some(tenant))
+    }
+
+    /// Stores a token's hash (never the token) with its scopes.
+    pub async fn create_token(
+        &self,
+        tenant_id: i64,
+        name: &str,
+        scopes: &[Scope],
+        token_hash: &[u8],
+    ) -> anyhow::Result<i64> {
+        let scopes = join(scopes.iter().map(|s| s.as_str()));
+        let id = on_pool!(self, pool => {
+            sqlx::query_scalar(
+                "INSERT INTO api_tokens (tenant_id, name, token_hash, scopes, created_at)
+                 VALUES ($1, $2, $3, $4, $5) RETURNING id",
+            )
+            .bind(tenant_id)
+            .bind(name)
+            .bind(token_hash)
+            .bind(&scopes)
+            .bind(now())
+            .fetch_one(pool)
+            .await?
+        });
+        Ok(id)
+    }
+
+    pub async fn token_by_hash(&self, token_hash: &[u8]) -> anyhow::Result<Option<TokenInfo>> {
+        let info = on_pool!(self, pool => {
+            let row = sqlx::query(
+                "SELECT id, tenant_id, name, scopes FROM api_tokens WHERE token_hash = $1 AND revoked_at IS NULL",
+            )
+            .bind(token_hash)
+            .fetch_optional(pool)
+            .await?;
+            match row {
+                None => None,
+                Some(row) => Some(TokenInfo {
+                    token_id: row.try_get("id")?,
+                    tenant_id: row.try_get("tenant_id")?,
+                    name: row.try_get("name")?,
+                    scopes: split(&row.try_get::<String, _>("scopes")?),
+                }),
+            }
+        });
+        Ok(info)
+    }
+
+    /// Revokes a token of this tenant; false when there is no such live token.
+    pub async fn revoke_token(&self, tenant_id: i64, token_id: i64) -> anyhow::Result<bool> {
+        let n = on_pool!(self, pool => {
+            sqlx::query("UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND tenant_id = $3 AND revoked_at IS NULL")
+                .bind(now())
+                .bind(token_id)
+                .bind(tenant_id)
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
+        Ok(n == 1)
+    }
+
+    /// Replaces the tenant's grid topology nodes given as (node, parent, name).
+    pub async fn upsert_grid_nodes(
+        &self,
+        tenant_id: i64,
+        nodes: &[(String, Option<String>, String)],
+    ) -> anyhow::Result<()> {
+        on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            for (node, parent, name) in nodes {
+                sqlx::query(
+                    "INSERT INTO grid_nodes (tenant_id, node_id, parent_id, name) VALUES ($1, $2, $3, $4)
+                     ON CONFLICT (tenant_id, node_id) DO UPDATE SET parent_id = excluded.parent_id, name = excluded.name",
+                )
+                .bind(tenant_id)
+                .bind(node)
+                .bind(parent)
+                .bind(name)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+}
+
+enum TenantKey<'a> {
+    Id(i64),
+    Slug(&'a str),
+}

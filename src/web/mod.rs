@@ -1,0 +1,141 @@
+//! HTTP: the JSON API (with its OpenAPI document), the subscriber pages and health.
+
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequestParts, State};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::state::AppState;
+
+pub mod api;
+pub mod error;
+mod pages;
+
+/// Bulk facility loads can be large; everything else is small.
+const MAX_BODY: usize = 256 * 1024 * 1024;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Varsel API", description = "Outage notifications for Nordic utilities. Tenant routes take `Authorization: Bearer <api token>`; registration routes take the session from `POST /api/v1/registration/session`."),
+    modifiers(&Security),
+    tags(
+        (name = "cis", description = "Facilities and move-outs from the customer information system"),
+        (name = "admin", description = "Tenant settings and tokens"),
+        (name = "registration", description = "Households register their mobile number and e-mail"),
+    )
+)]
+struct ApiDoc;
+
+struct Security;
+
+impl Modify for Security {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "token",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("tenant API token (scopes cis, operator, admin)"))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "session",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "household session from POST /api/v1/registration/session",
+                    ))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// The OpenAPI document, built from the routes themselves.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let (_, doc) = OpenApiRouter::<AppState>::with_openapi(ApiDoc::openapi())
+        .nest("/api/v1", api::router())
+        .split_for_parts();
+    doc
+}
+
+pub fn router(state: AppState) -> Router {
+    let (api_router, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .nest("/api/v1", api::router())
+        .split_for_parts();
+    let doc = std::sync::Arc::new(doc);
+    Router::new()
+        .merge(api_router)
+        .route(
+            "/api/openapi.json",
+            get(move || async move { Json((*doc).clone()) }),
+        )
+        .route("/healthz", get(healthz))
+        .merge(pages::router())
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(state)
+}
+
+async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
+    match state.store.ping().await {
+        Ok(()) => (
+            StatusCode::OK,
+            Json(serde_json::json!({"status": "ok", "store": state.store.backend_name()})),
+        ),
+        Err(e) => {
+            tracing::error!(
+                error = format!("{e:#}"),
+                "health check: the store does not answer"
+            );
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(
+                    serde_json::json!({"status": "unavailable", "store": state.store.backend_name()}),
+                ),
+            )
+        }
+    }
+}
+
+async fn not_found() -> error::ApiError {
+    error::ApiError::not_found("no such route; the API is described at /api/openapi.json")
+}
+
+/// The client's address for throttling: the socket peer, or the first `X-Forwarded-For`
+/// hop when the operator says a trusted proxy sits in front.
+pub struct ClientAddr(pub String);
+
+impl FromRequestParts<AppState> for ClientAddr {
+    type Rejection = std::convert::Infallible;
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        if state.config.registration.trust_forwarded_for
+            && let Some(first) = parts
+                .headers
+                .get("x-forwarded-for")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.split(',').next())
+        {
+            return Ok(Self(first.trim().to_string()));
+        }
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip().to_string())
+            .unwrap_or_else(|| "unknown".into());
+        Ok(Self(peer))
+    }
+}

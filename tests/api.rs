@@ -1,0 +1,826 @@
+//! The HTTP API, driven over real HTTP against SQLite and PostgreSQL.
+
+mod common;
+
+use common::TestApp;
+use serde_json::{Value, json};
+use varsel::domain::scope::Scope;
+use varsel::domain::service::ServiceKind::{DistrictHeating, Electricity};
+
+on_both_stores!(
+    health_and_openapi_cover_every_route,
+    facilities_upsert_reports_each_row,
+    ndjson_loads_and_unsupported_bodies_are_refused,
+    tokens_are_checked_and_scoped,
+    wrong_pair_and_unknown_facility_get_identical_answers,
+    guessing_is_throttled_per_facility_number,
+    phone_numbers_are_parsed_and_bad_ones_refused,
+    move_out_erases_the_subscription,
+    new_holder_from_the_cis_erases_the_subscription,
+    contact_data_is_not_stored_in_clear,
+    tenants_never_see_each_other,
+    verification_links_expire_and_are_single_use,
+);
+
+fn facility(number: &str, customer: &str, service: &str) -> Value {
+    json!({
+        "facility_number": number, "service": service, "customer_number": customer,
+        "street": "Storgatan", "house_number": "1", "postcode": "123 45", "town": "Älvstad",
+        "latitude": 63.1, "longitude": "17.2", "grid_node": "N1"
+    })
+}
+
+async fn setup(app: &TestApp) -> String {
+    let (_, token) = app
+        .tenant("alvstad", &[Electricity, DistrictHeating], &[Scope::Cis])
+        .await;
+    let report = app
+        .put_facilities(
+            &token,
+            json!([
+                facility("1001", "5001", "electricity"),
+                facility("1002", "5002", "electricity")
+            ]),
+        )
+        .await;
+    assert_eq!(report["inserted"], 2);
+    token
+}
+
+async fn health_and_openapi_cover_every_route(app: &TestApp) {
+    let health = app.client.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+    let body: Value = health.json().await.unwrap();
+    assert_eq!(body["status"], "ok");
+    assert_eq!(body["store"], app.state.store.backend_name());
+
+    let doc: Value = app
+        .client
+        .get(app.url("/api/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
+    let paths = doc["paths"].as_object().unwrap();
+    for (path, method) in [
+        ("/api/v1/facilities", "put"),
+        ("/api/v1/facilities/{number}/move-out", "post"),
+        ("/api/v1/tenant", "get"),
+        ("/api/v1/tokens", "post"),
+        ("/api/v1/tokens/{id}", "delete"),
+        ("/api/v1/registration/session", "post"),
+        ("/api/v1/registration/session", "delete"),
+        ("/api/v1/registration", "get"),
+        ("/api/v1/registration/phone", "put"),
+        ("/api/v1/registration/phone", "delete"),
+        ("/api/v1/registration/email", "put"),
+        ("/api/v1/registration/email", "delete"),
+        ("/api/v1/email-verifications/{token}", "post"),
+    ] {
+        assert!(
+            paths.get(path).and_then(|p| p.get(method)).is_some(),
+            "{method} {path} missing from OpenAPI"
+        );
+    }
+    let unknown = app
+        .client
+        .get(app.url("/api/v1/nope"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), 404);
+    let body: Value = unknown.json().await.unwrap();
+    assert_eq!(body["error"], "not_found");
+}
+
+async fn facilities_upsert_reports_each_row(app: &TestApp) {
+    let (_, token) = app.tenant("alvstad", &[Electricity], &[Scope::Cis]).await;
+    let mut bad = facility("1003", "5003", "electricity");
+    bad["postcode"] = json!("12");
+    let report = app
+        .put_facilities(
+            &token,
+            json!([
+                facility("1001", "5001", "electricity"),
+                facility("1002", "5002", "electricity"),
+                bad,
+                facility("1004", "5004", "water"),
+                facility("1001", "5009", "electricity"),
+                "not an object"
+            ]),
+        )
+        .await;
+    assert_eq!(report["received"], 6);
+    assert_eq!(report["inserted"], 2);
+    let rejected = report["rejected"].as_array().unwrap();
+    let lines: Vec<u64> = rejected
+        .iter()
+        .map(|r| r["line"].as_u64().unwrap())
+        .collect();
+    assert_eq!(lines, vec![3, 4, 5, 6]);
+    assert!(rejected[0]["reason"].as_str().unwrap().contains("postcode"));
+    assert!(
+        rejected[1]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("not one of this tenant's services")
+    );
+    assert!(rejected[2]["reason"].as_str().unwrap().contains("line 1"));
+
+    let again = app
+        .put_facilities(
+            &token,
+            json!([
+                facility("1001", "5001", "electricity"),
+                facility("1002", "5002", "electricity")
+            ]),
+        )
+        .await;
+    assert_eq!(
+        (again["inserted"].as_u64(), again["unchanged"].as_u64()),
+        (Some(0), Some(2))
+    );
+
+    let mut moved = facility("1002", "5002", "electricity");
+    moved["street"] = json!("Kyrkogatan");
+    let changed = app.put_facilities(&token, json!([moved])).await;
+    assert_eq!(
+        (
+            changed["updated"].as_u64(),
+            changed["holder_changed"].as_u64()
+        ),
+        (Some(1), Some(0))
+    );
+
+    let tenant: Value = app
+        .client
+        .get(app.url("/api/v1/tenant"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(tenant["facilities"], 2);
+}
+
+async fn ndjson_loads_and_unsupported_bodies_are_refused(app: &TestApp) {
+    let (_, token) = app.tenant("alvstad", &[Electricity], &[Scope::Cis]).await;
+    let body = format!(
+        "{}\n\n{{broken\n{}\n",
+        facility("1", "2", "electricity"),
+        facility("3", "4", "electricity")
+    );
+    let resp = app
+        .client
+        .put(app.url("/api/v1/facilities"))
+        .bearer_auth(&token)
+        .header("content-type", "application/x-ndjson")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let report: Value = resp.json().await.unwrap();
+    assert_eq!(report["inserted"], 2);
+    assert_eq!(report["rejected"][0]["line"], 3);
+
+    let resp = app
+        .client
+        .put(app.url("/api/v1/facilities"))
+        .bearer_auth(&token)
+        .header("content-type", "text/csv")
+        .body("a,b")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 415);
+
+    let resp = app
+        .client
+        .put(app.url("/api/v1/facilities"))
+        .bearer_auth(&token)
+        .header("content-type", "application/json")
+        .body("{\"facility_number\": \"1\"}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    let err: Value = resp.json().await.unwrap();
+    assert!(err["message"].as_str().unwrap().contains("JSON array"));
+    let tenant: Value = app
+        .client
+        .get(app.url("/api/v1/tenant"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(tenant["facilities"], 2, "refused bodies changed nothing");
+}
+
+async fn tokens_are_checked_and_scoped(app: &TestApp) {
+    let (tenant, admin) = app.tenant("alvstad", &[Electricity], &[Scope::Admin]).await;
+    let operator = app.token(&tenant, &[Scope::Operator]).await;
+    let url = app.url("/api/v1/facilities");
+    let none = app.client.put(&url).json(&json!([])).send().await.unwrap();
+    assert_eq!(none.status(), 401);
+    let wrong = app
+        .client
+        .put(&url)
+        .bearer_auth("vst_nope")
+        .json(&json!([]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 401);
+    let forbidden = app
+        .client
+        .put(&url)
+        .bearer_auth(&operator)
+        .json(&json!([]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forbidden.status(), 403);
+    let err: Value = forbidden.json().await.unwrap();
+    assert!(err["message"].as_str().unwrap().contains("cis"));
+
+    let created = app
+        .client
+        .post(app.url("/api/v1/tokens"))
+        .bearer_auth(&admin)
+        .json(&json!({"name": "CIS nightly", "scopes": ["cis"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let created: Value = created.json().await.unwrap();
+    let cis = created["token"].as_str().unwrap().to_string();
+    assert_eq!(
+        app.client
+            .put(&url)
+            .bearer_auth(&cis)
+            .json(&json!([]))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let bad_scope = app
+        .client
+        .post(app.url("/api/v1/tokens"))
+        .bearer_auth(&admin)
+        .json(&json!({"name": "x", "scopes": ["root"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad_scope.status(), 400);
+    let by_cis = app
+        .client
+        .post(app.url("/api/v1/tokens"))
+        .bearer_auth(&cis)
+        .json(&json!({"name": "x", "scopes": ["admin"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        by_cis.status(),
+        403,
+        "a cis token cannot mint an admin token"
+    );
+
+    let id = created["id"].as_i64().unwrap();
+    let revoked = app
+        .client
+        .delete(app.url(&format!("/api/v1/tokens/{id}")))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), 204);
+    assert_eq!(
+        app.client
+            .put(&url)
+            .bearer_auth(&cis)
+            .json(&json!([]))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+}
+
+async fn wrong_pair_and_unknown_facility_get_identical_answers(app: &TestApp) {
+    setup(app).await;
+    let attempt = |customer: &'static str, facility: &'static str| async move {
+        let resp = app
+            .client
+            .post(app.url("/api/v1/registration/session"))
+            .json(&json!({"tenant": "alvstad", "service": "electricity", "customer_number": customer, "facility_number": facility}))
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status();
+        let mut headers: Vec<(String, String)> = resp
+            .headers()
+            .iter()
+            .filter(|(k, _)| *k != "date")
+            .map(|(k, v)| (k.to_string(), v.to_str().unwrap().to_string()))
+            .collect();
+        headers.sort();
+        (status, headers, resp.bytes().await.unwrap())
+    };
+    let wrong_customer = attempt("5999", "1001").await;
+    let unknown_facility = attempt("5001", "9999").await;
+    assert_eq!(wrong_customer.0, 404);
+    assert_eq!(wrong_customer, unknown_facility);
+
+    // The same through the page: the HTML answer is identical too.
+    let page = |customer: &'static str, facility: &'static str| async move {
+        let resp = app
+            .client
+            .post(app.url("/t/alvstad?lang=en"))
+            .form(&[
+                ("service", "electricity"),
+                ("customer_number", customer),
+                ("facility_number", facility),
+            ])
+            .send()
+            .await
+            .unwrap();
+        // The form keeps what was typed; blank the household's own input so what is
+        // compared is everything the service adds.
+        let status = resp.status();
+        let body = resp.text().await.unwrap();
+        (
+            status,
+            body.replace(&format!("value=\"{customer}\""), "value=\"\"")
+                .replace(&format!("value=\"{facility}\""), "value=\"\""),
+        )
+    };
+    let a = page("5999", "1001").await;
+    let b = page("5001", "9999").await;
+    assert_eq!(a.0, 404);
+    assert_eq!(a, b);
+    // And the right pair works.
+    app.sign_in("alvstad", "electricity", "5001", "1001").await;
+}
+
+async fn guessing_is_throttled_per_facility_number(app: &TestApp) {
+    setup(app).await;
+    let limit = app.state.config.registration.attempts_per_facility_per_hour;
+    for facility in ["1001", "7777"] {
+        let mut statuses = Vec::new();
+        for i in 0..=limit {
+            let resp = app
+                .client
+                .post(app.url("/api/v1/registration/session"))
+                .json(&json!({"tenant": "alvstad", "service": "electricity", "customer_number": format!("9{i}"), "facility_number": facility}))
+                .send()
+                .await
+                .unwrap();
+            if resp.status() == 429 {
+                assert!(resp.headers().get("retry-after").is_some());
+            }
+            statuses.push(resp.status().as_u16());
+        }
+        assert!(
+            statuses[..limit as usize].iter().all(|s| *s == 404),
+            "{statuses:?}"
+        );
+        assert_eq!(
+            *statuses.last().unwrap(),
+            429,
+            "known and unknown numbers are throttled alike: {facility}"
+        );
+    }
+    // Now even the right pair is refused for this facility until the window ends.
+    let resp = app
+        .client
+        .post(app.url("/api/v1/registration/session"))
+        .json(&json!({"tenant": "alvstad", "service": "electricity", "customer_number": "5001", "facility_number": "1001"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 429);
+}
+
+async fn phone_numbers_are_parsed_and_bad_ones_refused(app: &TestApp) {
+    setup(app).await;
+    let session = app.sign_in("alvstad", "electricity", "5001", "1001").await;
+    let put = |phone: &'static str| {
+        app.client
+            .put(app.url("/api/v1/registration/phone"))
+            .bearer_auth(&session)
+            .json(&json!({ "phone": phone }))
+            .send()
+    };
+    let ok = put("070-123 45 67").await.unwrap();
+    assert_eq!(ok.status(), 200);
+    let view: Value = ok.json().await.unwrap();
+    assert_eq!(view["phone"], "+46 70*** **67");
+    assert_eq!(view["facility"]["facility_number"], "1001");
+
+    let landline = put("08-123 456 78").await.unwrap();
+    assert_eq!(landline.status(), 400);
+    let err: Value = landline.json().await.unwrap();
+    assert_eq!(err["error"], "not_mobile");
+    for garbage in [
+        "",
+        "hello",
+        "+46 70 123",
+        "070-123 45 67 89 00 11 22 33 44 55 66 77",
+    ] {
+        let resp = put(garbage).await.unwrap();
+        assert_eq!(resp.status(), 400, "{garbage:?}");
+        let err: Value = resp.json().await.unwrap();
+        assert!(!err["message"].as_str().unwrap().is_empty());
+    }
+    let not_json = app
+        .client
+        .put(app.url("/api/v1/registration/phone"))
+        .bearer_auth(&session)
+        .header("content-type", "application/json")
+        .body("{\"phone\": 12")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(not_json.status(), 400);
+
+    // A new number replaces the old one; the refused ones changed nothing.
+    let view: Value = put("+46 73 000 11 22").await.unwrap().json().await.unwrap();
+    assert_eq!(view["phone"], "+46 73*** **22");
+    let removed = app
+        .client
+        .delete(app.url("/api/v1/registration/phone"))
+        .bearer_auth(&session)
+        .send()
+        .await
+        .unwrap();
+    let view: Value = removed.json().await.unwrap();
+    assert!(view["phone"].is_null());
+    assert!(
+        app.state.store.subscription(1).await.unwrap().is_none(),
+        "an empty subscription row is removed"
+    );
+}
+
+async fn move_out_erases_the_subscription(app: &TestApp) {
+    let token = setup(app).await;
+    let session = app.sign_in("alvstad", "electricity", "5001", "1001").await;
+    app.client
+        .put(app.url("/api/v1/registration/phone"))
+        .bearer_auth(&session)
+        .json(&json!({"phone": "0701234567"}))
+        .send()
+        .await
+        .unwrap();
+    let f = app
+        .state
+        .store
+        .facility_by_invoice(1, Electricity, &"1001".parse().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(app.state.store.subscription(f.id).await.unwrap().is_some());
+
+    let resp = app
+        .client
+        .post(app.url("/api/v1/facilities/1001/move-out"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["subscription_erased"], true);
+    assert!(app.state.store.subscription(f.id).await.unwrap().is_none());
+    assert_eq!(
+        app.state
+            .store
+            .facility_event_kinds(1, &"1001".parse().unwrap())
+            .await
+            .unwrap(),
+        vec!["move_out"]
+    );
+    // The old holder's session ended with the contract, and the old pair no longer signs in.
+    let view = app
+        .client
+        .get(app.url("/api/v1/registration"))
+        .bearer_auth(&session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(view.status(), 401);
+    let again = app
+        .client
+        .post(app.url("/api/v1/registration/session"))
+        .json(&json!({"tenant": "alvstad", "service": "electricity", "customer_number": "5001", "facility_number": "1001"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 404);
+
+    let unknown = app
+        .client
+        .post(app.url("/api/v1/facilities/4242/move-out"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), 404);
+    // The same number in two services needs ?service=.
+    app.put_facilities(
+        &token,
+        json!([facility("1002", "5002", "district_heating")]),
+    )
+    .await;
+    let ambiguous = app
+        .client
+        .post(app.url("/api/v1/facilities/1002/move-out"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ambiguous.status(), 409);
+    let chosen = app
+        .client
+        .post(app.url("/api/v1/facilities/1002/move-out?service=district_heating"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(chosen.status(), 200);
+    let body: Value = chosen.json().await.unwrap();
+    assert_eq!(body["subscription_erased"], false);
+}
+
+async fn new_holder_from_the_cis_erases_the_subscription(app: &TestApp) {
+    let token = setup(app).await;
+    let session = app.sign_in("alvstad", "electricity", "5002", "1002").await;
+    let resp = app
+        .client
+        .put(app.url("/api/v1/registration/phone"))
+        .bearer_auth(&session)
+        .json(&json!({"phone": "+4741234567"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let report = app
+        .put_facilities(&token, json!([facility("1002", "6002", "electricity")]))
+        .await;
+    assert_eq!(report["updated"], 1);
+    assert_eq!(report["holder_changed"], 1);
+    let f = app
+        .state
+        .store
+        .facility_by_invoice(1, Electricity, &"1002".parse().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(app.state.store.subscription(f.id).await.unwrap().is_none());
+    assert_eq!(
+        app.state
+            .store
+            .facility_event_kinds(1, &"1002".parse().unwrap())
+            .await
+            .unwrap(),
+        vec!["holder_changed"]
+    );
+    // The new holder registers anew with their own customer number.
+    app.sign_in("alvstad", "electricity", "6002", "1002").await;
+}
+
+async fn contact_data_is_not_stored_in_clear(app: &TestApp) {
+    setup(app).await;
+    let session = app.sign_in("alvstad", "electricity", "5001", "1001").await;
+    app.client
+        .put(app.url("/api/v1/registration/phone"))
+        .bearer_auth(&session)
+        .json(&json!({"phone": "070-987 65 43"}))
+        .send()
+        .await
+        .unwrap();
+    let resp = app
+        .client
+        .put(app.url("/api/v1/registration/email"))
+        .bearer_auth(&session)
+        .json(&json!({"email": "Anna.Svensson@Example.com"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 202);
+    let dump = app.dump_database().await;
+    assert!(dump.len() > 1000, "the dump holds the database");
+    assert!(
+        dump.windows(b"1001".len()).any(|w| w == b"1001"),
+        "the dump shows clear facility numbers, so a clear phone would show too"
+    );
+    for needle in [
+        "46709876543",
+        "709876543",
+        "0709876543",
+        "Anna.Svensson",
+        "Svensson@Example",
+    ] {
+        assert!(
+            !dump
+                .windows(needle.len())
+                .any(|w| w.eq_ignore_ascii_case(needle.as_bytes())),
+            "{needle} found in clear in the database"
+        );
+    }
+    let view: Value = app
+        .client
+        .get(app.url("/api/v1/registration"))
+        .bearer_auth(&session)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(view["email"]["address"], "A***@example.com");
+    assert_eq!(view["email"]["verified"], false);
+}
+
+async fn tenants_never_see_each_other(app: &TestApp) {
+    let token_a = setup(app).await;
+    let (_, token_b) = app
+        .tenant("fjordkraft", &[Electricity], &[Scope::Admin])
+        .await;
+    app.put_facilities(&token_b, json!([facility("2001", "7001", "electricity")]))
+        .await;
+    let cross = app
+        .client
+        .post(app.url("/api/v1/facilities/2001/move-out"))
+        .bearer_auth(&token_a)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        cross.status(),
+        404,
+        "tenant A cannot move out tenant B's facility"
+    );
+    let wrong_tenant = app
+        .client
+        .post(app.url("/api/v1/registration/session"))
+        .json(&json!({"tenant": "alvstad", "service": "electricity", "customer_number": "7001", "facility_number": "2001"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong_tenant.status(), 404);
+    let a: Value = app
+        .client
+        .get(app.url("/api/v1/tenant"))
+        .bearer_auth(&token_a)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let b: Value = app
+        .client
+        .get(app.url("/api/v1/tenant"))
+        .bearer_auth(&token_b)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (a["facilities"].as_i64(), b["facilities"].as_i64()),
+        (Some(2), Some(1))
+    );
+    // Same invoice numbers at two tenants stay two facilities.
+    app.put_facilities(&token_b, json!([facility("1001", "5001", "electricity")]))
+        .await;
+    let a: Value = app
+        .client
+        .get(app.url("/api/v1/tenant"))
+        .bearer_auth(&token_a)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(a["facilities"], 2);
+}
+
+async fn verification_links_expire_and_are_single_use(app: &TestApp) {
+    setup(app).await;
+    let session = app.sign_in("alvstad", "electricity", "5001", "1001").await;
+    let set_email = |email: &'static str| {
+        app.client
+            .put(app.url("/api/v1/registration/email"))
+            .bearer_auth(&session)
+            .json(&json!({"email": email, "language": "en"}))
+            .send()
+    };
+    assert_eq!(set_email("first@example.com").await.unwrap().status(), 202);
+    assert_eq!(set_email("second@example.com").await.unwrap().status(), 202);
+    // Both mails went to the sink (no smtp_url): the first link was superseded by the second.
+    let sink = std::fs::read_to_string(app.dir.path().join("sink/email.jsonl")).unwrap();
+    let links: Vec<String> = sink
+        .lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).unwrap();
+            common::find_link(v["body"].as_str().unwrap(), &app.base)
+        })
+        .collect();
+    assert_eq!(links.len(), 2);
+    let token_of = |link: &str| {
+        link.rsplit('/')
+            .next()
+            .unwrap()
+            .split('?')
+            .next()
+            .unwrap()
+            .to_string()
+    };
+    let post = |token: String| {
+        app.client
+            .post(app.url(&format!("/api/v1/email-verifications/{token}")))
+            .send()
+    };
+    assert_eq!(
+        post(token_of(&links[0])).await.unwrap().status(),
+        404,
+        "superseded link"
+    );
+    assert_eq!(post(token_of(&links[1])).await.unwrap().status(), 200);
+    assert_eq!(
+        post(token_of(&links[1])).await.unwrap().status(),
+        404,
+        "single use"
+    );
+    let view: Value = app
+        .client
+        .get(app.url("/api/v1/registration"))
+        .bearer_auth(&session)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(view["email"]["verified"], true);
+    // Saving the same verified address again changes nothing.
+    let same: Value = set_email("second@example.com")
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(same["outcome"], "already_verified");
+
+    // An expired link: age the stored link past its deadline.
+    assert_eq!(set_email("third@example.com").await.unwrap().status(), 202);
+    let sink = std::fs::read_to_string(app.dir.path().join("sink/email.jsonl")).unwrap();
+    let last: Value = serde_json::from_str(sink.lines().last().unwrap()).unwrap();
+    let link = common::find_link(last["body"].as_str().unwrap(), &app.base);
+    age_verifications(app).await;
+    let expired = post(token_of(&link)).await.unwrap();
+    assert_eq!(expired.status(), 410);
+    let view: Value = app
+        .client
+        .get(app.url("/api/v1/registration"))
+        .bearer_auth(&session)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(view["email"]["verified"], false);
+}
+
+async fn age_verifications(app: &TestApp) {
+    let sql = "UPDATE email_verifications SET expires_at = expires_at - 1000000";
+    match app.state.store.backend_name() {
+        "sqlite" => {
+            let pool = sqlx::SqlitePool::connect(&app.db.url).await.unwrap();
+            sqlx::query(sql).execute(&pool).await.unwrap();
+            pool.close().await;
+        }
+        _ => {
+            let pool = sqlx::PgPool::connect(&app.db.url).await.unwrap();
+            sqlx::query(sql).execute(&pool).await.unwrap();
+            pool.close().await;
+        }
+    }
+}

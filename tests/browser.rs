@@ -1,0 +1,192 @@
+//! The subscriber pages in a real headless browser (Debian chromium + chromedriver), with
+//! JavaScript off: a household signs in, registers a number and an e-mail, and confirms it.
+
+mod common;
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::{Db, TempDir, TestApp, find_link};
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{Value, json};
+use varsel::domain::scope::Scope;
+use varsel::domain::service::ServiceKind::{DistrictHeating, Electricity};
+
+struct Browser {
+    client: Client,
+    driver: tokio::process::Child,
+    _profile: TempDir,
+}
+
+impl Browser {
+    async fn start() -> Self {
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let driver_bin = std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "chromedriver".into());
+        let driver = tokio::process::Command::new(&driver_bin)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap_or_else(|e| panic!("{driver_bin} is needed for the browser tests (apt-get install chromium chromium-driver): {e}"));
+        let profile = TempDir::new();
+        let caps = json!({
+            "goog:chromeOptions": {
+                "binary": std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into()),
+                "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                         "--no-first-run", "--disable-quic", format!("--user-data-dir={}", profile.path().display())],
+                "prefs": {"profile.managed_default_content_settings.javascript": 2}
+            }
+        });
+        let caps = match caps {
+            Value::Object(m) => m,
+            _ => unreachable!(),
+        };
+        let mut last_err = None;
+        for _ in 0..100 {
+            match ClientBuilder::native()
+                .capabilities(caps.clone())
+                .connect(&format!("http://127.0.0.1:{port}"))
+                .await
+            {
+                Ok(client) => {
+                    return Self {
+                        client,
+                        driver,
+                        _profile: profile,
+                    };
+                }
+                Err(e) => {
+                    last_err = Some(e);
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        }
+        panic!("could not start a browser session: {last_err:?}");
+    }
+
+    /// Waits (up to 15 s) until the element's text contains `want`: a click that submits a
+    /// form returns before the next page has loaded.
+    async fn expect(&self, css: &str, want: &str) {
+        let mut last = String::new();
+        for _ in 0..150 {
+            if let Ok(el) = self.client.find(Locator::Css(css)).await
+                && let Ok(text) = el.text().await
+            {
+                if text.contains(want) {
+                    return;
+                }
+                last = text;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("{css} never showed {want:?}; last seen {last:?}");
+    }
+
+    async fn fill(&self, css: &str, value: &str) {
+        let field = self.client.find(Locator::Css(css)).await.unwrap();
+        field.clear().await.unwrap();
+        field.send_keys(value).await.unwrap();
+    }
+
+    async fn click(&self, css: &str) {
+        self.client
+            .find(Locator::Css(css))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+    }
+
+    async fn stop(mut self) {
+        let _ = self.client.close().await;
+        let _ = self.driver.kill().await;
+    }
+}
+
+async fn household_registers_in_the_browser(db: Db) {
+    let app = TestApp::spawn(db).await;
+    let (_, token) = app
+        .tenant("alvstad", &[Electricity, DistrictHeating], &[Scope::Cis])
+        .await;
+    app.put_facilities(
+        &token,
+        json!([{"facility_number": "FV-000042", "service": "district_heating", "customer_number": "100042",
+                "street": "Kyrkogatan", "house_number": "4", "entrance": "B", "postcode": "86330", "town": "Älvstad"}]),
+    )
+    .await;
+    let b = Browser::start().await;
+
+    b.client.goto(&app.url("/t/alvstad?lang=sv")).await.unwrap();
+    b.expect("h2", "Få besked om avbrott").await;
+    // A wrong pair: the page says so and keeps what was typed.
+    b.client
+        .find(Locator::Css("#service option[value=district_heating]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    b.fill("#customer_number", "999999").await;
+    b.fill("#facility_number", "FV-000042").await;
+    b.click("#signin").await;
+    b.expect("#error", "Vi hittade ingen anläggning").await;
+    b.fill("#customer_number", "100042").await;
+    b.click("#signin").await;
+    b.expect("h2", "Avisering för din anläggning").await;
+    b.expect("#current-phone", "Inte anmält").await;
+
+    b.fill("#phone", "08-123 456 78").await;
+    b.click("#save-phone").await;
+    b.expect("#error", "Mobilnummer").await;
+    b.expect("#current-phone", "Inte anmält").await;
+    b.fill("#phone", "070-123 45 67").await;
+    b.click("#save-phone").await;
+    b.expect("#message", "Mobilnumret är sparat.").await;
+    b.expect("#current-phone", "+46 70*** **67").await;
+
+    b.fill("#email", "anna@example.com").await;
+    b.click("#save-email").await;
+    b.expect("#message", "anna@example.com").await;
+    b.expect("#current-email", "väntar på bekräftelse").await;
+
+    // The verification mail went to the sink; open its link in the browser and confirm.
+    let sink = std::fs::read_to_string(app.dir.path().join("sink/email.jsonl")).unwrap();
+    let mail: Value = serde_json::from_str(sink.lines().last().unwrap()).unwrap();
+    assert_eq!(mail["to"], "anna@example.com");
+    let link = find_link(mail["body"].as_str().unwrap(), &app.base);
+    b.client.goto(&link).await.unwrap();
+    b.click("#confirm").await;
+    b.expect("#message", "Tack.").await;
+
+    // Switch to English on the facility page: the session holds, the texts change.
+    b.client
+        .goto(&app.url("/t/alvstad/facility"))
+        .await
+        .unwrap();
+    b.click("#lang-en").await;
+    b.expect("h2", "Notices for your facility").await;
+    b.expect("#current-email", "confirmed").await;
+    b.click("#remove-phone").await;
+    b.expect("#message", "The mobile number is removed.").await;
+    b.click("#signout").await;
+    b.expect("h2", "Get notified about outages").await;
+
+    b.stop().await;
+    app.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_household_registers_in_the_browser() {
+    household_registers_in_the_browser(Db::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_household_registers_in_the_browser() {
+    household_registers_in_the_browser(Db::Postgres).await;
+}

@@ -1,0 +1,388 @@
+//! Test harness: the real service on a random port per test, against SQLite or a fresh
+//! PostgreSQL database, plus real protocol peers (an SMTP server, a browser).
+#![allow(dead_code)] // each test binary uses a different part of the harness
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::sync::oneshot;
+use varsel::config::Config;
+use varsel::crypto::{hex_encode, new_secret, random_bytes, secret_hash};
+use varsel::domain::language::Language;
+use varsel::domain::scope::Scope;
+use varsel::domain::sender_id::SenderId;
+use varsel::domain::service::ServiceKind;
+use varsel::state::AppState;
+use varsel::store::{NewTenant, Tenant};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Db {
+    Sqlite,
+    Postgres,
+}
+
+/// The PostgreSQL server tests create their databases on.
+pub fn pg_admin_url() -> String {
+    std::env::var("VARSEL_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+/// A directory removed when dropped.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new() -> Self {
+        let p =
+            std::env::temp_dir().join(format!("varsel-it-{}", hex_encode(&random_bytes::<8>())));
+        std::fs::create_dir_all(&p).unwrap();
+        Self(p)
+    }
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A fresh database for one test: a file for SQLite, a new database for PostgreSQL.
+pub struct TestDb {
+    pub url: String,
+    pg_name: Option<String>,
+}
+
+impl TestDb {
+    pub async fn create(db: Db, dir: &Path) -> Self {
+        match db {
+            Db::Sqlite => Self {
+                url: format!("sqlite://{}", dir.join("varsel.db").display()),
+                pg_name: None,
+            },
+            Db::Postgres => {
+                let name = format!("varsel_t_{}", hex_encode(&random_bytes::<6>()));
+                let admin = sqlx::PgPool::connect(&pg_admin_url()).await.unwrap_or_else(|e| {
+                    panic!("PostgreSQL at {} is needed for the postgres tests (start it, or set VARSEL_TEST_POSTGRES_URL): {e}", pg_admin_url())
+                });
+                sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                    .execute(&admin)
+                    .await
+                    .unwrap();
+                admin.close().await;
+                let base = pg_admin_url();
+                let url = match base.rfind('/') {
+                    Some(i) => format!("{}/{name}", &base[..i]),
+                    None => panic!("VARSEL_TEST_POSTGRES_URL has no database part"),
+                };
+                Self {
+                    url,
+                    pg_name: Some(name),
+                }
+            }
+        }
+    }
+
+    pub async fn drop_db(&self) {
+        if let Some(name) = &self.pg_name
+            && let Ok(admin) = sqlx::PgPool::connect(&pg_admin_url()).await
+        {
+            let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+            )))
+            .execute(&admin)
+            .await;
+            admin.close().await;
+        }
+    }
+}
+
+pub struct TestApp {
+    pub base: String,
+    pub state: AppState,
+    pub client: reqwest::Client,
+    pub db: TestDb,
+    pub dir: TempDir,
+    stop: Option<oneshot::Sender<()>>,
+    server: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl TestApp {
+    pub async fn spawn(db: Db) -> Self {
+        Self::spawn_with(db, &[]).await
+    }
+
+    /// Starts the service with extra `VARSEL_*` settings.
+    pub async fn spawn_with(db: Db, extra: &[(&str, &str)]) -> Self {
+        let dir = TempDir::new();
+        let test_db = TestDb::create(db, dir.path()).await;
+        let listener = varsel::app::bind("127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+        let addr = listener.local_addr().unwrap();
+        let base = format!("http://{addr}");
+        let mut vars = vec![
+            (
+                "VARSEL_DATA_DIR".to_string(),
+                dir.path().display().to_string(),
+            ),
+            ("VARSEL_DATABASE_URL".to_string(), test_db.url.clone()),
+            ("VARSEL_LISTEN".to_string(), addr.to_string()),
+            ("VARSEL_PUBLIC_URL".to_string(), base.clone()),
+        ];
+        vars.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let config = Config::from_sources(None, &vars).unwrap();
+        let state = varsel::app::build_state(config).await.unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let server = tokio::spawn(varsel::app::serve(state.clone(), listener, async {
+            let _ = stopped.await;
+        }));
+        Self {
+            base,
+            state,
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            db: test_db,
+            dir,
+            stop: Some(stop),
+            server,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Creates a tenant with the given services and returns it with a token of `scopes`.
+    pub async fn tenant(
+        &self,
+        slug: &str,
+        services: &[ServiceKind],
+        scopes: &[Scope],
+    ) -> (Tenant, String) {
+        let tenant = self
+            .state
+            .store
+            .create_tenant(&NewTenant {
+                slug: slug.into(),
+                name: format!("{slug} Energi"),
+                sms_sender_id: SenderId::parse("Test").unwrap(),
+                languages: vec![Language::Sv, Language::En],
+                time_zone: "Europe/Stockholm".into(),
+                privacy_contact: "privacy@example.com".into(),
+                services: services.to_vec(),
+            })
+            .await
+            .unwrap();
+        let token = self.token(&tenant, scopes).await;
+        (tenant, token)
+    }
+
+    pub async fn token(&self, tenant: &Tenant, scopes: &[Scope]) -> String {
+        let token = new_secret("vst");
+        self.state
+            .store
+            .create_token(tenant.id, "test", scopes, &secret_hash(&token))
+            .await
+            .unwrap();
+        token
+    }
+
+    /// PUTs facilities as a JSON array and returns the import report.
+    pub async fn put_facilities(&self, token: &str, body: serde_json::Value) -> serde_json::Value {
+        let resp = self
+            .client
+            .put(self.url("/api/v1/facilities"))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "{:?}", resp.text().await);
+        resp.json().await.unwrap()
+    }
+
+    /// Signs in with an invoice pair and returns the session secret.
+    pub async fn sign_in(
+        &self,
+        tenant: &str,
+        service: &str,
+        customer: &str,
+        facility: &str,
+    ) -> String {
+        let resp = self
+            .client
+            .post(self.url("/api/v1/registration/session"))
+            .json(&serde_json::json!({"tenant": tenant, "service": service, "customer_number": customer, "facility_number": facility}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 201, "{:?}", resp.text().await);
+        let body: serde_json::Value = resp.json().await.unwrap();
+        body["session"].as_str().unwrap().to_string()
+    }
+
+    /// Every byte the database holds in its table rows, as text, for "nothing in clear" checks.
+    pub async fn dump_database(&self) -> Vec<u8> {
+        match self.state.store.backend_name() {
+            "sqlite" => {
+                // Checkpoint so the main file holds everything, then read the files raw.
+                let pool = sqlx::SqlitePool::connect(&self.db.url).await.unwrap();
+                sqlx::query("PRAGMA wal_checkpoint(FULL)")
+                    .execute(&pool)
+                    .await
+                    .unwrap();
+                pool.close().await;
+                let mut bytes = Vec::new();
+                for suffix in ["", "-wal"] {
+                    let path = self.dir.path().join(format!("varsel.db{suffix}"));
+                    bytes.extend(std::fs::read(&path).unwrap_or_default());
+                }
+                bytes
+            }
+            _ => {
+                let pool = sqlx::PgPool::connect(&self.db.url).await.unwrap();
+                let tables: Vec<String> = sqlx::query_scalar(
+                    "SELECT table_name::text FROM information_schema.tables WHERE table_schema = 'public'",
+                )
+                .fetch_all(&pool)
+                .await
+                .unwrap();
+                let mut bytes = Vec::new();
+                for t in tables {
+                    let rows: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                        "SELECT row_to_json(x)::text FROM {t} x"
+                    )))
+                    .fetch_all(&pool)
+                    .await
+                    .unwrap();
+                    for r in rows {
+                        bytes.extend(r.into_bytes());
+                    }
+                }
+                pool.close().await;
+                bytes
+            }
+        }
+    }
+
+    pub async fn finish(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(10), &mut self.server).await;
+        self.state.store.close().await;
+        self.db.drop_db().await;
+    }
+}
+
+/// Runs each listed `async fn(&TestApp)` against SQLite and against PostgreSQL, each with a
+/// fresh service and database.
+#[macro_export]
+macro_rules! on_both_stores {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let app = $crate::common::TestApp::spawn($crate::common::Db::Sqlite).await;
+                    super::$name(&app).await;
+                    app.finish().await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let app = $crate::common::TestApp::spawn($crate::common::Db::Postgres).await;
+                    super::$name(&app).await;
+                    app.finish().await;
+                }
+            )*
+        }
+    };
+}
+
+/// A real SMTP server (Python aiosmtpd) writing each received message to a directory.
+pub struct SmtpServer {
+    pub port: u16,
+    pub dir: TempDir,
+    child: tokio::process::Child,
+}
+
+impl SmtpServer {
+    pub async fn start() -> Self {
+        let dir = TempDir::new();
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/smtp_server.py");
+        let mut child = tokio::process::Command::new("python3")
+            .arg(&script)
+            .arg(dir.path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("python3 is needed for the SMTP test server");
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(stdout).lines();
+        let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+            .await
+            .expect("the SMTP test server did not start in 30 s")
+            .unwrap()
+            .expect("the SMTP test server exited; is aiosmtpd installed (pip install aiosmtpd)?");
+        let port = line
+            .strip_prefix("READY ")
+            .and_then(|p| p.trim().parse().ok())
+            .expect("READY <port>");
+        Self { port, dir, child }
+    }
+
+    pub fn url(&self) -> String {
+        format!("smtp://127.0.0.1:{}", self.port)
+    }
+
+    /// Waits for the `n`th message and returns all messages received so far, oldest first.
+    pub async fn messages(&self, n: usize) -> Vec<String> {
+        for _ in 0..300 {
+            let mut files: Vec<_> = std::fs::read_dir(self.dir.path())
+                .unwrap()
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|e| e == "eml"))
+                .collect();
+            if files.len() >= n {
+                files.sort();
+                return files
+                    .iter()
+                    .map(|f| std::fs::read_to_string(f).unwrap())
+                    .collect();
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("the SMTP server did not receive {n} message(s) in 30 s");
+    }
+
+    pub async fn stop(mut self) {
+        let _ = self.child.kill().await;
+    }
+}
+
+/// The verification link in a mail body (quoted-printable soft breaks undone).
+pub fn find_link(mail: &str, base: &str) -> String {
+    let text = mail
+        .replace("=\r\n", "")
+        .replace("=\n", "")
+        .replace("=3D", "=");
+    let start = text
+        .find(&format!("{base}/verify/"))
+        .expect("no verification link in the mail");
+    text[start..]
+        .split(|c: char| c.is_whitespace())
+        .next()
+        .unwrap()
+        .to_string()
+}
