@@ -97,8 +97,9 @@ pub fn facilities() -> Vec<RawFacility> {
         let lon = 17.28 + (number as f64) * 0.0007 + (rng.below(1000) as f64) * 0.000_002;
         let postcode = format!("{} {:02}", 863, 30 + street_ix % 5 * 2);
         let node = format!("ALV-N{:02}", street_ix % 20 + 1);
-        let entrance =
-            number.is_multiple_of(7).then(|| ["A", "B", "C"][rng.below(3) as usize].to_string());
+        let entrance = number
+            .is_multiple_of(7)
+            .then(|| ["A", "B", "C"][rng.below(3) as usize].to_string());
         let language = if rng.below(20) == 0 { "en" } else { "sv" };
         let base = RawFacility {
             facility_number: Some(electricity_number(i)),

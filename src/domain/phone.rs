@@ -18,7 +18,9 @@ const MAX_E164_DIGITS: usize = 15;
 /// most of the number, so the mask hides all of them.
 const MIN_PARTIALLY_MASKED_DIGITS: usize = 6;
 
-/// Country assumed for numbers written without a country code.
+/// Country assumed for numbers written without a country code. It only
+/// decides when the digits do not: a single leading 0 always means Sweden and
+/// eight digits starting with 4 or 9 always mean a Norwegian mobile.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub enum Region {
     #[default]
