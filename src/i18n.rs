@@ -51,6 +51,15 @@ pub fn format(lang: Language, key: &str, args: &[(&str, &str)]) -> String {
     })
 }
 
+/// A parse error for a household, in its language: the text for `err_{kind}_{code}`, else
+/// `err_{kind}_invalid`, else the parser's own English message.
+pub fn parse_error(lang: Language, kind: &str, code: &str, english: &str) -> String {
+    [format!("err_{kind}_{code}"), format!("err_{kind}_invalid")]
+        .iter()
+        .find_map(|k| catalogue(lang).get(k.as_str()).cloned())
+        .unwrap_or_else(|| english.to_string())
+}
+
 /// The whole catalogue of one language, for templates.
 pub fn all(lang: Language) -> &'static Catalogue {
     catalogue(lang)
@@ -75,6 +84,21 @@ mod tests {
             );
             assert!(cat.values().all(|v| !v.is_empty()));
         }
+    }
+
+    #[test]
+    fn parse_errors_are_translated_by_code_with_a_fallback() {
+        assert!(
+            parse_error(Language::Sv, "phone", "not_mobile", "x").contains("inte ett mobilnummer")
+        );
+        assert!(
+            parse_error(Language::Nb, "email", "domain_literal", "x")
+                .contains("ikke en gyldig e-postadresse")
+        );
+        assert_eq!(
+            parse_error(Language::Sv, "other", "code", "the English text"),
+            "the English text"
+        );
     }
 
     #[test]

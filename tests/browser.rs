@@ -143,7 +143,7 @@ async fn household_registers_in_the_browser(db: Db) {
 
     b.fill("#phone", "08-123 456 78").await;
     b.click("#save-phone").await;
-    b.expect("#error", "Mobilnummer").await;
+    b.expect("#error", "Det är inte ett mobilnummer").await;
     b.expect("#current-phone", "Inte anmält").await;
     b.fill("#phone", "070-123 45 67").await;
     b.click("#save-phone").await;

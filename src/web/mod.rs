@@ -139,3 +139,16 @@ impl FromRequestParts<AppState> for ClientAddr {
         Ok(Self(peer))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_published_openapi_document_is_current() {
+        let current = serde_json::to_string_pretty(&super::openapi()).unwrap();
+        let published = include_str!("../../docs/openapi.json");
+        assert!(
+            published.trim() == current.trim(),
+            "docs/openapi.json is stale: run `cargo run -- openapi > docs/openapi.json`"
+        );
+    }
+}

@@ -448,7 +448,7 @@ async fn phone_submit(
         },
         Err(e) => {
             page.status = StatusCode::BAD_REQUEST;
-            page.error = Some(format!("{}: {e}", i18n::text(lang, "phone_label")));
+            page.error = Some(i18n::parse_error(lang, "phone", e.code(), &e.to_string()));
             render_facility(&state, page, session, &input, "").await
         }
     }
@@ -507,7 +507,7 @@ async fn email_submit(
         },
         Err(e) => {
             page.status = StatusCode::BAD_REQUEST;
-            page.error = Some(format!("{}: {e}", i18n::text(lang, "email_label")));
+            page.error = Some(i18n::parse_error(lang, "email", e.code(), &e.to_string()));
             render_facility(&state, page, session, "", &input).await
         }
     }
