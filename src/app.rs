@@ -33,12 +33,28 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
         &config.mail_from,
         &config.sink_dir(),
     )?;
+    let sms: Arc<dyn crate::dispatch::SmsProvider> =
+        crate::dispatch::providers::from_config(&config.sms, config.sink_dir())?.into();
+    // The sink has no contract to respect; a real provider's rate comes from its contract.
+    let rate = if config.sms.provider == "sink" {
+        1_000_000
+    } else {
+        config.sms.rate_per_second
+    };
+    let directory = match &config.directory {
+        Some(d) => Some(Arc::from(crate::directory::from_config(d)?)),
+        None => None,
+    };
     Ok(AppState {
         config: Arc::new(config),
         store,
         keyring: Arc::new(keyring),
         mailer: Arc::new(mailer),
         throttle: Arc::new(Throttle::new()),
+        sms,
+        sms_rate: Arc::new(crate::dispatch::RateLimit::new(rate)),
+        directory,
+        dispatch_wakeup: Arc::new(tokio::sync::Notify::new()),
     })
 }
 
@@ -49,20 +65,32 @@ pub async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
     })
 }
 
-/// Serves until `shutdown` resolves; in-flight requests finish first.
+/// Serves HTTP and runs the dispatcher until `shutdown` resolves; in-flight requests and
+/// the batch being sent finish first.
 pub async fn serve(
     state: AppState,
     listener: TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    let stop = Arc::new(tokio::sync::Notify::new());
+    let dispatcher = state
+        .config
+        .dispatch
+        .enabled
+        .then(|| tokio::spawn(crate::dispatch::run(state.clone(), stop.clone())));
     let app = crate::web::router(state);
-    axum::serve(
+    let served = axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),
     )
     .with_graceful_shutdown(shutdown)
     .await
-    .context("the HTTP server failed")
+    .context("the HTTP server failed");
+    stop.notify_one();
+    if let Some(d) = dispatcher {
+        let _ = d.await;
+    }
+    served
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

@@ -21,6 +21,110 @@ pub struct Config {
     pub mail_from: String,
     pub log: String,
     pub registration: RegistrationConfig,
+    pub outages: OutagesConfig,
+    pub dispatch: DispatchConfig,
+    pub sms: SmsConfig,
+    pub directory: Option<DirectoryConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutagesConfig {
+    /// An update notifies households when the estimated restoration moves at least this
+    /// much (or appears, disappears, or the cause or text changes).
+    pub material_etr_minutes: u32,
+}
+
+impl Default for OutagesConfig {
+    fn default() -> Self {
+        Self {
+            material_etr_minutes: 30,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DispatchConfig {
+    /// Run the dispatcher in `varsel serve`; turn off for API-only instances.
+    pub enabled: bool,
+    /// Notices one worker claims at a time; after a crash at most this many can go twice.
+    pub batch_size: u32,
+    /// Sends in flight at once per instance.
+    pub concurrency: u32,
+    /// How long a claim holds before another worker may take the notices over.
+    pub lease_seconds: u32,
+    /// Attempts before a notice is given up as failed.
+    pub max_attempts: u32,
+    /// First retry delay; doubles per attempt (with jitter) up to `max_backoff_seconds`.
+    pub backoff_seconds: u32,
+    pub max_backoff_seconds: u32,
+}
+
+impl Default for DispatchConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            batch_size: 200,
+            concurrency: 32,
+            lease_seconds: 60,
+            max_attempts: 10,
+            backoff_seconds: 5,
+            max_backoff_seconds: 900,
+        }
+    }
+}
+
+/// Which SMS provider sends, with the settings of its contract.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SmsConfig {
+    /// `sink` (a local file) or `46elks`.
+    pub provider: String,
+    /// The provider's API base URL (a regional endpoint or a test server).
+    pub url: Option<String>,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    /// Messages per second the contract allows.
+    pub rate_per_second: u32,
+    pub timeout_ms: u64,
+}
+
+impl Default for SmsConfig {
+    fn default() -> Self {
+        Self {
+            provider: "sink".into(),
+            url: None,
+            username: None,
+            password: None,
+            rate_per_second: 100,
+            timeout_ms: 10_000,
+        }
+    }
+}
+
+/// Where mobile numbers listed at an address come from.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DirectoryConfig {
+    /// `file` (a CSV of street, house_number, postcode, phone) or `http`.
+    pub kind: String,
+    pub file: Option<PathBuf>,
+    pub url: Option<String>,
+    /// Sent as `Authorization: Bearer <token>`.
+    pub token: Option<String>,
+    #[serde(default = "default_directory_batch")]
+    pub batch_size: usize,
+    #[serde(default = "default_directory_timeout")]
+    pub timeout_ms: u64,
+}
+
+fn default_directory_batch() -> usize {
+    500
+}
+
+fn default_directory_timeout() -> u64 {
+    5_000
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -64,6 +168,13 @@ struct FileConfig {
     log: Option<String>,
     #[serde(default)]
     registration: RegistrationConfig,
+    #[serde(default)]
+    outages: OutagesConfig,
+    #[serde(default)]
+    dispatch: DispatchConfig,
+    #[serde(default)]
+    sms: SmsConfig,
+    directory: Option<DirectoryConfig>,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -108,6 +219,10 @@ impl Config {
             "VARSEL_SMTP_URL",
             "VARSEL_MAIL_FROM",
             "VARSEL_LOG",
+            "VARSEL_SMS_PROVIDER",
+            "VARSEL_SMS_URL",
+            "VARSEL_SMS_USERNAME",
+            "VARSEL_SMS_PASSWORD",
         ];
         // VARSEL_TEST_* belong to the test suite, not to the service.
         if let Some((k, _)) = vars
@@ -167,6 +282,45 @@ impl Config {
         if r.attempts_per_client_per_minute == 0 || r.attempts_per_facility_per_hour == 0 {
             bail!("registration attempt limits must be at least 1");
         }
+        let mut sms = fc.sms;
+        if let Some(p) = var("VARSEL_SMS_PROVIDER") {
+            sms.provider = p;
+        }
+        sms.url = var("VARSEL_SMS_URL").or(sms.url);
+        sms.username = var("VARSEL_SMS_USERNAME").or(sms.username);
+        sms.password = var("VARSEL_SMS_PASSWORD").or(sms.password);
+        match sms.provider.as_str() {
+            "sink" => {}
+            "46elks" => {
+                if sms.username.is_none() || sms.password.is_none() {
+                    bail!(
+                        "sms.provider 46elks needs sms.username and sms.password (the API credentials)"
+                    );
+                }
+            }
+            other => bail!("sms.provider {other:?} is not supported; use sink or 46elks"),
+        }
+        if sms.rate_per_second == 0 {
+            bail!("sms.rate_per_second must be at least 1");
+        }
+        let d = &fc.dispatch;
+        if d.batch_size == 0
+            || d.concurrency == 0
+            || d.lease_seconds == 0
+            || d.max_attempts == 0
+            || d.backoff_seconds == 0
+        {
+            bail!("dispatch settings must be at least 1");
+        }
+        if let Some(dir) = &fc.directory {
+            match dir.kind.as_str() {
+                "file" if dir.file.is_some() => {}
+                "http" if dir.url.is_some() => {}
+                "file" => bail!("directory.kind file needs directory.file"),
+                "http" => bail!("directory.kind http needs directory.url"),
+                other => bail!("directory.kind {other:?} is not supported; use file or http"),
+            }
+        }
         Ok(Self {
             data_dir,
             listen,
@@ -177,6 +331,10 @@ impl Config {
             mail_from,
             log,
             registration: fc.registration,
+            outages: fc.outages,
+            dispatch: fc.dispatch,
+            sms,
+            directory: fc.directory,
         })
     }
 

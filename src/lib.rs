@@ -4,15 +4,20 @@
 //! `web` the HTTP API and pages; `registration` and `cis` the use cases they share.
 
 pub mod app;
+pub mod bench;
 pub mod cis;
 pub mod config;
 pub mod crypto;
 pub mod demo;
+pub mod directory;
+pub mod dispatch;
 pub mod domain;
 pub mod i18n;
 pub mod mail;
+pub mod outages;
 pub mod registration;
 pub mod state;
 pub mod store;
+pub mod texts;
 pub mod throttle;
 pub mod web;

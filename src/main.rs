@@ -48,8 +48,95 @@ enum Command {
     /// Show or rotate the data key that seals phone numbers and e-mails.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Declare, update and end outages (the same steps as the API).
+    #[command(subcommand)]
+    Outage(OutageCommand),
     /// Print the OpenAPI document of the HTTP API.
     Openapi,
+    /// Measure the service under load.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// One outage over N facilities: time until every notice is durable, time to the first
+    /// send, dispatch rate through a loopback 46elks-compatible server, peak memory.
+    Storm {
+        #[arg(long, default_value_t = 1_000_000)]
+        facilities: usize,
+        /// Stores to measure: sqlite, and/or a PostgreSQL admin URL (a scratch database is
+        /// created under it and dropped).
+        #[arg(long = "store", default_values_t = ["sqlite".to_string(), "postgres://postgres@127.0.0.1:5432/test".to_string()])]
+        stores: Vec<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum OutageCommand {
+    /// Declare an unplanned outage; notices are written at once and sent by `varsel serve`.
+    Declare {
+        #[arg(long)]
+        tenant: String,
+        /// electricity, district_heating, city_fibre or water.
+        #[arg(long)]
+        service: String,
+        /// Affected facility numbers (repeat or comma-separate).
+        #[arg(long = "facility", value_delimiter = ',')]
+        facilities: Vec<String>,
+        /// Affected grid nodes: everything below them (repeat or comma-separate).
+        #[arg(long = "grid-node", value_delimiter = ',')]
+        grid_nodes: Vec<String>,
+        /// Affected postcodes (repeat or comma-separate).
+        #[arg(long = "postcode", value_delimiter = ',')]
+        postcodes: Vec<String>,
+        /// A GeoJSON file with the affected area.
+        #[arg(long)]
+        area: Option<PathBuf>,
+        /// Estimated restoration, e.g. 2026-01-15T16:30 (tenant's local time) or Unix seconds.
+        #[arg(long)]
+        etr: Option<String>,
+        #[arg(long)]
+        cause: Option<String>,
+        /// Free text per language, e.g. sv="Vi felsöker" (repeat).
+        #[arg(long = "text")]
+        texts: Vec<String>,
+        /// Show what would be sent, write nothing.
+        #[arg(long)]
+        preview: bool,
+    },
+    /// Change the estimated restoration, cause or text.
+    Update {
+        #[arg(long)]
+        tenant: String,
+        id: i64,
+        #[arg(long)]
+        etr: Option<String>,
+        #[arg(long)]
+        cause: Option<String>,
+        #[arg(long = "text")]
+        texts: Vec<String>,
+    },
+    /// Mark the outage over: everyone still affected hears that supply is back.
+    Restore {
+        #[arg(long)]
+        tenant: String,
+        id: i64,
+        #[arg(long)]
+        cause: Option<String>,
+    },
+    /// The outage was declared in error.
+    Cancel {
+        #[arg(long)]
+        tenant: String,
+        id: i64,
+    },
+    /// Show an outage, its steps and how its notices stand.
+    Show {
+        #[arg(long)]
+        tenant: String,
+        id: i64,
+    },
 }
 
 #[derive(Subcommand)]
@@ -197,6 +284,32 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Keys(cmd) => keys(config, cmd).await,
+        Command::Outage(cmd) => outage(config, cmd).await,
+        Command::Bench(BenchCommand::Storm { facilities, stores }) => {
+            println!(
+                "storm benchmark: {facilities} facilities; {} cores",
+                std::thread::available_parallelism()
+                    .map(|n| n.get())
+                    .unwrap_or(1)
+            );
+            for store in stores {
+                let figures =
+                    varsel::bench::storm(&store, facilities, &|msg| eprintln!("  [{store}] {msg}"))
+                        .await?;
+                println!(
+                    "{:<8} notices {:>8}  seed {:>6.1} s  durable {:>6.2} s  first send {:>6.2} s  all sent {:>7.1} s  dispatch {:>8.0}/s  peak RSS {:>6.0} MiB",
+                    figures.store,
+                    figures.notices,
+                    figures.seed_secs,
+                    figures.durable_secs,
+                    figures.first_send_secs,
+                    figures.all_sent_secs,
+                    figures.dispatch_per_sec,
+                    figures.peak_rss_mib
+                );
+            }
+            Ok(())
+        }
         Command::Openapi => {
             println!("{}", serde_json::to_string_pretty(&varsel::web::openapi())?);
             Ok(())
@@ -436,6 +549,243 @@ async fn keys(config: Config, cmd: KeysCommand) -> anyhow::Result<()> {
             println!(
                 "Copy {} to every instance that shares this database.",
                 ring.path().display()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// A time as the operator writes it: Unix seconds, or a local date and time in the tenant's
+/// time zone (2026-01-15T16:30 or "2026-01-15 16:30").
+fn parse_time(text: &str, time_zone: &str) -> anyhow::Result<i64> {
+    if let Ok(secs) = text.trim().parse::<i64>() {
+        return Ok(secs);
+    }
+    let civil: jiff::civil::DateTime = text.trim().replace(' ', "T").parse().map_err(|_| {
+        anyhow::anyhow!("{text:?} is not a time such as 2026-01-15T16:30 or Unix seconds")
+    })?;
+    let zone = jiff::tz::TimeZone::get(time_zone)?;
+    Ok(civil.to_zoned(zone)?.timestamp().as_second())
+}
+
+fn parse_texts(texts: &[String]) -> anyhow::Result<std::collections::HashMap<String, String>> {
+    texts
+        .iter()
+        .map(|t| {
+            t.split_once('=')
+                .map(|(l, v)| (l.trim().to_string(), v.to_string()))
+                .ok_or_else(|| {
+                    anyhow::anyhow!("--text {t:?} must be LANG=TEXT, e.g. sv=\"Vi felsöker\"")
+                })
+        })
+        .collect()
+}
+
+fn print_step(o: &varsel::outages::StepOutcome) {
+    println!(
+        "outage {}: step {} ({}) {}; {} notices written{}",
+        o.outage_id,
+        o.step.seq,
+        o.step.kind,
+        if o.step.notify {
+            "notifies"
+        } else {
+            "recorded without notifying (change not material)"
+        },
+        o.step.notices,
+        if o.replayed {
+            " (already done earlier)"
+        } else {
+            ""
+        }
+    );
+}
+
+async fn outage(config: Config, cmd: OutageCommand) -> anyhow::Result<()> {
+    use varsel::domain::outage::StepKind;
+    use varsel::outages::{self, Actor, End, StepRequest, Update};
+    let state = app::build_state(config).await?;
+    let slug = match &cmd {
+        OutageCommand::Declare { tenant, .. }
+        | OutageCommand::Update { tenant, .. }
+        | OutageCommand::Restore { tenant, .. }
+        | OutageCommand::Cancel { tenant, .. }
+        | OutageCommand::Show { tenant, .. } => tenant.clone(),
+    };
+    let tenant = state
+        .store
+        .tenant_by_slug(&slug)
+        .await?
+        .with_context(|| format!("no tenant {slug:?} (varsel tenant list shows them)"))?;
+    let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
+    let actor = Actor(format!("cli:{user}"));
+    let fail = |e: outages::OutageError| anyhow::anyhow!("{e}");
+    match cmd {
+        OutageCommand::Declare {
+            service,
+            facilities,
+            grid_nodes,
+            postcodes,
+            area,
+            etr,
+            cause,
+            texts,
+            preview,
+            ..
+        } => {
+            let area = match area {
+                None => None,
+                Some(p) => Some(
+                    serde_json::from_slice(
+                        &std::fs::read(&p)
+                            .with_context(|| format!("cannot read {}", p.display()))?,
+                    )
+                    .with_context(|| format!("{} is not JSON", p.display()))?,
+                ),
+            };
+            let req = outages::Declare {
+                service,
+                started_at: None,
+                etr: etr
+                    .as_deref()
+                    .map(|t| parse_time(t, &tenant.time_zone))
+                    .transpose()?,
+                cause,
+                texts: parse_texts(&texts)?,
+                affected: varsel::domain::selector::SelectorSpec {
+                    facility_numbers: facilities,
+                    grid_nodes,
+                    postcodes,
+                    streets: Vec::new(),
+                    area,
+                },
+            };
+            let (outcome, p) = outages::declare(&state, &tenant, &actor, None, &req, preview)
+                .await
+                .map_err(fail)?;
+            if let Some(o) = outcome {
+                print_step(&o);
+            } else {
+                println!(
+                    "{} facilities; {} SMS recipients ({} from the directory), {} e-mail recipients",
+                    p.facilities, p.sms_recipients, p.directory_recipients, p.email_recipients
+                );
+                for t in &p.texts {
+                    println!(
+                        "  [{} {} x{}{}] {}",
+                        t.channel,
+                        t.language,
+                        t.recipients,
+                        t.parts
+                            .map(|n| format!(
+                                ", {n} SMS part(s), {}",
+                                t.encoding.clone().unwrap_or_default()
+                            ))
+                            .unwrap_or_default(),
+                        t.text
+                    );
+                }
+            }
+        }
+        OutageCommand::Update {
+            id,
+            etr,
+            cause,
+            texts,
+            ..
+        } => {
+            let req = Update {
+                etr: etr
+                    .as_deref()
+                    .map(|t| parse_time(t, &tenant.time_zone))
+                    .transpose()?
+                    .map(Some),
+                cause,
+                texts: if texts.is_empty() {
+                    None
+                } else {
+                    Some(parse_texts(&texts)?)
+                },
+            };
+            print_step(
+                &outages::step(
+                    &state,
+                    &tenant,
+                    &actor,
+                    id,
+                    None,
+                    StepKind::Updated,
+                    StepRequest::Update(req),
+                )
+                .await
+                .map_err(fail)?,
+            );
+        }
+        OutageCommand::Restore { id, cause, .. } => {
+            let req = End {
+                at: None,
+                cause,
+                texts: None,
+            };
+            print_step(
+                &outages::step(
+                    &state,
+                    &tenant,
+                    &actor,
+                    id,
+                    None,
+                    StepKind::Restored,
+                    StepRequest::End(req),
+                )
+                .await
+                .map_err(fail)?,
+            );
+        }
+        OutageCommand::Cancel { id, .. } => {
+            print_step(
+                &outages::step(
+                    &state,
+                    &tenant,
+                    &actor,
+                    id,
+                    None,
+                    StepKind::Cancelled,
+                    StepRequest::End(End::default()),
+                )
+                .await
+                .map_err(fail)?,
+            );
+        }
+        OutageCommand::Show { id, .. } => {
+            let o = state
+                .store
+                .outage(tenant.id, id)
+                .await?
+                .with_context(|| format!("no outage {id}"))?;
+            println!(
+                "outage {} ({}) {}: {} facilities affected now",
+                o.id, o.service, o.state, o.affected_facilities
+            );
+            for s in &o.steps {
+                println!(
+                    "  {} {} at {} by {}: {} notices",
+                    s.seq, s.kind, s.at, s.actor, s.notices
+                );
+            }
+            let mut counts: Vec<_> = state
+                .store
+                .notice_counts(Some(id))
+                .await?
+                .into_iter()
+                .collect();
+            counts.sort();
+            println!(
+                "  notices: {}",
+                counts
+                    .iter()
+                    .map(|(k, v)| format!("{k} {v}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             );
         }
     }

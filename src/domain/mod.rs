@@ -2,9 +2,14 @@
 
 pub mod email;
 pub mod facility;
+pub mod geo;
 pub mod ids;
 pub mod language;
+pub mod outage;
 pub mod phone;
+pub mod recipients;
 pub mod scope;
+pub mod selector;
 pub mod sender_id;
 pub mod service;
+pub mod sms_text;

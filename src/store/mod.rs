@@ -16,10 +16,15 @@ use sqlx::sqlite::{
 };
 
 mod facilities;
+mod outages;
 pub mod registration;
 mod tenants;
 
 pub use facilities::{FacilityAuth, FacilitySummary, MoveOutOutcome, UpsertSummary};
+pub use outages::{
+    ClaimedNotice, FacilityRow, NoticeRow, OutageChange, OutageRecord, SendResult, StatusCounts,
+    StepRecord, StepText, StepWrite,
+};
 pub use registration::{SealedContact, SubscriptionRow, VerifyOutcome};
 pub use tenants::{NewTenant, Tenant, TokenInfo};
 

@@ -329,3 +329,54 @@ pub enum Contact {
     Phone,
     Email,
 }
+
+/// A subscription to load in bulk (benchmarks, migrations from another system): sealed
+/// phone and/or an e-mail that counts as verified.
+#[derive(Debug, Clone)]
+pub struct BulkSubscription {
+    pub facility_id: i64,
+    pub phone: Option<SealedContact>,
+    pub verified_email: Option<SealedContact>,
+}
+
+impl Store {
+    /// Inserts subscriptions in multi-row statements inside one transaction.
+    pub async fn insert_subscriptions(
+        &self,
+        tenant_id: i64,
+        subs: &[BulkSubscription],
+    ) -> anyhow::Result<()> {
+        let at = now();
+        on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            for chunk in subs.chunks(500) {
+                let sql = format!(
+                    "INSERT INTO subscriptions (facility_id, tenant_id, phone_ct, phone_key, phone_bidx, email_ct, email_key,
+                     email_bidx, email_verified_at, created_at, updated_at) VALUES {}",
+                    (0..chunk.len())
+                        .map(|i| {
+                            let b = 2 + i * 8;
+                            format!("(${}, $1, ${}, ${}, ${}, ${}, ${}, ${}, ${}, $2, $2)", b + 1, b + 2, b + 3, b + 4, b + 5, b + 6, b + 7, b + 8)
+                        })
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(tenant_id).bind(at);
+                for s in chunk {
+                    q = q
+                        .bind(s.facility_id)
+                        .bind(s.phone.as_ref().map(|c| c.sealed.ciphertext.clone()))
+                        .bind(s.phone.as_ref().map(|c| c.sealed.key_id))
+                        .bind(s.phone.as_ref().map(|c| c.bidx.clone()))
+                        .bind(s.verified_email.as_ref().map(|c| c.sealed.ciphertext.clone()))
+                        .bind(s.verified_email.as_ref().map(|c| c.sealed.key_id))
+                        .bind(s.verified_email.as_ref().map(|c| c.bidx.clone()))
+                        .bind(s.verified_email.as_ref().map(|_| at));
+                }
+                q.execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+}

@@ -39,6 +39,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(put_phone, delete_phone))
         .routes(routes!(put_email, delete_email))
         .routes(routes!(verify_email))
+        .merge(super::outages_api::router())
 }
 
 /// A tenant API token from `Authorization: Bearer`, with its tenant.
@@ -48,7 +49,7 @@ pub struct TenantAuth {
 }
 
 impl TenantAuth {
-    fn require(&self, scope: Scope) -> Result<(), ApiError> {
+    pub fn require(&self, scope: Scope) -> Result<(), ApiError> {
         if scope.granted_by(&self.token.scopes) {
             Ok(())
         } else {

@@ -16,6 +16,7 @@ use crate::state::AppState;
 
 pub mod api;
 pub mod error;
+mod outages_api;
 mod pages;
 
 /// Bulk facility loads can be large; everything else is small.
@@ -29,6 +30,7 @@ const MAX_BODY: usize = 256 * 1024 * 1024;
         (name = "cis", description = "Facilities and move-outs from the customer information system"),
         (name = "admin", description = "Tenant settings and tokens"),
         (name = "registration", description = "Households register their mobile number and e-mail"),
+        (name = "outages", description = "Declare and follow outages; every step notifies the affected households"),
     )
 )]
 struct ApiDoc;

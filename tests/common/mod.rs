@@ -117,6 +117,11 @@ impl TestApp {
 
     /// Starts the service with extra `VARSEL_*` settings.
     pub async fn spawn_with(db: Db, extra: &[(&str, &str)]) -> Self {
+        Self::spawn_full(db, extra, "").await
+    }
+
+    /// Starts the service with extra settings and a configuration file holding `toml`.
+    pub async fn spawn_full(db: Db, extra: &[(&str, &str)], toml: &str) -> Self {
         let dir = TempDir::new();
         let test_db = TestDb::create(db, dir.path()).await;
         let listener = varsel::app::bind("127.0.0.1:0".parse().unwrap())
@@ -134,7 +139,9 @@ impl TestApp {
             ("VARSEL_PUBLIC_URL".to_string(), base.clone()),
         ];
         vars.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-        let config = Config::from_sources(None, &vars).unwrap();
+        let file = dir.path().join("varsel.toml");
+        std::fs::write(&file, toml).unwrap();
+        let config = Config::from_sources(Some(&file), &vars).unwrap();
         let state = varsel::app::build_state(config).await.unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
         let server = tokio::spawn(varsel::app::serve(state.clone(), listener, async {
@@ -385,4 +392,110 @@ pub fn find_link(mail: &str, base: &str) -> String {
         .next()
         .unwrap()
         .to_string()
+}
+
+/// A local HTTP server that speaks 46elks' SMS API (`POST /a1/sms`, form fields from, to,
+/// message, HTTP Basic auth, JSON answer with an id). It can refuse a number (400), answer
+/// the first requests with 503 + Retry-After, and slow each answer down.
+pub struct FakeElks {
+    pub url: String,
+    pub received: std::sync::Arc<std::sync::Mutex<Vec<(String, String, String)>>>,
+    pub requests: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+#[derive(Clone)]
+struct ElksBehaviour {
+    received: std::sync::Arc<std::sync::Mutex<Vec<(String, String, String)>>>,
+    requests: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    unavailable_first: usize,
+    reject: Option<String>,
+    delay: Duration,
+}
+
+pub const ELKS_USER: &str = "u1234";
+pub const ELKS_PASSWORD: &str = "secret";
+
+impl FakeElks {
+    pub async fn start(unavailable_first: usize, reject: Option<&str>, delay: Duration) -> Self {
+        use axum::extract::State;
+        use axum::http::{HeaderMap, StatusCode};
+        use axum::response::IntoResponse;
+        async fn sms(
+            State(b): State<ElksBehaviour>,
+            headers: HeaderMap,
+            axum::Form(form): axum::Form<std::collections::HashMap<String, String>>,
+        ) -> axum::response::Response {
+            use std::sync::atomic::Ordering;
+            let n = b.requests.fetch_add(1, Ordering::SeqCst);
+            tokio::time::sleep(b.delay).await;
+            // "u1234:secret" in base64.
+            if headers.get("authorization").and_then(|v| v.to_str().ok())
+                != Some("Basic dTEyMzQ6c2VjcmV0")
+            {
+                return (
+                    StatusCode::UNAUTHORIZED,
+                    "API access requires Basic HTTP authentication",
+                )
+                    .into_response();
+            }
+            let (Some(from), Some(to), Some(message)) =
+                (form.get("from"), form.get("to"), form.get("message"))
+            else {
+                return (StatusCode::BAD_REQUEST, "Missing key from, to or message")
+                    .into_response();
+            };
+            if n < b.unavailable_first {
+                return (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    [("retry-after", "1")],
+                    "Try again",
+                )
+                    .into_response();
+            }
+            if b.reject.as_deref() == Some(to.as_str()) {
+                return (StatusCode::BAD_REQUEST, "Invalid to number").into_response();
+            }
+            let id = {
+                let mut r = b.received.lock().unwrap();
+                r.push((from.clone(), to.clone(), message.clone()));
+                format!("s{:016x}", r.len())
+            };
+            axum::Json(serde_json::json!({"status": "created", "id": id, "from": from, "to": to, "message": message, "parts": 1, "cost": 3500}))
+                .into_response()
+        }
+        let behaviour = ElksBehaviour {
+            received: Default::default(),
+            requests: Default::default(),
+            unavailable_first,
+            reject: reject.map(String::from),
+            delay,
+        };
+        let app = axum::Router::new()
+            .route("/a1/sms", axum::routing::post(sms))
+            .with_state(behaviour.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let server = tokio::spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        });
+        Self {
+            url,
+            received: behaviour.received,
+            requests: behaviour.requests,
+            server,
+        }
+    }
+
+    /// The TOML that points Varsel's SMS at this server.
+    pub fn toml(&self) -> String {
+        format!(
+            "[sms]\nprovider = \"46elks\"\nurl = \"{}\"\nusername = \"{ELKS_USER}\"\npassword = \"{ELKS_PASSWORD}\"\nrate_per_second = 100000\n",
+            self.url
+        )
+    }
+
+    pub fn stop(self) {
+        self.server.abort();
+    }
 }

@@ -1,0 +1,222 @@
+//! Notice texts: our default wording per step, channel and language, rendered with
+//! minijinja so a tenant's own templates can replace them without code changes.
+
+use std::sync::LazyLock;
+
+use minijinja::{Environment, context};
+
+use crate::domain::language::Language;
+use crate::domain::outage::StepKind;
+use crate::domain::service::ServiceKind;
+
+/// What a notice text may mention.
+#[derive(Debug, Clone)]
+pub struct TextFacts<'a> {
+    pub tenant: &'a str,
+    pub service: ServiceKind,
+    pub kind: StepKind,
+    pub started_at: i64,
+    pub etr: Option<i64>,
+    pub ended_at: Option<i64>,
+    pub cause: Option<&'a str>,
+    /// The operator's free text in this language, if any.
+    pub text: Option<&'a str>,
+    pub facilities: i64,
+    pub time_zone: &'a str,
+    /// "Now", for choosing between "14:30" and "24/11 14:30".
+    pub now: i64,
+}
+
+static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
+    let mut env = Environment::new();
+    env.set_trim_blocks(true);
+    for (name, source) in DEFAULTS {
+        env.add_template(name, source)
+            .expect("default templates are checked by the tests");
+    }
+    env
+});
+
+/// One template per language and step group; `headline` and `back` are per service.
+const DEFAULTS: [(&str, &str); 12] = [
+    (
+        "sv.start",
+        "{{ tenant }}: {{ headline }} i ditt område sedan {{ start }}.{% if cause %} Orsak: {{ cause }}.{% endif %}{% if etr %} Beräknas klart ca {{ etr }}.{% endif %}{% if text %} {{ text }}{% endif %}{% if facilities > 1 %} Gäller {{ facilities }} av dina anläggningar.{% endif %}",
+    ),
+    (
+        "sv.update",
+        "{{ tenant }}: Nytt besked om {{ headline | lower }}:{% if etr %} beräknas klart ca {{ etr }}.{% else %} vi vet ännu inte när det är klart.{% endif %}{% if cause %} Orsak: {{ cause }}.{% endif %}{% if text %} {{ text }}{% endif %}",
+    ),
+    (
+        "sv.end",
+        "{{ tenant }}: {{ back }} sedan {{ end }}. Tack för ditt tålamod.{% if text %} {{ text }}{% endif %}",
+    ),
+    (
+        "sv.cancel",
+        "{{ tenant }}: Beskedet om {{ headline | lower }} var fel och gäller inte dig. Vi ber om ursäkt.",
+    ),
+    (
+        "nb.start",
+        "{{ tenant }}: {{ headline }} i ditt område siden {{ start }}.{% if cause %} Årsak: {{ cause }}.{% endif %}{% if etr %} Ventes løst ca. {{ etr }}.{% endif %}{% if text %} {{ text }}{% endif %}{% if facilities > 1 %} Gjelder {{ facilities }} av dine anlegg.{% endif %}",
+    ),
+    (
+        "nb.update",
+        "{{ tenant }}: Nytt om {{ headline | lower }}:{% if etr %} ventes løst ca. {{ etr }}.{% else %} vi vet ennå ikke når det er løst.{% endif %}{% if cause %} Årsak: {{ cause }}.{% endif %}{% if text %} {{ text }}{% endif %}",
+    ),
+    (
+        "nb.end",
+        "{{ tenant }}: {{ back }} siden {{ end }}. Takk for tålmodigheten.{% if text %} {{ text }}{% endif %}",
+    ),
+    (
+        "nb.cancel",
+        "{{ tenant }}: Varselet om {{ headline | lower }} var feil og gjelder ikke deg. Vi beklager.",
+    ),
+    (
+        "en.start",
+        "{{ tenant }}: {{ headline }} in your area since {{ start }}.{% if cause %} Cause: {{ cause }}.{% endif %}{% if etr %} Expected fixed around {{ etr }}.{% endif %}{% if text %} {{ text }}{% endif %}{% if facilities > 1 %} Affects {{ facilities }} of your facilities.{% endif %}",
+    ),
+    (
+        "en.update",
+        "{{ tenant }}: Update on the {{ headline | lower }}:{% if etr %} expected fixed around {{ etr }}.{% else %} we do not yet know when it will be fixed.{% endif %}{% if cause %} Cause: {{ cause }}.{% endif %}{% if text %} {{ text }}{% endif %}",
+    ),
+    (
+        "en.end",
+        "{{ tenant }}: {{ back }} since {{ end }}. Thank you for your patience.{% if text %} {{ text }}{% endif %}",
+    ),
+    (
+        "en.cancel",
+        "{{ tenant }}: The notice about a {{ headline | lower }} was sent in error and does not concern you. We apologise.",
+    ),
+];
+
+fn headline(lang: Language, s: ServiceKind) -> (&'static str, &'static str) {
+    use Language::*;
+    use ServiceKind::*;
+    match (lang, s) {
+        (Sv, Electricity) => ("Strömavbrott", "Strömmen är tillbaka"),
+        (Sv, DistrictHeating) => ("Avbrott i fjärrvärmen", "Fjärrvärmen fungerar igen"),
+        (Sv, CityFibre) => ("Avbrott i stadsnätet", "Stadsnätet fungerar igen"),
+        (Sv, Water) => ("Vattenavbrott", "Vattnet är tillbaka"),
+        (Nb, Electricity) => ("Strømbrudd", "Strømmen er tilbake"),
+        (Nb, DistrictHeating) => ("Avbrudd i fjernvarmen", "Fjernvarmen virker igjen"),
+        (Nb, CityFibre) => ("Avbrudd i bynettet", "Bynettet virker igjen"),
+        (Nb, Water) => ("Vannavbrudd", "Vannet er tilbake"),
+        (En, Electricity) => ("Power cut", "Power is back"),
+        (En, DistrictHeating) => ("District heating outage", "District heating is back"),
+        (En, CityFibre) => ("City fibre outage", "City fibre is back"),
+        (En, Water) => ("Water outage", "Water is back"),
+    }
+}
+
+/// Local clock time, with the date when it is not today.
+fn local_time(ts: i64, tz: &str, now: i64) -> String {
+    let zone = jiff::tz::TimeZone::get(tz).unwrap_or(jiff::tz::TimeZone::UTC);
+    let (Ok(t), Ok(n)) = (
+        jiff::Timestamp::from_second(ts),
+        jiff::Timestamp::from_second(now),
+    ) else {
+        return String::new();
+    };
+    let t = t.to_zoned(zone.clone());
+    let n = n.to_zoned(zone);
+    if t.date() == n.date() {
+        t.strftime("%H:%M").to_string()
+    } else {
+        t.strftime("%-d/%-m %H:%M").to_string()
+    }
+}
+
+/// The subject line of an e-mail notice.
+pub fn subject(f: &TextFacts<'_>, lang: Language) -> String {
+    let (start, back) = headline(lang, f.service);
+    match f.kind {
+        StepKind::Restored | StepKind::Released => format!("{}: {back}", f.tenant),
+        _ => format!("{}: {start}", f.tenant),
+    }
+}
+
+pub fn render(f: &TextFacts<'_>, lang: Language) -> String {
+    let group = match f.kind {
+        StepKind::Declared | StepKind::Extended => "start",
+        StepKind::Updated => "update",
+        StepKind::Restored | StepKind::Released => "end",
+        StepKind::Cancelled => "cancel",
+    };
+    let (head, back) = headline(lang, f.service);
+    let name = format!("{}.{group}", lang.as_str());
+    let ctx = context! {
+        tenant => f.tenant,
+        headline => head,
+        back => back,
+        start => local_time(f.started_at, f.time_zone, f.now),
+        etr => f.etr.map(|t| local_time(t, f.time_zone, f.now)),
+        end => local_time(f.ended_at.unwrap_or(f.now), f.time_zone, f.now),
+        cause => f.cause,
+        text => f.text,
+        facilities => f.facilities,
+    };
+    TEMPLATES
+        .get_template(&name)
+        .and_then(|t| t.render(ctx))
+        .unwrap_or_else(|e| {
+            tracing::error!(error = %e, template = name, "notice template failed; sending the headline only");
+            format!("{}: {head}", f.tenant)
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn facts(kind: StepKind) -> TextFacts<'static> {
+        TextFacts {
+            tenant: "Älvstad Energi",
+            service: ServiceKind::Electricity,
+            kind,
+            // 2026-01-15 13:05 and 16:30 in Stockholm (UTC+1).
+            started_at: 1_768_478_700,
+            etr: Some(1_768_491_000),
+            ended_at: None,
+            cause: Some("storm"),
+            text: None,
+            facilities: 1,
+            time_zone: "Europe/Stockholm",
+            now: 1_768_478_760,
+        }
+    }
+
+    #[test]
+    fn every_default_renders_in_every_language() {
+        for lang in [Language::Sv, Language::Nb, Language::En] {
+            for kind in StepKind::ALL {
+                let text = render(&facts(kind), lang);
+                assert!(text.starts_with("Älvstad Energi: "), "{text}");
+                assert!(!text.contains("{{"), "{text}");
+            }
+        }
+    }
+
+    #[test]
+    fn times_are_local_and_counts_appear_only_for_several_facilities() {
+        let sv = render(&facts(StepKind::Declared), Language::Sv);
+        assert_eq!(
+            sv,
+            "Älvstad Energi: Strömavbrott i ditt område sedan 13:05. Orsak: storm. Beräknas klart ca 16:30."
+        );
+        let mut f = facts(StepKind::Declared);
+        f.facilities = 3;
+        f.etr = Some(1_768_491_000 + 86_400);
+        let en = render(&f, Language::En);
+        assert!(en.contains("around 16/1 16:30"), "{en}");
+        assert!(en.ends_with("Affects 3 of your facilities."), "{en}");
+        let nb = render(&facts(StepKind::Restored), Language::Nb);
+        assert!(
+            nb.starts_with("Älvstad Energi: Strømmen er tilbake siden"),
+            "{nb}"
+        );
+        assert_eq!(
+            subject(&facts(StepKind::Restored), Language::Sv),
+            "Älvstad Energi: Strömmen är tillbaka"
+        );
+    }
+}

@@ -1,0 +1,320 @@
+//! `/api/v1/outages`: declare, update, extend, release, restore and cancel outages, preview a
+//! declaration, and follow the notices. Writes take an `Idempotency-Key` header so an OMS that
+//! retries does not declare twice.
+
+use std::collections::HashMap;
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use serde::Deserialize;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::api::TenantAuth;
+use super::error::{ApiError, ErrorBody};
+use crate::domain::outage::StepKind;
+use crate::domain::scope::Scope;
+use crate::outages::{
+    self, Actor, Change, Declare, End, OutageError, Preview, StepOutcome, StepRequest, Update,
+};
+use crate::state::AppState;
+use crate::store::OutageRecord;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(declare, list))
+        .routes(routes!(preview))
+        .routes(routes!(show))
+        .routes(routes!(notices))
+        .routes(routes!(update))
+        .routes(routes!(extend))
+        .routes(routes!(release))
+        .routes(routes!(restore))
+        .routes(routes!(cancel))
+}
+
+fn outage_error(e: OutageError) -> ApiError {
+    match e {
+        OutageError::Invalid(m) => ApiError::bad_request(m),
+        OutageError::NotFound(id) => ApiError::not_found(format!("no outage {id}")),
+        OutageError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "conflict", m),
+        OutageError::Internal(e) => e.into(),
+    }
+}
+
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    match headers.get("idempotency-key") {
+        None => Ok(None),
+        Some(v) => v
+            .to_str()
+            .map(|s| Some(s.trim().to_string()))
+            .map_err(|_| ApiError::bad_request("Idempotency-Key must be visible ASCII")),
+    }
+}
+
+fn actor(auth: &TenantAuth) -> Actor {
+    Actor(format!("token:{}:{}", auth.token.token_id, auth.token.name))
+}
+
+type JsonBody<T> = Result<Json<T>, axum::extract::rejection::JsonRejection>;
+
+fn body<T>(b: JsonBody<T>) -> Result<T, ApiError> {
+    b.map(|Json(v)| v)
+        .map_err(|e| ApiError::bad_request(e.body_text()))
+}
+
+fn step_response(o: StepOutcome) -> (StatusCode, Json<StepOutcome>) {
+    (
+        if o.replayed {
+            StatusCode::OK
+        } else {
+            StatusCode::CREATED
+        },
+        Json(o),
+    )
+}
+
+/// Declare an unplanned outage.
+///
+/// Resolves the affected facilities, applies the recipient rule and writes one notice per
+/// recipient and channel, all in one transaction, before anything is sent. Repeating the
+/// request with the same `Idempotency-Key` answers 200 with the first result.
+#[utoipa::path(post, path = "/outages", tag = "outages", request_body = Declare,
+    params(("Idempotency-Key" = Option<String>, Header, description = "makes retries safe")),
+    responses((status = 201, body = StepOutcome), (status = 200, body = StepOutcome, description = "replayed"),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
+    security(("token" = ["operator"])))]
+async fn declare(
+    State(state): State<AppState>,
+    auth: TenantAuth,
+    headers: HeaderMap,
+    req: JsonBody<Declare>,
+) -> Result<(StatusCode, Json<StepOutcome>), ApiError> {
+    auth.require(Scope::Operator)?;
+    let req = body(req)?;
+    let key = idempotency_key(&headers)?;
+    let (outcome, _) = outages::declare(&state, &auth.tenant, &actor(&auth), key, &req, false)
+        .await
+        .map_err(outage_error)?;
+    let outcome = outcome.ok_or_else(|| anyhow::anyhow!("a declaration wrote no step"))?;
+    Ok(step_response(outcome))
+}
+
+/// Preview a declaration: affected facilities, recipients per channel, and each text with its
+/// SMS encoding and parts. Nothing is written.
+#[utoipa::path(post, path = "/outages/preview", tag = "outages", request_body = Declare,
+    responses((status = 200, body = Preview), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)),
+    security(("token" = ["operator"])))]
+async fn preview(
+    State(state): State<AppState>,
+    auth: TenantAuth,
+    req: JsonBody<Declare>,
+) -> Result<Json<Preview>, ApiError> {
+    auth.require(Scope::Operator)?;
+    let req = body(req)?;
+    let (_, preview) = outages::declare(&state, &auth.tenant, &actor(&auth), None, &req, true)
+        .await
+        .map_err(outage_error)?;
+    Ok(Json(preview))
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+struct ListQuery {
+    /// active, restored or cancelled
+    state: Option<String>,
+}
+
+/// The tenant's outages, newest first (at most 500).
+#[utoipa::path(get, path = "/outages", tag = "outages", params(ListQuery),
+    responses((status = 200, body = Vec<OutageRecord>), (status = 401, body = ErrorBody)),
+    security(("token" = ["operator"])))]
+async fn list(
+    State(state): State<AppState>,
+    auth: TenantAuth,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<Vec<OutageRecord>>, ApiError> {
+    auth.require(Scope::Operator)?;
+    if let Some(s) = &q.state
+        && !["active", "restored", "cancelled"].contains(&s.as_str())
+    {
+        return Err(ApiError::bad_request(
+            "state must be active, restored or cancelled",
+        ));
+    }
+    let mut out = Vec::new();
+    for id in state
+        .store
+        .outage_ids(auth.tenant.id, q.state.as_deref())
+        .await?
+    {
+        out.extend(state.store.outage(auth.tenant.id, id).await?);
+    }
+    Ok(Json(out))
+}
+
+/// One outage with its steps.
+#[utoipa::path(get, path = "/outages/{id}", tag = "outages", params(("id" = i64, Path)),
+    responses((status = 200, body = OutageRecord), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody)),
+    security(("token" = ["operator"])))]
+async fn show(
+    State(state): State<AppState>,
+    auth: TenantAuth,
+    Path(id): Path<i64>,
+) -> Result<Json<OutageRecord>, ApiError> {
+    auth.require(Scope::Operator)?;
+    state
+        .store
+        .outage(auth.tenant.id, id)
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(format!("no outage {id}")))
+}
+
+/// How the outage's notices stand: counts by status (pending, sending, sent, failed, superseded).
+#[utoipa::path(get, path = "/outages/{id}/notices", tag = "outages", params(("id" = i64, Path)),
+    responses((status = 200, body = HashMap<String, i64>), (status = 404, body = ErrorBody)),
+    security(("token" = ["operator"])))]
+async fn notices(
+    State(state): State<AppState>,
+    auth: TenantAuth,
+    Path(id): Path<i64>,
+) -> Result<Json<HashMap<String, i64>>, ApiError> {
+    auth.require(Scope::Operator)?;
+    if state
+        .store
+        .outage_state(auth.tenant.id, id)
+        .await?
+        .is_none()
+    {
+        return Err(ApiError::not_found(format!("no outage {id}")));
+    }
+    Ok(Json(state.store.notice_counts(Some(id)).await?))
+}
+
+async fn take_step(
+    state: AppState,
+    auth: TenantAuth,
+    id: i64,
+    headers: HeaderMap,
+    kind: StepKind,
+    req: StepRequest,
+) -> Result<(StatusCode, Json<StepOutcome>), ApiError> {
+    auth.require(Scope::Operator)?;
+    let key = idempotency_key(&headers)?;
+    let outcome = outages::step(&state, &auth.tenant, &actor(&auth), id, key, kind, req)
+        .await
+        .map_err(outage_error)?;
+    Ok(step_response(outcome))
+}
+
+/// New estimated restoration, cause or text. Households hear of it only when the change is
+/// material (the ETR moves at least `outages.material_etr_minutes`, or cause or text change).
+#[utoipa::path(post, path = "/outages/{id}/updates", tag = "outages", request_body = Update, params(("id" = i64, Path)),
+    responses((status = 201, body = StepOutcome), (status = 409, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("token" = ["operator"])))]
+async fn update(
+    State(state): State<AppState>,
+    auth: TenantAuth,
+    Path(id): Path<i64>,
+    headers: HeaderMap,
+    req: JsonBody<Update>,
+) -> Result<(StatusCode, Json<StepOutcome>), ApiError> {
+    take_step(
+        state,
+        auth,
+        id,
+        headers,
+        StepKind::Updated,
+        StepRequest::Update(body(req)?),
+    )
+    .await
+}
+
+/// More facilities are affected: they get the declaration.
+#[utoipa::path(post, path = "/outages/{id}/extend", tag = "outages", request_body = Change, params(("id" = i64, Path)),
+    responses((status = 201, body = StepOutcome), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)),
+    security(("token" = ["operator"])))]
+async fn extend(
+    State(state): State<AppState>,
+    auth: TenantAuth,
+    Path(id): Path<i64>,
+    headers: HeaderMap,
+    req: JsonBody<Change>,
+) -> Result<(StatusCode, Json<StepOutcome>), ApiError> {
+    take_step(
+        state,
+        auth,
+        id,
+        headers,
+        StepKind::Extended,
+        StepRequest::Change(body(req)?),
+    )
+    .await
+}
+
+/// Some facilities have their supply back early: they get the "back" notice.
+#[utoipa::path(post, path = "/outages/{id}/release", tag = "outages", request_body = Change, params(("id" = i64, Path)),
+    responses((status = 201, body = StepOutcome), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)),
+    security(("token" = ["operator"])))]
+async fn release(
+    State(state): State<AppState>,
+    auth: TenantAuth,
+    Path(id): Path<i64>,
+    headers: HeaderMap,
+    req: JsonBody<Change>,
+) -> Result<(StatusCode, Json<StepOutcome>), ApiError> {
+    take_step(
+        state,
+        auth,
+        id,
+        headers,
+        StepKind::Released,
+        StepRequest::Change(body(req)?),
+    )
+    .await
+}
+
+/// The outage is over: every facility still affected gets the "back" notice.
+#[utoipa::path(post, path = "/outages/{id}/restore", tag = "outages", request_body = End, params(("id" = i64, Path)),
+    responses((status = 201, body = StepOutcome), (status = 409, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("token" = ["operator"])))]
+async fn restore(
+    State(state): State<AppState>,
+    auth: TenantAuth,
+    Path(id): Path<i64>,
+    headers: HeaderMap,
+    req: JsonBody<End>,
+) -> Result<(StatusCode, Json<StepOutcome>), ApiError> {
+    take_step(
+        state,
+        auth,
+        id,
+        headers,
+        StepKind::Restored,
+        StepRequest::End(body(req)?),
+    )
+    .await
+}
+
+/// The outage was declared in error: households get an apology; pending notices are superseded.
+#[utoipa::path(post, path = "/outages/{id}/cancel", tag = "outages", request_body = End, params(("id" = i64, Path)),
+    responses((status = 201, body = StepOutcome), (status = 409, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("token" = ["operator"])))]
+async fn cancel(
+    State(state): State<AppState>,
+    auth: TenantAuth,
+    Path(id): Path<i64>,
+    headers: HeaderMap,
+    req: JsonBody<End>,
+) -> Result<(StatusCode, Json<StepOutcome>), ApiError> {
+    take_step(
+        state,
+        auth,
+        id,
+        headers,
+        StepKind::Cancelled,
+        StepRequest::End(body(req)?),
+    )
+    .await
+}
