@@ -152,7 +152,6 @@ async fn run(
     let vars = vec![
         ("VARSEL_DATA_DIR".to_string(), dir.display().to_string()),
         ("VARSEL_DATABASE_URL".to_string(), db_url.to_string()),
-        ("VARSEL_LOG".to_string(), "warn".to_string()),
     ];
     let mut state = crate::app::build_state(Config::from_sources(Some(&cfg_path), &vars)?).await?;
     let tenant = state

@@ -518,7 +518,13 @@ pub async fn declare(
             "etr is before the outage started".into(),
         ));
     }
+    let timer = std::time::Instant::now();
     let rows = select(state, tenant, service, &selector).await?;
+    tracing::debug!(
+        facilities = rows.len(),
+        ms = timer.elapsed().as_millis() as u64,
+        "declare: affected set resolved"
+    );
     if rows.is_empty() {
         return Err(OutageError::Invalid(
             "the selector matches no facility of this service".into(),
@@ -535,6 +541,11 @@ pub async fn declare(
         texts: &req.texts,
     };
     let built = build(state, &fan, &rows, !dry_run, dry_run).await?;
+    tracing::debug!(
+        notices = built.notices.len(),
+        ms = timer.elapsed().as_millis() as u64,
+        "declare: recipients sealed"
+    );
     if dry_run {
         return Ok((None, built.preview));
     }
@@ -560,6 +571,10 @@ pub async fn declare(
         notices: built.notices,
     };
     let outcome = write(state, w, None).await?;
+    tracing::debug!(
+        ms = timer.elapsed().as_millis() as u64,
+        "declare: step and notices durable"
+    );
     Ok((Some(outcome), built.preview))
 }
 

@@ -9,10 +9,6 @@ use crate::domain::facility::FacilityRecord;
 use crate::domain::ids::FacilityNumber;
 use crate::domain::service::ServiceKind;
 
-/// Rows per statement: far below both drivers' bind limits (17 columns each), large enough
-/// that a million-row load is a few thousand statements rather than a million.
-const CHUNK: usize = 500;
-
 #[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct UpsertSummary {
     pub inserted: u64,
@@ -193,9 +189,10 @@ impl Store {
     ) -> anyhow::Result<UpsertSummary> {
         let mut summary = UpsertSummary::default();
         let at = now();
+        let rows_per_chunk = self.rows_per_statement(19);
         on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
-            for chunk in records.chunks(CHUNK) {
+            for chunk in records.chunks(rows_per_chunk) {
                 let sql = format!(
                     "SELECT id, service, facility_number, {COLUMN_LIST} FROM facilities
                      WHERE tenant_id = $1 AND facility_number IN ({})",

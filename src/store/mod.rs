@@ -97,6 +97,18 @@ impl Store {
         .context("database migration failed")
     }
 
+    /// Rows per multi-row statement for `columns` bound columns. sqlx binds SQLite's numbered
+    /// parameters in time that grows with the square of their count (measured: 24,000 notice
+    /// rows took 1.6 s in 1,000-row statements, 0.2 s in 64-row ones), so SQLite gets small
+    /// statements; PostgreSQL prefers fewer round trips.
+    pub(crate) fn rows_per_statement(&self, columns: usize) -> usize {
+        let params = match self.backend {
+            Backend::Sqlite(_) => 512,
+            Backend::Postgres(_) => 16_000,
+        };
+        (params / columns.max(1)).max(1)
+    }
+
     pub fn backend_name(&self) -> &'static str {
         match self.backend {
             Backend::Sqlite(_) => "sqlite",

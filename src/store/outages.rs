@@ -147,8 +147,6 @@ pub enum SendResult {
 /// Notice counts by status, for progress and tests.
 pub type StatusCounts = HashMap<String, i64>;
 
-const NOTICE_CHUNK: usize = 1000;
-
 macro_rules! step_record {
     ($r:expr) => {
         StepRecord {
@@ -305,6 +303,8 @@ impl Store {
         expected_state: Option<&str>,
     ) -> anyhow::Result<Option<StepRecord>> {
         let at = now();
+        let facility_rows = self.rows_per_statement(1);
+        let notice_rows = self.rows_per_statement(7);
         let record = on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
             let outage_id: i64 = match &w.change {
@@ -370,7 +370,8 @@ impl Store {
             .bind(&w.idempotency_key)
             .fetch_one(&mut *tx)
             .await?;
-            for chunk in w.affect.chunks(NOTICE_CHUNK * 3) {
+            let timer = std::time::Instant::now();
+            for chunk in w.affect.chunks(facility_rows) {
                 let sql = format!(
                     "INSERT INTO outage_facilities (outage_id, facility_id, affected_from) VALUES {}
                      ON CONFLICT (outage_id, facility_id) DO UPDATE SET affected_until = NULL",
@@ -382,7 +383,7 @@ impl Store {
                 }
                 q.execute(&mut *tx).await?;
             }
-            for chunk in w.release.chunks(NOTICE_CHUNK * 3) {
+            for chunk in w.release.chunks(facility_rows) {
                 let sql = format!(
                     "UPDATE outage_facilities SET affected_until = $1 WHERE outage_id = $2 AND affected_until IS NULL AND facility_id IN ({})",
                     (0..chunk.len()).map(|i| format!("${}", i + 3)).collect::<Vec<_>>().join(", ")
@@ -393,6 +394,7 @@ impl Store {
                 }
                 q.execute(&mut *tx).await?;
             }
+            tracing::debug!(ms = timer.elapsed().as_millis() as u64, "write_step: affected set");
             let mut text_ids = Vec::with_capacity(w.texts.len());
             for t in &w.texts {
                 let id: i64 = sqlx::query_scalar(
@@ -407,7 +409,7 @@ impl Store {
                 .await?;
                 text_ids.push(id);
             }
-            for chunk in w.notices.chunks(NOTICE_CHUNK) {
+            for chunk in w.notices.chunks(notice_rows) {
                 let sql = format!(
                     "INSERT INTO notices (tenant_id, outage_id, step_id, text_id, channel, recipient_bidx, recipient_ct, recipient_key,
                      source, facilities, status, next_attempt_at, created_at) VALUES {}",
@@ -433,7 +435,9 @@ impl Store {
                 }
                 q.execute(&mut *tx).await?;
             }
+            tracing::debug!(ms = timer.elapsed().as_millis() as u64, "write_step: notices");
             tx.commit().await?;
+            tracing::debug!(ms = timer.elapsed().as_millis() as u64, "write_step: committed");
             StepRecord {
                 id: step_id,
                 outage_id,

@@ -347,9 +347,10 @@ impl Store {
         subs: &[BulkSubscription],
     ) -> anyhow::Result<()> {
         let at = now();
+        let rows = self.rows_per_statement(8);
         on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
-            for chunk in subs.chunks(500) {
+            for chunk in subs.chunks(rows) {
                 let sql = format!(
                     "INSERT INTO subscriptions (facility_id, tenant_id, phone_ct, phone_key, phone_bidx, email_ct, email_key,
                      email_bidx, email_verified_at, created_at, updated_at) VALUES {}",
