@@ -33,8 +33,17 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
         &config.mail_from,
         &config.sink_dir(),
     )?;
-    let sms: Arc<dyn crate::dispatch::SmsProvider> =
-        crate::dispatch::providers::from_config(&config.sms, config.sink_dir())?.into();
+    let webhooks = format!("{}/webhooks", config.public_url);
+    let sms: Arc<dyn crate::dispatch::SmsProvider> = crate::dispatch::providers::from_config(
+        &config.sms,
+        config.sink_dir(),
+        config
+            .sms
+            .webhook_secret
+            .as_deref()
+            .map(|secret| (webhooks.as_str(), secret)),
+    )?
+    .into();
     // The sink has no contract to respect; a real provider's rate comes from its contract.
     let rate = if config.sms.provider == "sink" {
         1_000_000

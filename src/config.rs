@@ -88,6 +88,15 @@ pub struct SmsConfig {
     /// Messages per second the contract allows.
     pub rate_per_second: u32,
     pub timeout_ms: u64,
+    /// Temporary failures in a row before the secondary provider takes over.
+    pub failover_after: u32,
+    /// How long the secondary keeps the traffic before the primary is tried again.
+    pub failover_seconds: u64,
+    /// A second provider that takes over while the primary keeps failing.
+    pub secondary: Option<Box<SmsConfig>>,
+    /// Secret path segment of the delivery-report webhooks
+    /// (`<public_url>/webhooks/<provider>/<secret>`); without it no reports are asked for.
+    pub webhook_secret: Option<String>,
 }
 
 impl Default for SmsConfig {
@@ -99,6 +108,10 @@ impl Default for SmsConfig {
             password: None,
             rate_per_second: 100,
             timeout_ms: 10_000,
+            failover_after: 5,
+            failover_seconds: 60,
+            secondary: None,
+            webhook_secret: None,
         }
     }
 }
@@ -223,6 +236,7 @@ impl Config {
             "VARSEL_SMS_URL",
             "VARSEL_SMS_USERNAME",
             "VARSEL_SMS_PASSWORD",
+            "VARSEL_SMS_WEBHOOK_SECRET",
         ];
         // VARSEL_TEST_* belong to the test suite, not to the service.
         if let Some((k, _)) = vars
@@ -289,16 +303,20 @@ impl Config {
         sms.url = var("VARSEL_SMS_URL").or(sms.url);
         sms.username = var("VARSEL_SMS_USERNAME").or(sms.username);
         sms.password = var("VARSEL_SMS_PASSWORD").or(sms.password);
-        match sms.provider.as_str() {
-            "sink" => {}
-            "46elks" => {
-                if sms.username.is_none() || sms.password.is_none() {
-                    bail!(
-                        "sms.provider 46elks needs sms.username and sms.password (the API credentials)"
-                    );
-                }
-            }
-            other => bail!("sms.provider {other:?} is not supported; use sink or 46elks"),
+        sms.webhook_secret = var("VARSEL_SMS_WEBHOOK_SECRET").or(sms.webhook_secret);
+        if let Some(secret) = &sms.webhook_secret
+            && (secret.len() < 16
+                || !secret
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'))
+        {
+            bail!(
+                "sms.webhook_secret must be at least 16 characters of letters, digits, '-' and '_'"
+            );
+        }
+        check_sms(&sms, "sms")?;
+        if let Some(second) = &sms.secondary {
+            check_sms(second, "sms.secondary")?;
         }
         if sms.rate_per_second == 0 {
             bail!("sms.rate_per_second must be at least 1");
@@ -341,6 +359,24 @@ impl Config {
     /// Where the local sink writes messages when no provider is configured.
     pub fn sink_dir(&self) -> PathBuf {
         self.data_dir.join("sink")
+    }
+}
+
+fn check_sms(sms: &SmsConfig, key: &str) -> anyhow::Result<()> {
+    match sms.provider.as_str() {
+        "sink" => Ok(()),
+        "46elks" | "twilio" | "sinch" | "kannel" => {
+            if sms.username.is_none() || sms.password.is_none() {
+                bail!(
+                    "{key}.provider {} needs {key}.username and {key}.password (46elks: API user and password; twilio: account SID and auth token; sinch: service plan id and API token; kannel: sendsms user and password)",
+                    sms.provider
+                );
+            }
+            Ok(())
+        }
+        other => bail!(
+            "{key}.provider {other:?} is not supported; use sink, 46elks, twilio, sinch or kannel"
+        ),
     }
 }
 

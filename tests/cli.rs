@@ -219,3 +219,39 @@ fn a_bad_setting_stops_the_command_with_its_name() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("listen"));
 }
+
+#[test]
+fn the_storm_benchmark_runs_on_both_stores_and_prints_its_figures() {
+    let pg = common::pg_admin_url();
+    let out = Command::new(env!("CARGO_BIN_EXE_varsel"))
+        .args([
+            "bench",
+            "storm",
+            "--facilities",
+            "100",
+            "--store",
+            "sqlite",
+            "--store",
+            &pg,
+        ])
+        .env("VARSEL_LOG", "error")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // 40 registered phones + 60 directory numbers + 20 verified e-mails.
+    for store in ["sqlite", "postgres"] {
+        let line = stdout
+            .lines()
+            .find(|l| l.starts_with(store))
+            .unwrap_or_else(|| panic!("no {store} line in {stdout}"));
+        assert!(line.contains("notices      120"), "{line}");
+        for figure in ["durable", "first send", "dispatch", "peak RSS"] {
+            assert!(line.contains(figure), "{line}");
+        }
+    }
+}

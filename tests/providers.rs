@@ -1,19 +1,24 @@
-//! SMS through 46elks' real API (a local server speaking it), with retries on 503 +
-//! Retry-After and no retry of a number the provider refuses, on both stores.
+//! SMS through each provider's real API (local servers speaking 46elks, Twilio, Sinch and
+//! Kannel), with retries on 503 + Retry-After, no retry of a number the provider refuses,
+//! and failover to a secondary provider, on both stores.
 
 mod common;
 
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use common::{Db, FakeElks, TestApp};
+use common::{Api, Db, FakeElks, FakeSms, TestApp};
 use serde_json::{Value, json};
 use varsel::domain::scope::Scope;
 use varsel::domain::service::ServiceKind::Electricity;
 
-async fn elks_with_retries_and_a_refused_number(db: Db) {
-    let elks = FakeElks::start(2, Some("+46700000002"), Duration::ZERO).await;
-    let toml = format!("{}[dispatch]\nbackoff_seconds = 1\n", elks.toml());
-    let app = TestApp::spawn_full(db, &[], &toml).await;
+/// Three households with phones +4670000000{1,2,3}; declares one outage over them and
+/// returns the notice counts once nothing is pending, the outage id and an admin token.
+async fn storm_of_three(app: &TestApp) -> Value {
+    storm_of_three_with_id(app).await.0
+}
+
+async fn storm_of_three_with_id(app: &TestApp) -> (Value, i64, String) {
     let (_, token) = app.tenant("alvstad", &[Electricity], &[Scope::Admin]).await;
     let facilities: Vec<Value> = (1..=3)
         .map(|i| json!({"facility_number": format!("{i}"), "service": "electricity", "customer_number": format!("{i}"),
@@ -63,20 +68,204 @@ async fn elks_with_retries_and_a_refused_number(db: Db) {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    (counts, id, token)
+}
+
+fn recipients(received: &std::sync::Mutex<Vec<(String, String, String)>>) -> Vec<String> {
+    let mut to: Vec<String> = received
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(_, to, _)| to.clone())
+        .collect();
+    to.sort();
+    to
+}
+
+async fn elks_with_retries_and_a_refused_number(db: Db) {
+    let elks = FakeElks::start(2, Some("+46700000002"), Duration::ZERO).await;
+    let toml = format!("{}[dispatch]\nbackoff_seconds = 1\n", elks.toml());
+    let app = TestApp::spawn_full(db, &[], &toml).await;
+    let counts = storm_of_three(&app).await;
     assert_eq!(
         counts,
         json!({"sent": 2, "failed": 1}),
         "the refused number fails at once; 503s are retried"
     );
+    assert_eq!(
+        recipients(&elks.received),
+        vec!["+46700000001", "+46700000003"]
+    );
     let received = elks.received.lock().unwrap().clone();
-    let mut to: Vec<&str> = received.iter().map(|(_, to, _)| to.as_str()).collect();
-    to.sort();
-    assert_eq!(to, vec!["+46700000001", "+46700000003"]);
     assert!(received.iter().all(|(from, _, msg)| from == "Test" && msg.starts_with("alvstad Energi: Strömavbrott")));
     // Two 503s, then three answers (two accepted, one refused); nothing more.
-    assert_eq!(elks.requests.load(std::sync::atomic::Ordering::SeqCst), 5);
+    assert_eq!(elks.requests.load(Ordering::SeqCst), 5);
     app.finish().await;
     elks.stop();
+}
+
+async fn each_provider_api(db: Db) {
+    for api in [Api::Twilio, Api::Sinch, Api::Kannel] {
+        let fake = FakeSms::start(api, "+46700000002").await;
+        let toml = format!("[sms]\n{}", fake.settings(api));
+        let app = TestApp::spawn_full(db, &[], &toml).await;
+        let counts = storm_of_three(&app).await;
+        assert_eq!(counts, json!({"sent": 2, "failed": 1}), "{api:?}");
+        assert_eq!(
+            recipients(&fake.received),
+            vec!["+46700000001", "+46700000003"],
+            "{api:?}"
+        );
+        let received = fake.received.lock().unwrap().clone();
+        assert!(
+            received
+                .iter()
+                .all(|(from, _, text)| from == "Test" && text.contains("Strömavbrott")),
+            "{api:?}: {received:?}"
+        );
+        app.finish().await;
+        fake.stop();
+    }
+}
+
+async fn failover_to_the_secondary_and_back(db: Db) {
+    let primary = FakeSms::start(Api::Sinch, "none").await;
+    primary.down.store(true, Ordering::SeqCst);
+    let secondary = FakeSms::start(Api::Twilio, "none").await;
+    let toml = format!(
+        "[sms]\n{}failover_after = 2\nfailover_seconds = 3\n[sms.secondary]\n{}[dispatch]\nbackoff_seconds = 1\nconcurrency = 1\n",
+        primary.settings(Api::Sinch),
+        secondary.settings(Api::Twilio)
+    );
+    let app = TestApp::spawn_full(db, &[], &toml).await;
+    let counts = storm_of_three(&app).await;
+    assert_eq!(counts, json!({"sent": 3}));
+    assert_eq!(
+        recipients(&secondary.received).len(),
+        3,
+        "the secondary carried the traffic"
+    );
+    assert!(primary.received.lock().unwrap().is_empty());
+    // The primary recovers; after the hold it gets the traffic back.
+    primary.down.store(false, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(3200)).await;
+    let (tenant, _) = (
+        app.state
+            .store
+            .tenant_by_slug("alvstad")
+            .await
+            .unwrap()
+            .unwrap(),
+        (),
+    );
+    let token = app.token(&tenant, &[Scope::Operator]).await;
+    let resp = app
+        .client
+        .post(app.url("/api/v1/outages"))
+        .bearer_auth(&token)
+        .json(&json!({"service": "electricity", "affected": {"facility_numbers": ["1"]}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    for _ in 0..100 {
+        if !primary.received.lock().unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        recipients(&primary.received),
+        vec!["+46700000001"],
+        "handed back to the primary"
+    );
+    app.finish().await;
+    primary.stop();
+    secondary.stop();
+}
+
+async fn delivery_reports_reach_the_notices(db: Db) {
+    let elks = FakeElks::start(0, None, Duration::ZERO).await;
+    let secret = "s3cret-path-0123456789";
+    let toml = format!("{}webhook_secret = \"{secret}\"\n", elks.toml());
+    let app = TestApp::spawn_full(db, &[], &toml).await;
+    let (counts, id, token) = storm_of_three_with_id(&app).await;
+    assert_eq!(counts, json!({"sent": 3}));
+    let callbacks = elks.callbacks.lock().unwrap().clone();
+    assert_eq!(
+        callbacks.len(),
+        3,
+        "every message asked for a delivery report"
+    );
+    let deliveries = |app: &TestApp| {
+        let url = app.url(&format!("/api/v1/outages/{id}/deliveries"));
+        let token = token.clone();
+        let client = app.client.clone();
+        async move {
+            client
+                .get(url)
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(deliveries(&app).await, json!({"unreported": 3}));
+    for (i, (msg_id, url)) in callbacks.iter().enumerate() {
+        assert!(
+            url.starts_with(&format!("{}/webhooks/46elks/{secret}", app.base)),
+            "{url}"
+        );
+        let status = if i == 0 { "failed" } else { "delivered" };
+        let r = app
+            .client
+            .post(url)
+            .form(&[
+                ("id", msg_id.as_str()),
+                ("status", status),
+                ("delivered", "2026-01-15T13:05:00"),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    let forged = app
+        .client
+        .post(app.url("/webhooks/46elks/wrong-secret-000000"))
+        .form(&[("id", "x"), ("status", "delivered")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 404);
+    let unknown = app
+        .client
+        .post(&callbacks[0].1)
+        .form(&[("id", "s-unknown"), ("status", "delivered")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        unknown.status(),
+        200,
+        "an unknown id is acknowledged so the provider stops"
+    );
+    assert_eq!(deliveries(&app).await, json!({"delivered": 2, "failed": 1}));
+    app.finish().await;
+    elks.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_delivery_reports_reach_the_notices() {
+    delivery_reports_reach_the_notices(Db::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_delivery_reports_reach_the_notices() {
+    delivery_reports_reach_the_notices(Db::Postgres).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -87,4 +276,24 @@ async fn sqlite_elks_with_retries_and_a_refused_number() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_elks_with_retries_and_a_refused_number() {
     elks_with_retries_and_a_refused_number(Db::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_twilio_sinch_and_kannel_apis() {
+    each_provider_api(Db::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_twilio_sinch_and_kannel_apis() {
+    each_provider_api(Db::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_failover_to_the_secondary_and_back() {
+    failover_to_the_secondary_and_back(Db::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_failover_to_the_secondary_and_back() {
+    failover_to_the_secondary_and_back(Db::Postgres).await;
 }

@@ -273,9 +273,9 @@ async fn send_one(
             };
             state.sms_rate.acquire().await;
             match state.sms.send(&sender.0, &to, &text.1).await {
-                Ok(id) => SendResult::Sent {
-                    provider: state.sms.name().to_string(),
-                    provider_id: id,
+                Ok(accepted) => SendResult::Sent {
+                    provider: accepted.provider.to_string(),
+                    provider_id: accepted.id,
                 },
                 Err(ProviderError::Permanent(e)) => SendResult::Failed { error: e },
                 Err(ProviderError::Retry { message, after }) => retry(message, after),

@@ -23,18 +23,100 @@ pub enum ProviderError {
     Permanent(String),
 }
 
+/// What a provider said when it took a message: who it was and its message id, if any.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Accepted {
+    pub provider: &'static str,
+    pub id: Option<String>,
+}
+
 pub type SendFuture<'a> =
-    Pin<Box<dyn Future<Output = Result<Option<String>, ProviderError>> + Send + 'a>>;
+    Pin<Box<dyn Future<Output = Result<Accepted, ProviderError>> + Send + 'a>>;
 
 pub trait SmsProvider: Send + Sync {
-    fn name(&self) -> &'static str;
-    /// Hands one SMS to the provider; returns the provider's message id, if it gives one.
+    /// Hands one SMS to the provider.
     fn send<'a>(&'a self, from: &'a str, to: &'a PhoneNumber, text: &'a str) -> SendFuture<'a>;
 }
 
-pub fn from_config(cfg: &SmsConfig, sink_dir: PathBuf) -> anyhow::Result<Box<dyn SmsProvider>> {
+/// The configured provider, wrapped with failover to `sms.secondary` when one is set.
+/// `callbacks` is the base URL delivery reports are sent to (`.../webhooks`), with the
+/// secret path segment; providers that support it are asked to report there.
+pub fn from_config(
+    cfg: &SmsConfig,
+    sink_dir: PathBuf,
+    callbacks: Option<(&str, &str)>,
+) -> anyhow::Result<Box<dyn SmsProvider>> {
+    let primary = single(cfg, &sink_dir, callbacks)?;
+    Ok(match &cfg.secondary {
+        None => primary,
+        Some(second) => Box::new(Failover::new(
+            primary,
+            single(second, &sink_dir, callbacks)?,
+            cfg.failover_after,
+            Duration::from_secs(cfg.failover_seconds),
+        )),
+    })
+}
+
+fn single(
+    cfg: &SmsConfig,
+    sink_dir: &std::path::Path,
+    callbacks: Option<(&str, &str)>,
+) -> anyhow::Result<Box<dyn SmsProvider>> {
+    let callback =
+        |provider: &str| callbacks.map(|(base, secret)| format!("{base}/{provider}/{secret}"));
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_millis(cfg.timeout_ms))
+        .build()
+        .context("cannot build the SMS HTTP client")?;
+    let need = |v: &Option<String>, what: &str| {
+        v.clone()
+            .with_context(|| format!("sms.{what} is not set for {}", cfg.provider))
+    };
+    let base = |default: &str| {
+        cfg.url
+            .clone()
+            .unwrap_or_else(|| default.to_string())
+            .trim_end_matches('/')
+            .to_string()
+    };
     Ok(match cfg.provider.as_str() {
-        "46elks" => Box::new(Elks46::new(cfg)?),
+        "46elks" => Box::new(Elks46 {
+            client,
+            endpoint: format!("{}/a1/sms", base("https://api.46elks.com")),
+            username: need(&cfg.username, "username")?,
+            password: need(&cfg.password, "password")?,
+            callback: callback("46elks"),
+        }),
+        "twilio" => {
+            let sid = need(&cfg.username, "username")?;
+            Box::new(Twilio {
+                client,
+                endpoint: format!(
+                    "{}/2010-04-01/Accounts/{sid}/Messages.json",
+                    base("https://api.twilio.com")
+                ),
+                sid,
+                token: need(&cfg.password, "password")?,
+                callback: callback("twilio"),
+            })
+        }
+        "sinch" => Box::new(Sinch {
+            client,
+            endpoint: format!(
+                "{}/xms/v1/{}/batches",
+                base("https://eu.sms.api.sinch.com"),
+                need(&cfg.username, "username")?
+            ),
+            token: need(&cfg.password, "password")?,
+            callback: callback("sinch"),
+        }),
+        "kannel" => Box::new(Kannel {
+            client,
+            endpoint: format!("{}/cgi-bin/sendsms", base("http://127.0.0.1:13013")),
+            username: need(&cfg.username, "username")?,
+            password: need(&cfg.password, "password")?,
+        }),
         _ => Box::new(SinkSms {
             path: sink_dir.join("sms.jsonl"),
             lock: Mutex::new(()),
@@ -49,10 +131,6 @@ pub struct SinkSms {
 }
 
 impl SmsProvider for SinkSms {
-    fn name(&self) -> &'static str {
-        "sink"
-    }
-
     fn send<'a>(&'a self, from: &'a str, to: &'a PhoneNumber, text: &'a str) -> SendFuture<'a> {
         Box::pin(async move {
             let line = serde_json::json!({
@@ -75,7 +153,10 @@ impl SmsProvider for SinkSms {
                 message: format!("sink file {}: {e}", self.path.display()),
                 after: None,
             })?;
-            Ok(None)
+            Ok(Accepted {
+                provider: "sink",
+                id: None,
+            })
         })
     }
 }
@@ -87,24 +168,7 @@ pub struct Elks46 {
     endpoint: String,
     username: String,
     password: String,
-}
-
-impl Elks46 {
-    pub fn new(cfg: &SmsConfig) -> anyhow::Result<Self> {
-        let base = cfg
-            .url
-            .clone()
-            .unwrap_or_else(|| "https://api.46elks.com".into());
-        Ok(Self {
-            client: reqwest::Client::builder()
-                .timeout(Duration::from_millis(cfg.timeout_ms))
-                .build()
-                .context("cannot build the 46elks HTTP client")?,
-            endpoint: format!("{}/a1/sms", base.trim_end_matches('/')),
-            username: cfg.username.clone().context("sms.username is not set")?,
-            password: cfg.password.clone().context("sms.password is not set")?,
-        })
-    }
+    callback: Option<String>,
 }
 
 fn retry_after(resp: &reqwest::Response) -> Option<Duration> {
@@ -119,46 +183,277 @@ fn retry_after(resp: &reqwest::Response) -> Option<Duration> {
 }
 
 impl SmsProvider for Elks46 {
-    fn name(&self) -> &'static str {
-        "46elks"
-    }
-
     fn send<'a>(&'a self, from: &'a str, to: &'a PhoneNumber, text: &'a str) -> SendFuture<'a> {
         Box::pin(async move {
-            let resp = self
+            let req = self
                 .client
                 .post(&self.endpoint)
                 .basic_auth(&self.username, Some(&self.password))
-                .form(&[("from", from), ("to", to.e164()), ("message", text)])
+                .form(&with_callback(
+                    vec![("from", from), ("to", to.e164()), ("message", text)],
+                    "whendelivered",
+                    &self.callback,
+                ));
+            // 400 is how 46elks refuses a message it will never send (bad number, bad sender).
+            let body = call("46elks", req, |status, _| status == 400).await?;
+            Ok(Accepted {
+                provider: "46elks",
+                id: body.get("id").and_then(|v| v.as_str()).map(String::from),
+            })
+        })
+    }
+}
+
+/// Twilio: `POST {base}/2010-04-01/Accounts/{sid}/Messages.json`, form fields To, From, Body;
+/// HTTP Basic auth with the account SID and auth token; answers JSON with the message `sid`.
+pub struct Twilio {
+    client: reqwest::Client,
+    endpoint: String,
+    sid: String,
+    token: String,
+    callback: Option<String>,
+}
+
+impl SmsProvider for Twilio {
+    fn send<'a>(&'a self, from: &'a str, to: &'a PhoneNumber, text: &'a str) -> SendFuture<'a> {
+        Box::pin(async move {
+            let req = self
+                .client
+                .post(&self.endpoint)
+                .basic_auth(&self.sid, Some(&self.token))
+                .form(&with_callback(
+                    vec![("To", to.e164()), ("From", from), ("Body", text)],
+                    "StatusCallback",
+                    &self.callback,
+                ));
+            // Twilio's 400 carries an error code; the 21xxx range means this message can never
+            // go (invalid or unreachable number, blocked sender).
+            let body = call("twilio", req, |status, body| {
+                status == 400
+                    && body
+                        .get("code")
+                        .and_then(|c| c.as_i64())
+                        .is_some_and(|c| (21_000..22_000).contains(&c))
+            })
+            .await?;
+            Ok(Accepted {
+                provider: "twilio",
+                id: body.get("sid").and_then(|v| v.as_str()).map(String::from),
+            })
+        })
+    }
+}
+
+/// Sinch SMS REST: `POST {base}/xms/v1/{service_plan_id}/batches` with a JSON batch
+/// `{"from", "to": [..], "body"}` and `Authorization: Bearer {api_token}`; answers the batch `id`.
+pub struct Sinch {
+    client: reqwest::Client,
+    endpoint: String,
+    token: String,
+    callback: Option<String>,
+}
+
+impl SmsProvider for Sinch {
+    fn send<'a>(&'a self, from: &'a str, to: &'a PhoneNumber, text: &'a str) -> SendFuture<'a> {
+        Box::pin(async move {
+            let mut batch = serde_json::json!({"from": from, "to": [to.e164()], "body": text});
+            if let Some(url) = &self.callback {
+                batch["delivery_report"] = "per_recipient".into();
+                batch["callback_url"] = url.as_str().into();
+            }
+            let req = self
+                .client
+                .post(&self.endpoint)
+                .bearer_auth(&self.token)
+                .json(&batch);
+            // Sinch answers 400 for a batch it will never deliver (syntax, bad recipient).
+            let body = call("sinch", req, |status, _| status == 400).await?;
+            Ok(Accepted {
+                provider: "sinch",
+                id: body.get("id").and_then(|v| v.as_str()).map(String::from),
+            })
+        })
+    }
+}
+
+/// Kannel's `sendsms` interface: `GET {base}/cgi-bin/sendsms?username&password&from&to&text`,
+/// UTF-8 text; 202 (or 200) "Accepted for delivery" / "Queued for later delivery".
+pub struct Kannel {
+    client: reqwest::Client,
+    endpoint: String,
+    username: String,
+    password: String,
+}
+
+impl SmsProvider for Kannel {
+    fn send<'a>(&'a self, from: &'a str, to: &'a PhoneNumber, text: &'a str) -> SendFuture<'a> {
+        Box::pin(async move {
+            let coding = match crate::domain::sms_text::analyze(text).encoding {
+                crate::domain::sms_text::Encoding::Gsm7 => "0",
+                crate::domain::sms_text::Encoding::Ucs2 => "2",
+            };
+            let resp = self
+                .client
+                .get(&self.endpoint)
+                .query(&[
+                    ("username", self.username.as_str()),
+                    ("password", self.password.as_str()),
+                    ("from", from),
+                    ("to", to.e164()),
+                    ("text", text),
+                    ("charset", "UTF-8"),
+                    ("coding", coding),
+                ])
                 .send()
                 .await
                 .map_err(|e| ProviderError::Retry {
-                    message: format!("46elks unreachable: {e}"),
+                    message: format!("kannel unreachable: {e}"),
                     after: None,
                 })?;
             let status = resp.status();
-            if status.is_success() {
-                let body: serde_json::Value =
-                    resp.json().await.map_err(|e| ProviderError::Retry {
-                        message: format!(
-                            "46elks answered {status} with a body that is not JSON: {e}"
-                        ),
-                        after: None,
-                    })?;
-                return Ok(body.get("id").and_then(|v| v.as_str()).map(String::from));
-            }
             let after = retry_after(&resp);
-            let text = resp.text().await.unwrap_or_default();
+            let body = resp.text().await.unwrap_or_default();
+            if status.is_success() {
+                return Ok(Accepted {
+                    provider: "kannel",
+                    id: None,
+                });
+            }
             let message = format!(
-                "46elks answered {status}: {}",
-                text.chars().take(200).collect::<String>()
+                "kannel answered {status}: {}",
+                body.chars().take(200).collect::<String>()
             );
-            // 400 is how 46elks refuses a message it will never send (bad number, bad sender);
-            // everything else, including auth errors, may heal and must not lose the notice.
+            // Kannel says 400 for a request it cannot take (missing or bad receiver); 403 is a
+            // wrong username or password and 503 a full queue: those may heal.
             if status.as_u16() == 400 {
                 Err(ProviderError::Permanent(message))
             } else {
                 Err(ProviderError::Retry { message, after })
+            }
+        })
+    }
+}
+
+fn with_callback<'a>(
+    mut fields: Vec<(&'a str, &'a str)>,
+    name: &'a str,
+    url: &'a Option<String>,
+) -> Vec<(&'a str, &'a str)> {
+    if let Some(u) = url {
+        fields.push((name, u.as_str()));
+    }
+    fields
+}
+
+/// Sends a provider request and sorts the answer: success gives the JSON body; `permanent`
+/// decides which failures must not be retried; everything else is retried, with the
+/// provider's Retry-After when it gives one.
+async fn call(
+    provider: &str,
+    req: reqwest::RequestBuilder,
+    permanent: impl Fn(u16, &serde_json::Value) -> bool,
+) -> Result<serde_json::Value, ProviderError> {
+    let resp = req.send().await.map_err(|e| ProviderError::Retry {
+        message: format!("{provider} unreachable: {e}"),
+        after: None,
+    })?;
+    let status = resp.status();
+    let after = retry_after(&resp);
+    let text = resp.text().await.unwrap_or_default();
+    let body: serde_json::Value = serde_json::from_str(&text).unwrap_or(serde_json::Value::Null);
+    if status.is_success() {
+        return Ok(body);
+    }
+    let message = format!(
+        "{provider} answered {status}: {}",
+        text.chars().take(200).collect::<String>()
+    );
+    if permanent(status.as_u16(), &body) {
+        Err(ProviderError::Permanent(message))
+    } else {
+        Err(ProviderError::Retry { message, after })
+    }
+}
+
+/// Sends through the primary provider; after `after` temporary failures in a row it hands
+/// over to the secondary for `hold`, then gives the primary another chance. A message the
+/// primary failed to take is tried on the secondary at once.
+pub struct Failover {
+    primary: Box<dyn SmsProvider>,
+    secondary: Box<dyn SmsProvider>,
+    after: u32,
+    hold: Duration,
+    state: std::sync::Mutex<(u32, Option<std::time::Instant>)>,
+}
+
+impl Failover {
+    pub fn new(
+        primary: Box<dyn SmsProvider>,
+        secondary: Box<dyn SmsProvider>,
+        after: u32,
+        hold: Duration,
+    ) -> Self {
+        Self {
+            primary,
+            secondary,
+            after: after.max(1),
+            hold,
+            state: std::sync::Mutex::new((0, None)),
+        }
+    }
+
+    fn on_secondary(&self) -> bool {
+        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        match s.1 {
+            Some(until) if std::time::Instant::now() < until => true,
+            Some(_) => {
+                s.1 = None;
+                s.0 = 0;
+                tracing::info!("SMS failover: trying the primary provider again");
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// Counts a primary failure; true when that tipped the switch to the secondary.
+    fn primary_failed(&self) -> bool {
+        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        s.0 += 1;
+        if s.0 >= self.after && s.1.is_none() {
+            s.1 = Some(std::time::Instant::now() + self.hold);
+            tracing::warn!(
+                failures = s.0,
+                "SMS failover: the primary provider keeps failing; using the secondary"
+            );
+        }
+        s.1.is_some()
+    }
+
+    fn primary_ok(&self) {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).0 = 0;
+    }
+}
+
+impl SmsProvider for Failover {
+    fn send<'a>(&'a self, from: &'a str, to: &'a PhoneNumber, text: &'a str) -> SendFuture<'a> {
+        Box::pin(async move {
+            if self.on_secondary() {
+                return self.secondary.send(from, to, text).await;
+            }
+            match self.primary.send(from, to, text).await {
+                Ok(a) => {
+                    self.primary_ok();
+                    Ok(a)
+                }
+                Err(ProviderError::Retry { message, after }) => {
+                    if self.primary_failed() {
+                        self.secondary.send(from, to, text).await
+                    } else {
+                        Err(ProviderError::Retry { message, after })
+                    }
+                }
+                Err(permanent) => Err(permanent),
             }
         })
     }

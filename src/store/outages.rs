@@ -669,3 +669,44 @@ impl Store {
         Ok(t)
     }
 }
+
+impl Store {
+    /// Records a provider's delivery report on the notice it sent; false when no notice has
+    /// that provider id (reports can outlive purged notices).
+    pub async fn record_delivery(
+        &self,
+        provider: &str,
+        provider_id: &str,
+        status: &str,
+    ) -> anyhow::Result<bool> {
+        let n = on_pool!(self, pool => {
+            sqlx::query("UPDATE notices SET delivery_status = $1, delivered_at = $2 WHERE provider = $3 AND provider_id = $4")
+                .bind(status)
+                .bind(now())
+                .bind(provider)
+                .bind(provider_id)
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
+        Ok(n > 0)
+    }
+
+    /// Delivery statuses of an outage's notices, for following a storm.
+    pub async fn delivery_counts(&self, outage_id: i64) -> anyhow::Result<StatusCounts> {
+        let counts = on_pool!(self, pool => {
+            let rows = sqlx::query(
+                "SELECT COALESCE(delivery_status, 'unreported') AS s, COUNT(*) AS n FROM notices WHERE outage_id = $1 AND status = 'sent' GROUP BY 1",
+            )
+            .bind(outage_id)
+            .fetch_all(pool)
+            .await?;
+            let mut m = HashMap::new();
+            for r in rows {
+                m.insert(r.try_get::<String, _>("s")?, r.try_get::<i64, _>("n")?);
+            }
+            m
+        });
+        Ok(counts)
+    }
+}

@@ -18,6 +18,7 @@ pub mod api;
 pub mod error;
 mod outages_api;
 mod pages;
+mod webhooks;
 
 /// Bulk facility loads can be large; everything else is small.
 const MAX_BODY: usize = 256 * 1024 * 1024;
@@ -84,6 +85,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/healthz", get(healthz))
         .merge(pages::router())
+        .merge(webhooks::router())
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)

@@ -27,6 +27,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(preview))
         .routes(routes!(show))
         .routes(routes!(notices))
+        .routes(routes!(deliveries))
         .routes(routes!(update))
         .routes(routes!(extend))
         .routes(routes!(release))
@@ -190,6 +191,28 @@ async fn notices(
         return Err(ApiError::not_found(format!("no outage {id}")));
     }
     Ok(Json(state.store.notice_counts(Some(id)).await?))
+}
+
+/// Delivery reports of the outage's sent notices: counts by reported status (delivered,
+/// failed, or `unreported` when the provider has not reported yet).
+#[utoipa::path(get, path = "/outages/{id}/deliveries", tag = "outages", params(("id" = i64, Path)),
+    responses((status = 200, body = HashMap<String, i64>), (status = 404, body = ErrorBody)),
+    security(("token" = ["operator"])))]
+async fn deliveries(
+    State(state): State<AppState>,
+    auth: TenantAuth,
+    Path(id): Path<i64>,
+) -> Result<Json<HashMap<String, i64>>, ApiError> {
+    auth.require(Scope::Operator)?;
+    if state
+        .store
+        .outage_state(auth.tenant.id, id)
+        .await?
+        .is_none()
+    {
+        return Err(ApiError::not_found(format!("no outage {id}")));
+    }
+    Ok(Json(state.store.delivery_counts(id).await?))
 }
 
 async fn take_step(

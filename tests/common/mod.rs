@@ -400,6 +400,8 @@ pub fn find_link(mail: &str, base: &str) -> String {
 pub struct FakeElks {
     pub url: String,
     pub received: std::sync::Arc<std::sync::Mutex<Vec<(String, String, String)>>>,
+    /// (message id, `whendelivered` URL) of each accepted message that asked for a report.
+    pub callbacks: std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>,
     pub requests: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     server: tokio::task::JoinHandle<()>,
 }
@@ -407,6 +409,7 @@ pub struct FakeElks {
 #[derive(Clone)]
 struct ElksBehaviour {
     received: std::sync::Arc<std::sync::Mutex<Vec<(String, String, String)>>>,
+    callbacks: std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>,
     requests: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     unavailable_first: usize,
     reject: Option<String>,
@@ -461,11 +464,15 @@ impl FakeElks {
                 r.push((from.clone(), to.clone(), message.clone()));
                 format!("s{:016x}", r.len())
             };
+            if let Some(url) = form.get("whendelivered") {
+                b.callbacks.lock().unwrap().push((id.clone(), url.clone()));
+            }
             axum::Json(serde_json::json!({"status": "created", "id": id, "from": from, "to": to, "message": message, "parts": 1, "cost": 3500}))
                 .into_response()
         }
         let behaviour = ElksBehaviour {
             received: Default::default(),
+            callbacks: Default::default(),
             requests: Default::default(),
             unavailable_first,
             reject: reject.map(String::from),
@@ -482,6 +489,7 @@ impl FakeElks {
         Self {
             url,
             received: behaviour.received,
+            callbacks: behaviour.callbacks,
             requests: behaviour.requests,
             server,
         }
@@ -491,6 +499,203 @@ impl FakeElks {
     pub fn toml(&self) -> String {
         format!(
             "[sms]\nprovider = \"46elks\"\nurl = \"{}\"\nusername = \"{ELKS_USER}\"\npassword = \"{ELKS_PASSWORD}\"\nrate_per_second = 100000\n",
+            self.url
+        )
+    }
+
+    pub fn stop(self) {
+        self.server.abort();
+    }
+}
+
+/// Which provider API a `FakeSms` speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Api {
+    Twilio,
+    Sinch,
+    Kannel,
+}
+
+/// A local server speaking Twilio's, Sinch's or Kannel's SMS API: it checks the
+/// credentials, records (from, to, text), refuses `reject` the way that provider refuses a
+/// bad number, and answers 503 to everything while `down` is set.
+pub struct FakeSms {
+    pub url: String,
+    pub received: std::sync::Arc<std::sync::Mutex<Vec<(String, String, String)>>>,
+    pub requests: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    pub down: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+#[derive(Clone)]
+struct FakeState {
+    api: Api,
+    reject: String,
+    received: std::sync::Arc<std::sync::Mutex<Vec<(String, String, String)>>>,
+    requests: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    down: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl FakeSms {
+    pub async fn start(api: Api, reject: &str) -> Self {
+        use axum::extract::{Path, Query, State};
+        use axum::http::{HeaderMap, StatusCode};
+        use axum::response::{IntoResponse, Response};
+        use std::collections::HashMap as Map;
+        use std::sync::atomic::Ordering;
+
+        fn auth(headers: &HeaderMap) -> Option<&str> {
+            headers.get("authorization").and_then(|v| v.to_str().ok())
+        }
+        fn gate(s: &FakeState) -> Option<Response> {
+            s.requests.fetch_add(1, Ordering::SeqCst);
+            s.down
+                .load(Ordering::SeqCst)
+                .then(|| (StatusCode::SERVICE_UNAVAILABLE, "down").into_response())
+        }
+        async fn twilio(
+            State(s): State<FakeState>,
+            Path(sid): Path<String>,
+            headers: HeaderMap,
+            axum::Form(f): axum::Form<Map<String, String>>,
+        ) -> Response {
+            if let Some(r) = gate(&s) {
+                return r;
+            }
+            // "AC123:tok" in base64.
+            if sid != "AC123" || auth(&headers) != Some("Basic QUMxMjM6dG9r") {
+                return (
+                    StatusCode::UNAUTHORIZED,
+                    axum::Json(serde_json::json!({"code": 20003, "message": "Authenticate"})),
+                )
+                    .into_response();
+            }
+            let (Some(to), Some(from), Some(body)) = (f.get("To"), f.get("From"), f.get("Body"))
+            else {
+                return (StatusCode::BAD_REQUEST, axum::Json(serde_json::json!({"code": 21604, "message": "A 'To' phone number is required."}))).into_response();
+            };
+            if *to == s.reject {
+                return (
+                    StatusCode::BAD_REQUEST,
+                    axum::Json(
+                        serde_json::json!({"code": 21211, "message": "Invalid 'To' Phone Number"}),
+                    ),
+                )
+                    .into_response();
+            }
+            let n = record(&s, from, to, body);
+            (
+                StatusCode::CREATED,
+                axum::Json(serde_json::json!({"sid": format!("SM{n:032x}"), "status": "queued"})),
+            )
+                .into_response()
+        }
+        async fn sinch(
+            State(s): State<FakeState>,
+            Path(plan): Path<String>,
+            headers: HeaderMap,
+            axum::Json(b): axum::Json<serde_json::Value>,
+        ) -> Response {
+            if let Some(r) = gate(&s) {
+                return r;
+            }
+            if plan != "plan1" || auth(&headers) != Some("Bearer tok") {
+                return (StatusCode::UNAUTHORIZED, "unauthorized").into_response();
+            }
+            let (Some(from), Some(to), Some(body)) =
+                (b["from"].as_str(), b["to"][0].as_str(), b["body"].as_str())
+            else {
+                return (
+                    StatusCode::BAD_REQUEST,
+                    axum::Json(serde_json::json!({"code": "syntax_invalid_json"})),
+                )
+                    .into_response();
+            };
+            if to == s.reject {
+                return (StatusCode::BAD_REQUEST, axum::Json(serde_json::json!({"code": "syntax_constraint_violation", "text": "invalid recipient"}))).into_response();
+            }
+            let n = record(&s, from, to, body);
+            (
+                StatusCode::CREATED,
+                axum::Json(serde_json::json!({"id": format!("batch{n}"), "to": [to]})),
+            )
+                .into_response()
+        }
+        async fn kannel(
+            State(s): State<FakeState>,
+            Query(q): Query<Map<String, String>>,
+        ) -> Response {
+            if let Some(r) = gate(&s) {
+                return r;
+            }
+            if q.get("username").map(String::as_str) != Some("kuser")
+                || q.get("password").map(String::as_str) != Some("kpass")
+            {
+                return (StatusCode::FORBIDDEN, "Authorization failed for sendsms").into_response();
+            }
+            let (Some(from), Some(to), Some(text)) = (q.get("from"), q.get("to"), q.get("text"))
+            else {
+                return (StatusCode::BAD_REQUEST, "Missing receiver number").into_response();
+            };
+            if *to == s.reject {
+                return (
+                    StatusCode::BAD_REQUEST,
+                    "Number(s) has/have been denied by white- and/or black-lists.",
+                )
+                    .into_response();
+            }
+            record(&s, from, to, text);
+            (StatusCode::ACCEPTED, "0: Accepted for delivery").into_response()
+        }
+        fn record(s: &FakeState, from: &str, to: &str, text: &str) -> usize {
+            let mut r = s.received.lock().unwrap();
+            r.push((from.to_string(), to.to_string(), text.to_string()));
+            r.len()
+        }
+
+        let state = FakeState {
+            api,
+            reject: reject.to_string(),
+            received: Default::default(),
+            requests: Default::default(),
+            down: Default::default(),
+        };
+        let app = match state.api {
+            Api::Twilio => axum::Router::new().route(
+                "/2010-04-01/Accounts/{sid}/Messages.json",
+                axum::routing::post(twilio),
+            ),
+            Api::Sinch => {
+                axum::Router::new().route("/xms/v1/{plan}/batches", axum::routing::post(sinch))
+            }
+            Api::Kannel => {
+                axum::Router::new().route("/cgi-bin/sendsms", axum::routing::get(kannel))
+            }
+        }
+        .with_state(state.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let server = tokio::spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        });
+        Self {
+            url,
+            received: state.received,
+            requests: state.requests,
+            down: state.down,
+            server,
+        }
+    }
+
+    /// The `[sms]` settings (without the section header) that point Varsel here.
+    pub fn settings(&self, api: Api) -> String {
+        let (provider, user, pass) = match api {
+            Api::Twilio => ("twilio", "AC123", "tok"),
+            Api::Sinch => ("sinch", "plan1", "tok"),
+            Api::Kannel => ("kannel", "kuser", "kpass"),
+        };
+        format!(
+            "provider = \"{provider}\"\nurl = \"{}\"\nusername = \"{user}\"\npassword = \"{pass}\"\nrate_per_second = 100000\n",
             self.url
         )
     }
