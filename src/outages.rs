@@ -309,6 +309,15 @@ async fn build(
         };
     let people = recipients(&facilities, &directory);
     let now = crate::store::now();
+    let group = texts::StepGroup::of(f.kind);
+    let custom: HashMap<(String, String), crate::store::TemplateRow> = state
+        .store
+        .templates(f.tenant.id, Some(f.service.as_str()))
+        .await?
+        .into_iter()
+        .filter(|t| t.step_group == group.as_str())
+        .map(|t| ((t.language.clone(), t.channel.clone()), t))
+        .collect();
     let mut text_index: HashMap<(Channel, Language, i64), usize> = HashMap::new();
     let mut texts = Vec::new();
     let mut counts: Vec<usize> = Vec::new();
@@ -336,10 +345,29 @@ async fn build(
                     time_zone: &f.tenant.time_zone,
                     now,
                 };
-                let body = texts::render(&facts, lang);
+                let own = custom.get(&(lang.as_str().to_string(), p.channel.as_str().to_string()));
+                // A tenant's template was checked when it was saved; should it still fail
+                // (a fact it never saw), the notice goes out in our wording rather than not at all.
+                let custom_or = |source: Option<&String>, default: String| match source {
+                    None => default,
+                    Some(src) => texts::render_custom(src, &facts, lang).unwrap_or_else(|e| {
+                        tracing::warn!(
+                            error = e,
+                            "a tenant template failed; using the default text"
+                        );
+                        default
+                    }),
+                };
+                let body = custom_or(own.map(|t| &t.body), texts::render(&facts, lang));
                 let (body, subject) = match p.channel {
                     Channel::Sms => (sms_text::normalize(&body), None),
-                    Channel::Email => (body, Some(texts::subject(&facts, lang))),
+                    Channel::Email => (
+                        body,
+                        Some(custom_or(
+                            own.and_then(|t| t.subject.as_ref()),
+                            texts::subject(&facts, lang),
+                        )),
+                    ),
                 };
                 texts.push(StepText {
                     channel: p.channel.as_str(),

@@ -9,6 +9,66 @@ use crate::domain::language::Language;
 use crate::domain::outage::StepKind;
 use crate::domain::service::ServiceKind;
 
+/// Steps that share one wording.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StepGroup {
+    /// Declared, or extended to more facilities.
+    Start,
+    Update,
+    /// Restored, or released early.
+    End,
+    Cancel,
+}
+
+impl StepGroup {
+    pub const ALL: [StepGroup; 4] = [
+        StepGroup::Start,
+        StepGroup::Update,
+        StepGroup::End,
+        StepGroup::Cancel,
+    ];
+
+    pub fn of(kind: StepKind) -> Self {
+        match kind {
+            StepKind::Declared | StepKind::Extended => StepGroup::Start,
+            StepKind::Updated => StepGroup::Update,
+            StepKind::Restored | StepKind::Released => StepGroup::End,
+            StepKind::Cancelled => StepGroup::Cancel,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepGroup::Start => "start",
+            StepGroup::Update => "update",
+            StepGroup::End => "end",
+            StepGroup::Cancel => "cancel",
+        }
+    }
+
+    fn example(self) -> StepKind {
+        match self {
+            StepGroup::Start => StepKind::Declared,
+            StepGroup::Update => StepKind::Updated,
+            StepGroup::End => StepKind::Restored,
+            StepGroup::Cancel => StepKind::Cancelled,
+        }
+    }
+}
+
+impl std::str::FromStr for StepGroup {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        StepGroup::ALL
+            .into_iter()
+            .find(|g| g.as_str() == s)
+            .ok_or_else(|| format!("unknown step group {s:?}: use start, update, end or cancel"))
+    }
+}
+
+/// The variables a template may use, for help texts and errors.
+pub const VARIABLES: &str = "tenant, headline, back, start, etr, end, cause, text, facilities";
+
 /// What a notice text may mention.
 #[derive(Debug, Clone)]
 pub struct TextFacts<'a> {
@@ -135,16 +195,9 @@ pub fn subject(f: &TextFacts<'_>, lang: Language) -> String {
     }
 }
 
-pub fn render(f: &TextFacts<'_>, lang: Language) -> String {
-    let group = match f.kind {
-        StepKind::Declared | StepKind::Extended => "start",
-        StepKind::Updated => "update",
-        StepKind::Restored | StepKind::Released => "end",
-        StepKind::Cancelled => "cancel",
-    };
+fn context_of(f: &TextFacts<'_>, lang: Language) -> minijinja::Value {
     let (head, back) = headline(lang, f.service);
-    let name = format!("{}.{group}", lang.as_str());
-    let ctx = context! {
+    context! {
         tenant => f.tenant,
         headline => head,
         back => back,
@@ -154,14 +207,73 @@ pub fn render(f: &TextFacts<'_>, lang: Language) -> String {
         cause => f.cause,
         text => f.text,
         facilities => f.facilities,
-    };
+    }
+}
+
+/// Our default text for the step.
+pub fn render(f: &TextFacts<'_>, lang: Language) -> String {
+    let name = format!("{}.{}", lang.as_str(), StepGroup::of(f.kind).as_str());
     TEMPLATES
         .get_template(&name)
-        .and_then(|t| t.render(ctx))
+        .and_then(|t| t.render(context_of(f, lang)))
         .unwrap_or_else(|e| {
             tracing::error!(error = %e, template = name, "notice template failed; sending the headline only");
-            format!("{}: {head}", f.tenant)
+            format!("{}: {}", f.tenant, headline(lang, f.service).0)
         })
+}
+
+/// A tenant's own template rendered with the step's facts. The template language is
+/// minijinja (Jinja2); it has no access to anything but the variables in `VARIABLES`.
+pub fn render_custom(source: &str, f: &TextFacts<'_>, lang: Language) -> Result<String, String> {
+    let mut env = Environment::new();
+    env.set_trim_blocks(true);
+    env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+    env.render_str(source, context_of(f, lang))
+        .map(|t| t.trim().to_string())
+        .map_err(|e| format!("{e} (variables: {VARIABLES})"))
+}
+
+/// Checks a tenant's template by rendering it for a sample outage with and without the
+/// optional facts (ETR, cause, free text); returns the sample with everything present.
+pub fn check_custom(
+    source: &str,
+    service: ServiceKind,
+    group: StepGroup,
+    lang: Language,
+) -> Result<String, String> {
+    if source.trim().is_empty() {
+        return Err("the template is empty".into());
+    }
+    if source.chars().count() > 2000 {
+        return Err("the template is longer than 2000 characters".into());
+    }
+    let now = jiff::Timestamp::now().as_second();
+    let full = TextFacts {
+        tenant: "Älvstad Energi",
+        service,
+        kind: group.example(),
+        started_at: now - 1800,
+        etr: Some(now + 7200),
+        ended_at: Some(now),
+        cause: Some("storm"),
+        text: Some("Vi felsöker."),
+        facilities: 2,
+        time_zone: "Europe/Stockholm",
+        now,
+    };
+    let sparse = TextFacts {
+        etr: None,
+        cause: None,
+        text: None,
+        facilities: 1,
+        ..full.clone()
+    };
+    render_custom(source, &sparse, lang)?;
+    let sample = render_custom(source, &full, lang)?;
+    if sample.is_empty() {
+        return Err("the template renders to nothing".into());
+    }
+    Ok(sample)
 }
 
 #[cfg(test)]
@@ -194,6 +306,50 @@ mod tests {
                 assert!(!text.contains("{{"), "{text}");
             }
         }
+    }
+
+    #[test]
+    fn custom_templates_are_checked_before_they_are_stored() {
+        let ok = check_custom(
+            "{{ tenant }}: {{ headline }}{% if etr %}, klart {{ etr }}{% endif %}",
+            ServiceKind::Water,
+            StepGroup::Start,
+            Language::Sv,
+        )
+        .unwrap();
+        assert!(
+            ok.starts_with("Älvstad Energi: Vattenavbrott, klart "),
+            "{ok}"
+        );
+        assert!(
+            check_custom(
+                "{{ tenant",
+                ServiceKind::Water,
+                StepGroup::Start,
+                Language::Sv
+            )
+            .is_err()
+        );
+        let unknown = check_custom(
+            "{{ phone }}",
+            ServiceKind::Water,
+            StepGroup::Start,
+            Language::Sv,
+        )
+        .unwrap_err();
+        assert!(unknown.contains("variables: tenant"), "{unknown}");
+        assert!(check_custom("  ", ServiceKind::Water, StepGroup::End, Language::En).is_err());
+        assert!(
+            check_custom(
+                &"x".repeat(2001),
+                ServiceKind::Water,
+                StepGroup::End,
+                Language::En
+            )
+            .is_err()
+        );
+        assert_eq!("end".parse::<StepGroup>(), Ok(StepGroup::End));
+        assert_eq!(StepGroup::of(StepKind::Released), StepGroup::End);
     }
 
     #[test]

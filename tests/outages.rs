@@ -555,6 +555,144 @@ async fn selectors_and_bad_requests(db: Db) {
     app.finish().await;
 }
 
+async fn tenant_templates_replace_the_defaults(db: Db) {
+    let app = spawn(db, true).await;
+    let token = town(&app).await;
+    let put = |path: &str, body: Value| {
+        let req = app
+            .client
+            .put(app.url(path))
+            .bearer_auth(&token)
+            .json(&body);
+        async move {
+            let r = req.send().await.unwrap();
+            (
+                r.status().as_u16(),
+                r.json::<Value>().await.unwrap_or(Value::Null),
+            )
+        }
+    };
+    let (s, saved) = put(
+        "/api/v1/templates/electricity/start/sv/sms",
+        json!({"body": "{{ tenant }} – strömmen är borta sedan {{ start }}.{% if etr %} Åter ca {{ etr }}.{% endif %}"}),
+    )
+    .await;
+    assert_eq!(s, 200, "{saved}");
+    assert_eq!(
+        (saved["encoding"].as_str(), saved["parts"].as_u64()),
+        (Some("gsm7"), Some(1))
+    );
+    assert!(
+        saved["sample"]
+            .as_str()
+            .unwrap()
+            .starts_with("Älvstad Energi - strömmen är borta sedan"),
+        "{saved}"
+    );
+    for (path, body, needle) in [
+        (
+            "/api/v1/templates/electricity/start/sv/sms",
+            json!({"body": "{{ phone }}"}),
+            "variables",
+        ),
+        (
+            "/api/v1/templates/electricity/start/sv/sms",
+            json!({"body": "{% if %}"}),
+            "body",
+        ),
+        (
+            "/api/v1/templates/electricity/start/sv/sms",
+            json!({"body": "x", "subject": "y"}),
+            "no subject",
+        ),
+        (
+            "/api/v1/templates/water/start/sv/sms",
+            json!({"body": "x"}),
+            "not one of this tenant's services",
+        ),
+        (
+            "/api/v1/templates/electricity/begin/sv/sms",
+            json!({"body": "x"}),
+            "step group",
+        ),
+        (
+            "/api/v1/templates/electricity/start/nb/sms",
+            json!({"body": "x"}),
+            "not one of this tenant's languages",
+        ),
+        (
+            "/api/v1/templates/electricity/start/sv/fax",
+            json!({"body": "x"}),
+            "sms or email",
+        ),
+    ] {
+        let (s, err) = put(path, body).await;
+        assert_eq!(s, 400, "{path}");
+        assert!(
+            err["message"].as_str().unwrap().contains(needle),
+            "{path}: {err}"
+        );
+    }
+    let list: Vec<Value> = app
+        .client
+        .get(app.url("/api/v1/templates"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list.len(), 1);
+
+    let (_, step) = post(
+        &app,
+        &token,
+        "/api/v1/outages",
+        json!({"service": "electricity", "affected": {"facility_numbers": ["1001"]}}),
+        None,
+    )
+    .await;
+    let id = step["outage_id"].as_i64().unwrap();
+    settle(&app, &token, id).await;
+    let sms = sink_lines(&app, "sms.jsonl");
+    assert!(
+        sms.last().unwrap()["body"]
+            .as_str()
+            .unwrap()
+            .starts_with("alvstad Energi - strömmen är borta sedan"),
+        "{sms:?}"
+    );
+
+    let del = app
+        .client
+        .delete(app.url("/api/v1/templates/electricity/start/sv/sms"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(del.status(), 204);
+    let again = app
+        .client
+        .delete(app.url("/api/v1/templates/electricity/start/sv/sms"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 404);
+    app.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_tenant_templates_replace_the_defaults() {
+    tenant_templates_replace_the_defaults(Db::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_tenant_templates_replace_the_defaults() {
+    tenant_templates_replace_the_defaults(Db::Postgres).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_rule_five_reaches_each_person_once() {
     rule_five_reaches_each_person_once(Db::Sqlite).await;

@@ -26,7 +26,7 @@ pub use outages::{
     StepRecord, StepText, StepWrite,
 };
 pub use registration::{SealedContact, SubscriptionRow, VerifyOutcome};
-pub use tenants::{NewTenant, Tenant, TokenInfo};
+pub use tenants::{NewTenant, TemplateRow, Tenant, TokenInfo};
 
 #[derive(Clone)]
 pub enum Backend {

@@ -247,3 +247,93 @@ enum TenantKey<'a> {
     Id(i64),
     Slug(&'a str),
 }
+
+/// A tenant's own notice text for one service, step group, language and channel.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct TemplateRow {
+    pub service: String,
+    pub step_group: String,
+    pub language: String,
+    pub channel: String,
+    pub subject: Option<String>,
+    pub body: String,
+}
+
+impl Store {
+    pub async fn templates(
+        &self,
+        tenant_id: i64,
+        service: Option<&str>,
+    ) -> anyhow::Result<Vec<TemplateRow>> {
+        let rows = on_pool!(self, pool => {
+            let rows = sqlx::query(
+                "SELECT service, step_group, language, channel, subject, body FROM message_templates
+                 WHERE tenant_id = $1 AND ($2 IS NULL OR service = $2) ORDER BY service, step_group, language, channel",
+            )
+            .bind(tenant_id)
+            .bind(service)
+            .fetch_all(pool)
+            .await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for r in rows {
+                out.push(TemplateRow {
+                    service: r.try_get("service")?,
+                    step_group: r.try_get("step_group")?,
+                    language: r.try_get("language")?,
+                    channel: r.try_get("channel")?,
+                    subject: r.try_get("subject")?,
+                    body: r.try_get("body")?,
+                });
+            }
+            out
+        });
+        Ok(rows)
+    }
+
+    pub async fn put_template(&self, tenant_id: i64, t: &TemplateRow) -> anyhow::Result<()> {
+        on_pool!(self, pool => {
+            sqlx::query(
+                "INSERT INTO message_templates (tenant_id, service, step_group, language, channel, subject, body, updated_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                 ON CONFLICT (tenant_id, service, step_group, language, channel)
+                 DO UPDATE SET subject = excluded.subject, body = excluded.body, updated_at = excluded.updated_at",
+            )
+            .bind(tenant_id)
+            .bind(&t.service)
+            .bind(&t.step_group)
+            .bind(&t.language)
+            .bind(&t.channel)
+            .bind(&t.subject)
+            .bind(&t.body)
+            .bind(now())
+            .execute(pool)
+            .await?;
+        });
+        Ok(())
+    }
+
+    /// Removes a tenant's text so our default applies again; false when there was none.
+    pub async fn delete_template(
+        &self,
+        tenant_id: i64,
+        service: &str,
+        group: &str,
+        language: &str,
+        channel: &str,
+    ) -> anyhow::Result<bool> {
+        let n = on_pool!(self, pool => {
+            sqlx::query(
+                "DELETE FROM message_templates WHERE tenant_id = $1 AND service = $2 AND step_group = $3 AND language = $4 AND channel = $5",
+            )
+            .bind(tenant_id)
+            .bind(service)
+            .bind(group)
+            .bind(language)
+            .bind(channel)
+            .execute(pool)
+            .await?
+            .rows_affected()
+        });
+        Ok(n > 0)
+    }
+}

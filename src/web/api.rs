@@ -40,6 +40,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(put_email, delete_email))
         .routes(routes!(verify_email))
         .merge(super::outages_api::router())
+        .merge(super::templates_api::router())
 }
 
 /// A tenant API token from `Authorization: Bearer`, with its tenant.

@@ -18,6 +18,7 @@ pub mod api;
 pub mod error;
 mod outages_api;
 mod pages;
+mod templates_api;
 mod webhooks;
 
 /// Bulk facility loads can be large; everything else is small.
