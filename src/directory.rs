@@ -130,11 +130,14 @@ impl Directory for FileDirectory {
 /// A generic HTTP JSON directory: `POST url` with `{"addresses": [{"street", "house_number",
 /// "postcode"}]}` in batches; the answer is `{"results": [{"street", "house_number",
 /// "postcode", "numbers": ["+4670..."]}]}`.
+#[derive(Clone)]
 pub struct HttpDirectory {
     client: reqwest::Client,
     url: String,
     token: Option<String>,
     batch_size: usize,
+    /// The whole lookup's budget: an outage's notices wait for the directory at most this long.
+    deadline: Duration,
 }
 
 #[derive(Serialize)]
@@ -173,6 +176,7 @@ impl HttpDirectory {
             url: cfg.url.clone().context("directory.url is not set")?,
             token: cfg.token.clone(),
             batch_size: cfg.batch_size.max(1),
+            deadline: Duration::from_millis(cfg.timeout_ms),
         })
     }
 
@@ -215,15 +219,42 @@ impl Directory for HttpDirectory {
         addresses: &'a [AddressKey],
     ) -> Pin<Box<dyn Future<Output = Numbers> + Send + 'a>> {
         Box::pin(async move {
-            let mut out = HashMap::new();
+            // Batches run side by side (at most four in flight, to be a polite client) under
+            // one deadline, so a slow directory delays the step, and with it the registered
+            // recipients, by at most `timeout_ms` in all rather than per batch.
+            let mut set = tokio::task::JoinSet::new();
+            let started = tokio::time::Instant::now();
+            let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(4));
             for chunk in addresses.chunks(self.batch_size) {
-                match self.batch(chunk).await {
-                    Ok(n) => out.extend(n),
-                    Err(e) => tracing::warn!(
+                let this = self.clone();
+                let chunk = chunk.to_vec();
+                let slots = slots.clone();
+                set.spawn(async move {
+                    let _slot = slots.acquire_owned().await;
+                    (chunk.len(), this.batch(&chunk).await)
+                });
+            }
+            let mut out = HashMap::new();
+            loop {
+                match tokio::time::timeout_at(started + self.deadline, set.join_next()).await {
+                    Ok(Some(Ok((_, Ok(n))))) => out.extend(n),
+                    Ok(Some(Ok((len, Err(e))))) => tracing::warn!(
                         error = format!("{e:#}"),
-                        addresses = chunk.len(),
+                        addresses = len,
                         "directory lookup failed; those addresses get no directory numbers"
                     ),
+                    Ok(Some(Err(e))) => {
+                        tracing::warn!(error = %e, "a directory lookup task failed")
+                    }
+                    Ok(None) => break,
+                    Err(_) => {
+                        tracing::warn!(
+                            unanswered = set.len(),
+                            "the directory did not answer in time; going on without the rest"
+                        );
+                        set.abort_all();
+                        break;
+                    }
                 }
             }
             out

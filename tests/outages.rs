@@ -683,6 +683,71 @@ async fn tenant_templates_replace_the_defaults(db: Db) {
     app.finish().await;
 }
 
+/// A directory speaking the HTTP JSON protocol; `delay` holds every answer back.
+async fn http_directory(delay: Duration) -> (String, tokio::task::JoinHandle<()>) {
+    async fn lookup(
+        axum::extract::State(delay): axum::extract::State<Duration>,
+        headers: axum::http::HeaderMap,
+        axum::Json(q): axum::Json<Value>,
+    ) -> axum::response::Response {
+        use axum::response::IntoResponse;
+        tokio::time::sleep(delay).await;
+        if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some("Bearer dir-token") {
+            return axum::http::StatusCode::UNAUTHORIZED.into_response();
+        }
+        let results: Vec<Value> = q["addresses"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|a| a["house_number"] == "2")
+            .map(|a| json!({"street": a["street"], "house_number": a["house_number"], "postcode": a["postcode"],
+                            "numbers": ["070-999 00 02", "not a number"]}))
+            .collect();
+        axum::Json(json!({"results": results})).into_response()
+    }
+    let app = axum::Router::new()
+        .route("/lookup", axum::routing::post(lookup))
+        .with_state(delay);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/lookup", listener.local_addr().unwrap());
+    (
+        url,
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() }),
+    )
+}
+
+async fn the_http_directory_and_its_deadline(db: Db) {
+    for (delay, directory_notices) in [(Duration::ZERO, 1), (Duration::from_secs(30), 0)] {
+        let (url, server) = http_directory(delay).await;
+        let toml = format!(
+            "[dispatch]\nenabled = false\n[directory]\nkind = \"http\"\nurl = \"{url}\"\ntoken = \"dir-token\"\ntimeout_ms = 300\n"
+        );
+        let app = TestApp::spawn_full(db, &[], &toml).await;
+        let token = town(&app).await;
+        let (s, step) = post(&app, &token, "/api/v1/outages", json!({"service": "electricity", "affected": {"facility_numbers": ["1001", "1002", "1003"]}}), None).await;
+        assert_eq!(s, 201, "{step}");
+        // 1001's phone, 1003's phone and e-mail always; 1002's directory number only when
+        // the directory answered in time.
+        assert_eq!(
+            step["step"]["notices"],
+            3 + directory_notices,
+            "delay {delay:?}"
+        );
+        app.finish().await;
+        server.abort();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_the_http_directory_and_its_deadline() {
+    the_http_directory_and_its_deadline(Db::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_the_http_directory_and_its_deadline() {
+    the_http_directory_and_its_deadline(Db::Postgres).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_tenant_templates_replace_the_defaults() {
     tenant_templates_replace_the_defaults(Db::Sqlite).await;
