@@ -286,15 +286,9 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Keys(cmd) => keys(config, cmd).await,
         Command::Outage(cmd) => outage(config, cmd).await,
         Command::Bench(BenchCommand::Storm { facilities, stores }) => {
-            println!(
-                "storm benchmark: {facilities} facilities; {} cores",
-                std::thread::available_parallelism()
-                    .map(|n| n.get())
-                    .unwrap_or(1)
-            );
-            for store in stores {
+            if let [store] = stores.as_slice() {
                 let figures =
-                    varsel::bench::storm(&store, facilities, &|msg| eprintln!("  [{store}] {msg}"))
+                    varsel::bench::storm(store, facilities, &|msg| eprintln!("  [{store}] {msg}"))
                         .await?;
                 println!(
                     "{:<8} notices {:>8}  seed {:>6.1} s  durable {:>6.2} s  first send {:>6.2} s  all sent {:>7.1} s  dispatch {:>8.0}/s  peak RSS {:>6.0} MiB",
@@ -307,6 +301,31 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                     figures.dispatch_per_sec,
                     figures.peak_rss_mib
                 );
+                return Ok(());
+            }
+            println!(
+                "storm benchmark: {facilities} facilities; {} cores",
+                std::thread::available_parallelism()
+                    .map(|n| n.get())
+                    .unwrap_or(1)
+            );
+            // One process per store, so each peak-memory figure is that store's own.
+            let exe = std::env::current_exe().context("cannot find the varsel executable")?;
+            for store in &stores {
+                let status = std::process::Command::new(&exe)
+                    .args([
+                        "bench",
+                        "storm",
+                        "--facilities",
+                        &facilities.to_string(),
+                        "--store",
+                        store,
+                    ])
+                    .status()
+                    .context("cannot start the benchmark process")?;
+                if !status.success() {
+                    bail!("the benchmark on {store} failed");
+                }
             }
             Ok(())
         }

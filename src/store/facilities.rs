@@ -190,8 +190,15 @@ impl Store {
         let mut summary = UpsertSummary::default();
         let at = now();
         let rows_per_chunk = self.rows_per_statement(19);
+        let postgres = matches!(self.backend, super::Backend::Postgres(_));
         on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
+            if postgres {
+                // The lookup below runs thousands of times in one transaction while the table
+                // grows; a generic plan made while it was small scans it whole every time
+                // (measured: 100,000 facilities took 97 s to load instead of 4 s).
+                sqlx::query("SET LOCAL plan_cache_mode = force_custom_plan").execute(&mut *tx).await?;
+            }
             for chunk in records.chunks(rows_per_chunk) {
                 let sql = format!(
                     "SELECT id, service, facility_number, {COLUMN_LIST} FROM facilities
