@@ -248,18 +248,14 @@ async fn run(
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let durable_secs = (epoch.elapsed() - declared_at).as_secs_f64();
     let notices = outcome.map(|o| o.step.notices).unwrap_or(0);
-    let sms = state.store.notice_counts(None).await?;
-    let total: i64 = sms.values().sum();
+    let total: i64 = state.store.notice_counts(None).await?.values().sum();
     progress(&format!(
         "{notices} notices durable after {durable_secs:.2} s; dispatching"
     ));
 
     // E-mails go to the sink; SMS to the loopback provider. Wait until none is left.
-    loop {
-        let counts = state.store.notice_counts(None).await?;
-        if !counts.contains_key("pending") && !counts.contains_key("sending") {
-            break;
-        }
+    // Polled through the dispatcher's own index lookups, so watching costs the run nothing.
+    while state.store.next_due().await?.is_some() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let all_sent = (epoch.elapsed() - declared_at).as_secs_f64();

@@ -527,39 +527,51 @@ impl Store {
             super::Backend::Postgres(_) => "FOR UPDATE SKIP LOCKED",
             super::Backend::Sqlite(_) => "",
         };
-        let sql = format!(
-            "UPDATE notices SET status = 'sending', claimed_until = $1, attempts = attempts + 1
-             WHERE id IN (SELECT id FROM notices
-                          WHERE (status = 'pending' AND next_attempt_at <= $2) OR (status = 'sending' AND claimed_until < $2)
-                          ORDER BY id LIMIT $3 {lock})
-             RETURNING id, tenant_id, outage_id, step_id, text_id, channel, recipient_bidx, recipient_ct, recipient_key, facilities, attempts"
-        );
-        let claimed = on_pool!(self, pool => {
-            let rows = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
-                .bind(t + lease_secs)
-                .bind(t)
-                .bind(limit)
-                .fetch_all(pool)
-                .await?;
-            let mut out = Vec::with_capacity(rows.len());
-            for r in rows {
-                out.push(ClaimedNotice {
-                    id: r.try_get("id")?,
-                    tenant_id: r.try_get("tenant_id")?,
-                    outage_id: r.try_get("outage_id")?,
-                    step_id: r.try_get("step_id")?,
-                    text_id: r.try_get("text_id")?,
-                    channel: r.try_get("channel")?,
-                    bidx: r.try_get("recipient_bidx")?,
-                    recipient: Sealed { key_id: r.try_get("recipient_key")?, ciphertext: r.try_get("recipient_ct")? },
-                    facilities: r.try_get("facilities")?,
-                    attempts: r.try_get("attempts")?,
-                });
+        // Expired leases first (a crashed worker's batch), then due notices oldest first;
+        // each through its own index, so the cost does not grow with the notices already sent.
+        let select = [
+            format!(
+                "SELECT id FROM notices WHERE status = 'sending' AND claimed_until < $2 ORDER BY claimed_until LIMIT $3 {lock}"
+            ),
+            format!(
+                "SELECT id FROM notices WHERE status = 'pending' AND next_attempt_at <= $2 ORDER BY next_attempt_at, id LIMIT $3 {lock}"
+            ),
+        ];
+        let mut out = Vec::new();
+        for inner in select {
+            let want = limit - out.len() as i64;
+            if want <= 0 {
+                break;
             }
-            out.sort_by_key(|n| n.id);
-            out
-        });
-        Ok(claimed)
+            let sql = format!(
+                "UPDATE notices SET status = 'sending', claimed_until = $1, attempts = attempts + 1 WHERE id IN ({inner})
+                 RETURNING id, tenant_id, outage_id, step_id, text_id, channel, recipient_bidx, recipient_ct, recipient_key, facilities, attempts"
+            );
+            on_pool!(self, pool => {
+                let rows = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+                    .bind(t + lease_secs)
+                    .bind(t)
+                    .bind(want)
+                    .fetch_all(pool)
+                    .await?;
+                for r in rows {
+                    out.push(ClaimedNotice {
+                        id: r.try_get("id")?,
+                        tenant_id: r.try_get("tenant_id")?,
+                        outage_id: r.try_get("outage_id")?,
+                        step_id: r.try_get("step_id")?,
+                        text_id: r.try_get("text_id")?,
+                        channel: r.try_get("channel")?,
+                        bidx: r.try_get("recipient_bidx")?,
+                        recipient: Sealed { key_id: r.try_get("recipient_key")?, ciphertext: r.try_get("recipient_ct")? },
+                        facilities: r.try_get("facilities")?,
+                        attempts: r.try_get("attempts")?,
+                    });
+                }
+            });
+        }
+        out.sort_by_key(|n| n.id);
+        Ok(out)
     }
 
     /// The latest notifying step of each outage: a notice for an older step is stale.
@@ -657,16 +669,22 @@ impl Store {
         Ok(counts)
     }
 
-    /// When the next pending notice is due, so an idle dispatcher knows how long to sleep.
+    /// When the next notice is due (pending, or a lease running out), so an idle dispatcher
+    /// knows how long to sleep; None when nothing is left to send.
     pub async fn next_due(&self) -> anyhow::Result<Option<i64>> {
-        let t = on_pool!(self, pool => {
-            sqlx::query_scalar::<_, Option<i64>>(
-                "SELECT MIN(CASE WHEN status = 'pending' THEN next_attempt_at ELSE claimed_until END) FROM notices WHERE status IN ('pending', 'sending')",
-            )
-            .fetch_one(pool)
-            .await?
+        let (pending, leased) = on_pool!(self, pool => {
+            let pending: Option<i64> = sqlx::query_scalar("SELECT MIN(next_attempt_at) FROM notices WHERE status = 'pending'")
+                .fetch_one(pool)
+                .await?;
+            let leased: Option<i64> = sqlx::query_scalar("SELECT MIN(claimed_until) FROM notices WHERE status = 'sending'")
+                .fetch_one(pool)
+                .await?;
+            (pending, leased)
         });
-        Ok(t)
+        Ok(match (pending, leased) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        })
     }
 }
 
