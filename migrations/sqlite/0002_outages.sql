@@ -76,5 +76,5 @@ CREATE TABLE notices (
     created_at INTEGER NOT NULL,
     sent_at INTEGER
 );
-CREATE INDEX notices_due ON notices (status, next_attempt_at);
+CREATE INDEX notices_due ON notices (status, next_attempt_at, id);
 CREATE INDEX notices_step ON notices (step_id);
