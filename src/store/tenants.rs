@@ -151,7 +151,12 @@ impl Store {
                 languages: split(&row.try_get::<String, _>("languages")?),
                 time_zone: row.try_get("time_zone")?,
                 privacy_contact: row.try_get("privacy_contact")?,
-                services: services.iter().filter_map(|s| s.parse().ok()).collect(),
+                services: {
+                    // Electricity first, as households expect, rather than alphabetical.
+                    let mut kinds: Vec<ServiceKind> = services.iter().filter_map(|s| s.parse().ok()).collect();
+                    kinds.sort_by_key(|k| ServiceKind::all().iter().position(|x| x == k));
+                    kinds
+                },
             }
         });
         Ok(Some(tenant))
