@@ -194,22 +194,7 @@ async fn crash_mid_dispatch(db: Db) {
 
     let service = start(&config_path, port, &test_db.url, dir.path()).await;
     let id = body["outage_id"].as_i64().unwrap();
-    let mut counts = Value::Null;
-    for _ in 0..600 {
-        counts = client
-            .get(format!("{}/api/v1/outages/{id}/notices", service.base))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if counts.get("pending").is_none() && counts.get("sending").is_none() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let counts = common::settle(&client, &service.base, &token, id).await;
     assert_eq!(
         counts,
         json!({"sent": RECIPIENTS}),

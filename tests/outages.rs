@@ -3,7 +3,6 @@
 
 mod common;
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use common::{Db, TestApp};
@@ -126,25 +125,8 @@ async fn post(
     (status, resp.json().await.unwrap_or(Value::Null))
 }
 
-/// Waits until no notice of the outage is pending or in flight; returns counts by status.
-async fn settle(app: &TestApp, token: &str, id: i64) -> HashMap<String, i64> {
-    for _ in 0..200 {
-        let counts: HashMap<String, i64> = app
-            .client
-            .get(app.url(&format!("/api/v1/outages/{id}/notices")))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if !counts.contains_key("pending") && !counts.contains_key("sending") {
-            return counts;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("notices of outage {id} did not settle in 20 s");
+async fn settle(app: &TestApp, token: &str, id: i64) -> Value {
+    common::settle(&app.client, &app.base, token, id).await
 }
 
 fn sink_lines(app: &TestApp, file: &str) -> Vec<Value> {
@@ -174,7 +156,7 @@ async fn rule_five_reaches_each_person_once(db: Db) {
     // directory numbers; 1003 + 1004 one person: one SMS and one e-mail.
     assert_eq!(step["step"]["notices"], 5);
     let counts = settle(&app, &token, id).await;
-    assert_eq!(counts.get("sent"), Some(&5), "{counts:?}");
+    assert_eq!(counts, json!({"sent": 5}));
     let sms = sink_lines(&app, "sms.jsonl");
     let mut to: Vec<&str> = sms.iter().map(|m| m["to"].as_str().unwrap()).collect();
     to.sort();
@@ -358,11 +340,7 @@ async fn a_step_the_outage_moved_past_is_superseded(db: Db) {
     let counts = settle(&app, &token, id).await;
     stop.notify_one();
     worker.await.unwrap();
-    assert_eq!(
-        (counts.get("superseded"), counts.get("sent")),
-        (Some(&3), Some(&3)),
-        "{counts:?}"
-    );
+    assert_eq!(counts, json!({"superseded": 3, "sent": 3}));
     let sms = sink_lines(&app, "sms.jsonl");
     assert!(
         sms.iter()

@@ -51,23 +51,7 @@ async fn storm_of_three_with_id(app: &TestApp) -> (Value, i64, String) {
     let id = resp.json::<Value>().await.unwrap()["outage_id"]
         .as_i64()
         .unwrap();
-    let mut counts = Value::Null;
-    for _ in 0..150 {
-        counts = app
-            .client
-            .get(app.url(&format!("/api/v1/outages/{id}/notices")))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if counts.get("pending").is_none() && counts.get("sending").is_none() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let counts = common::settle(&app.client, &app.base, &token, id).await;
     (counts, id, token)
 }
 

@@ -704,3 +704,30 @@ impl FakeSms {
         self.server.abort();
     }
 }
+
+/// Waits until none of the outage's notices is pending or in flight (30 s at most) and
+/// returns the counts by status, as `GET /api/v1/outages/{id}/notices` gives them.
+pub async fn settle(
+    client: &reqwest::Client,
+    base: &str,
+    token: &str,
+    id: i64,
+) -> serde_json::Value {
+    let mut counts = serde_json::Value::Null;
+    for _ in 0..300 {
+        counts = client
+            .get(format!("{base}/api/v1/outages/{id}/notices"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if counts.get("pending").is_none() && counts.get("sending").is_none() {
+            return counts;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("notices of outage {id} did not settle in 30 s: {counts}");
+}
