@@ -190,6 +190,16 @@ async fn select(
         .store
         .facilities_for_outage(tenant.id, service.as_str())
         .await?;
+    matching(state, tenant, selector, rows).await
+}
+
+/// The rows the selector names; grid nodes are expanded to everything below them.
+async fn matching(
+    state: &AppState,
+    tenant: &Tenant,
+    selector: &Selector,
+    rows: Vec<FacilityRow>,
+) -> anyhow::Result<Vec<FacilityRow>> {
     let nodes = if selector.grid_nodes().is_empty() {
         HashSet::new()
     } else {
@@ -748,30 +758,7 @@ pub async fn step(
                 .affected
                 .validate()
                 .map_err(|e| OutageError::Invalid(format!("affected: {e}")))?;
-            let nodes = if selector.grid_nodes().is_empty() {
-                HashSet::new()
-            } else {
-                below(
-                    selector.grid_nodes(),
-                    &state.store.grid_topology(tenant.id).await?,
-                )
-            };
-            let released: Vec<FacilityRow> = affected_now
-                .into_iter()
-                .filter(|f| {
-                    selector.matches(
-                        &FacilityPoint {
-                            facility_number: &f.facility_number,
-                            street: &f.street,
-                            house_number: &f.house_number,
-                            postcode: &f.postcode,
-                            grid_node: f.grid_node.as_deref(),
-                            coordinates: f.coordinates,
-                        },
-                        &nodes,
-                    )
-                })
-                .collect();
+            let released = matching(state, tenant, &selector, affected_now).await?;
             if released.is_empty() {
                 return Err(OutageError::Invalid(
                     "the selector releases no facility that is still affected".into(),
