@@ -155,16 +155,7 @@ async fn facilities_upsert_reports_each_row(app: &TestApp) {
         (Some(1), Some(0))
     );
 
-    let tenant: Value = app
-        .client
-        .get(app.url("/api/v1/tenant"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let tenant: Value = app.get_json("/api/v1/tenant", &token).await;
     assert_eq!(tenant["facilities"], 2);
 }
 
@@ -212,16 +203,7 @@ async fn ndjson_loads_and_unsupported_bodies_are_refused(app: &TestApp) {
     assert_eq!(resp.status(), 400);
     let err: Value = resp.json().await.unwrap();
     assert!(err["message"].as_str().unwrap().contains("JSON array"));
-    let tenant: Value = app
-        .client
-        .get(app.url("/api/v1/tenant"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let tenant: Value = app.get_json("/api/v1/tenant", &token).await;
     assert_eq!(tenant["facilities"], 2, "refused bodies changed nothing");
 }
 
@@ -640,16 +622,7 @@ async fn contact_data_is_not_stored_in_clear(app: &TestApp) {
             "{needle} found in clear in the database"
         );
     }
-    let view: Value = app
-        .client
-        .get(app.url("/api/v1/registration"))
-        .bearer_auth(&session)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let view: Value = app.get_json("/api/v1/registration", &session).await;
     assert_eq!(view["email"]["address"], "A***@example.com");
     assert_eq!(view["email"]["verified"], false);
 }
@@ -681,26 +654,8 @@ async fn tenants_never_see_each_other(app: &TestApp) {
         .await
         .unwrap();
     assert_eq!(wrong_tenant.status(), 404);
-    let a: Value = app
-        .client
-        .get(app.url("/api/v1/tenant"))
-        .bearer_auth(&token_a)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let b: Value = app
-        .client
-        .get(app.url("/api/v1/tenant"))
-        .bearer_auth(&token_b)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let a: Value = app.get_json("/api/v1/tenant", &token_a).await;
+    let b: Value = app.get_json("/api/v1/tenant", &token_b).await;
     assert_eq!(
         (a["facilities"].as_i64(), b["facilities"].as_i64()),
         (Some(2), Some(1))
@@ -708,16 +663,7 @@ async fn tenants_never_see_each_other(app: &TestApp) {
     // Same invoice numbers at two tenants stay two facilities.
     app.put_facilities(&token_b, json!([facility("1001", "5001", "electricity")]))
         .await;
-    let a: Value = app
-        .client
-        .get(app.url("/api/v1/tenant"))
-        .bearer_auth(&token_a)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let a: Value = app.get_json("/api/v1/tenant", &token_a).await;
     assert_eq!(a["facilities"], 2);
 }
 
@@ -768,16 +714,7 @@ async fn verification_links_expire_and_are_single_use(app: &TestApp) {
         404,
         "single use"
     );
-    let view: Value = app
-        .client
-        .get(app.url("/api/v1/registration"))
-        .bearer_auth(&session)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let view: Value = app.get_json("/api/v1/registration", &session).await;
     assert_eq!(view["email"]["verified"], true);
     // Saving the same verified address again changes nothing.
     let same: Value = set_email("second@example.com")
@@ -796,16 +733,7 @@ async fn verification_links_expire_and_are_single_use(app: &TestApp) {
     age_verifications(app).await;
     let expired = post(token_of(&link)).await.unwrap();
     assert_eq!(expired.status(), 410);
-    let view: Value = app
-        .client
-        .get(app.url("/api/v1/registration"))
-        .bearer_auth(&session)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let view: Value = app.get_json("/api/v1/registration", &session).await;
     assert_eq!(view["email"]["verified"], false);
 }
 

@@ -199,16 +199,7 @@ async fn rule_five_reaches_each_person_once(db: Db) {
     assert_eq!(status, 200);
     assert_eq!(again["replayed"], true);
     assert_eq!(again["step"]["id"], step["step"]["id"]);
-    let list: Vec<Value> = app
-        .client
-        .get(app.url("/api/v1/outages"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list: Vec<Value> = app.get_json("/api/v1/outages", &token).await;
     assert_eq!(list.len(), 1);
     assert_eq!(list[0]["affected_facilities"], 4);
 
@@ -279,16 +270,7 @@ async fn rule_five_reaches_each_person_once(db: Db) {
     .await;
     assert_eq!(s, 409);
     settle(&app, &token, id).await;
-    let outage: Value = app
-        .client
-        .get(app.url(&format!("/api/v1/outages/{id}")))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let outage: Value = app.get_json(&format!("/api/v1/outages/{id}"), &token).await;
     assert_eq!(outage["state"], "restored");
     assert_eq!(outage["affected_facilities"], 0);
     let kinds: Vec<&str> = outage["steps"]
@@ -440,16 +422,7 @@ async fn selectors_and_bad_requests(db: Db) {
     assert_eq!(s, 400);
     let (s, _) = post(&app, &token, "/api/v1/outages/999/restore", json!({}), None).await;
     assert_eq!(s, 404);
-    let list: Vec<Value> = app
-        .client
-        .get(app.url("/api/v1/outages"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list: Vec<Value> = app.get_json("/api/v1/outages", &token).await;
     assert!(
         list.is_empty(),
         "previews and refused requests wrote nothing"
@@ -488,16 +461,7 @@ async fn selectors_and_bad_requests(db: Db) {
     .await;
     assert_eq!(s, 201);
     assert_eq!(rel["step"]["notices"], 1);
-    let outage: Value = app
-        .client
-        .get(app.url(&format!("/api/v1/outages/{id}")))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let outage: Value = app.get_json(&format!("/api/v1/outages/{id}"), &token).await;
     assert_eq!(outage["affected_facilities"], 1);
     let (s, _) = post(
         &app,
@@ -611,16 +575,7 @@ async fn tenant_templates_replace_the_defaults(db: Db) {
             "{path}: {err}"
         );
     }
-    let list: Vec<Value> = app
-        .client
-        .get(app.url("/api/v1/templates"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list: Vec<Value> = app.get_json("/api/v1/templates", &token).await;
     assert_eq!(list.len(), 1);
 
     let (_, step) = post(

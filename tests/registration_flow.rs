@@ -70,32 +70,14 @@ async fn flow(db: Db) {
     assert_eq!(page.status(), 200);
     let html = page.text().await.unwrap();
     assert!(html.contains("Bekräfta"), "{html}");
-    let view: Value = app
-        .client
-        .get(app.url("/api/v1/registration"))
-        .bearer_auth(&session)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let view: Value = app.get_json("/api/v1/registration", &session).await;
     assert_eq!(view["email"]["verified"], false);
     // ...and pressing it verifies the address, once.
     let confirm = app.client.post(&link).send().await.unwrap();
     assert_eq!(confirm.status(), 200);
     let again = app.client.post(&link).send().await.unwrap();
     assert_eq!(again.status(), 404);
-    let view: Value = app
-        .client
-        .get(app.url("/api/v1/registration"))
-        .bearer_auth(&session)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let view: Value = app.get_json("/api/v1/registration", &session).await;
     assert_eq!(view["email"]["verified"], true);
     assert_eq!(view["email"]["address"], "a***@example.com");
     assert_eq!(view["phone"], "+46 70*** **67");
@@ -155,16 +137,7 @@ async fn unreachable_smtp(db: Db) {
     assert_eq!(resp.status(), 502);
     let err: Value = resp.json().await.unwrap();
     assert_eq!(err["error"], "mail_failed");
-    let view: Value = app
-        .client
-        .get(app.url("/api/v1/registration"))
-        .bearer_auth(&session)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let view: Value = app.get_json("/api/v1/registration", &session).await;
     assert_eq!(view["email"]["verified"], false);
     app.finish().await;
 }

@@ -200,6 +200,19 @@ impl TestApp {
         token
     }
 
+    /// GETs `path` with a bearer token and decodes the JSON answer.
+    pub async fn get_json<T: serde::de::DeserializeOwned>(&self, path: &str, token: &str) -> T {
+        self.client
+            .get(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
     /// PUTs facilities as a JSON array and returns the import report.
     pub async fn put_facilities(&self, token: &str, body: serde_json::Value) -> serde_json::Value {
         let resp = self
