@@ -639,6 +639,9 @@ async fn outage(config: Config, cmd: OutageCommand) -> anyhow::Result<()> {
     let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
     let actor = Actor(format!("cli:{user}"));
     let fail = |e: outages::OutageError| anyhow::anyhow!("{e}");
+    let step = |id: i64, kind: StepKind, req: StepRequest| {
+        outages::step(&state, &tenant, &actor, id, None, kind, req)
+    };
     match cmd {
         OutageCommand::Declare {
             service,
@@ -726,19 +729,8 @@ async fn outage(config: Config, cmd: OutageCommand) -> anyhow::Result<()> {
                     Some(parse_texts(&texts)?)
                 },
             };
-            print_step(
-                &outages::step(
-                    &state,
-                    &tenant,
-                    &actor,
-                    id,
-                    None,
-                    StepKind::Updated,
-                    StepRequest::Update(req),
-                )
-                .await
-                .map_err(fail)?,
-            );
+            let step = step(id, StepKind::Updated, StepRequest::Update(req));
+            print_step(&step.await.map_err(fail)?);
         }
         OutageCommand::Restore { id, cause, .. } => {
             let req = End {
@@ -746,34 +738,12 @@ async fn outage(config: Config, cmd: OutageCommand) -> anyhow::Result<()> {
                 cause,
                 texts: None,
             };
-            print_step(
-                &outages::step(
-                    &state,
-                    &tenant,
-                    &actor,
-                    id,
-                    None,
-                    StepKind::Restored,
-                    StepRequest::End(req),
-                )
-                .await
-                .map_err(fail)?,
-            );
+            let step = step(id, StepKind::Restored, StepRequest::End(req));
+            print_step(&step.await.map_err(fail)?);
         }
         OutageCommand::Cancel { id, .. } => {
-            print_step(
-                &outages::step(
-                    &state,
-                    &tenant,
-                    &actor,
-                    id,
-                    None,
-                    StepKind::Cancelled,
-                    StepRequest::End(End::default()),
-                )
-                .await
-                .map_err(fail)?,
-            );
+            let step = step(id, StepKind::Cancelled, StepRequest::End(End::default()));
+            print_step(&step.await.map_err(fail)?);
         }
         OutageCommand::Show { id, .. } => {
             let o = state
@@ -785,10 +755,16 @@ async fn outage(config: Config, cmd: OutageCommand) -> anyhow::Result<()> {
                 "outage {} ({}) {}: {} facilities affected now",
                 o.id, o.service, o.state, o.affected_facilities
             );
+            let zone = jiff::tz::TimeZone::get(&tenant.time_zone)?;
             for s in &o.steps {
+                let at = jiff::Timestamp::from_second(s.at)?.to_zoned(zone.clone());
                 println!(
                     "  {} {} at {} by {}: {} notices",
-                    s.seq, s.kind, s.at, s.actor, s.notices
+                    s.seq,
+                    s.kind,
+                    at.strftime("%Y-%m-%d %H:%M"),
+                    s.actor,
+                    s.notices
                 );
             }
             let mut counts: Vec<_> = state

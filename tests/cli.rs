@@ -190,6 +190,112 @@ async fn postgres_tenant_import_and_demo() {
     tenant_import_and_demo(Db::Postgres).await;
 }
 
+async fn outages_from_the_command_line(db: Db) {
+    let cli = Cli::new(db).await;
+    cli.ok(&["demo"]);
+    let preview = cli.ok(&[
+        "outage",
+        "declare",
+        "--tenant",
+        "alvstad",
+        "--service",
+        "el",
+        "--grid-node",
+        "ALV-N03",
+        "--etr",
+        "2030-01-15 18:00",
+        "--cause",
+        "storm",
+        "--text",
+        "sv=Vi felsöker.",
+        "--preview",
+    ]);
+    assert!(
+        preview.starts_with(
+            "280 facilities; 3 SMS recipients (0 from the directory), 1 e-mail recipients"
+        ),
+        "{preview}"
+    );
+    assert!(
+        preview.contains("1 SMS part(s), gsm7] Älvstad Energi: Strömavbrott"),
+        "{preview}"
+    );
+    assert!(
+        preview.contains("Beräknas klart ca 15/1 18:00. Vi felsöker."),
+        "{preview}"
+    );
+    let declared = cli.ok(&[
+        "outage",
+        "declare",
+        "--tenant",
+        "alvstad",
+        "--service",
+        "el",
+        "--grid-node",
+        "ALV-N03",
+        "--etr",
+        "2030-01-15 18:00",
+    ]);
+    assert_eq!(
+        declared.trim(),
+        "outage 1: step 1 (declared) notifies; 4 notices written"
+    );
+    let small = cli.ok(&[
+        "outage",
+        "update",
+        "--tenant",
+        "alvstad",
+        "1",
+        "--etr",
+        "2030-01-15 18:10",
+    ]);
+    assert!(small.contains("recorded without notifying"), "{small}");
+    let restored = cli.ok(&["outage", "restore", "--tenant", "alvstad", "1"]);
+    assert!(
+        restored.contains("step 3 (restored) notifies; 4 notices written"),
+        "{restored}"
+    );
+    let cancel = cli.run(&["outage", "cancel", "--tenant", "alvstad", "1"]);
+    assert!(!cancel.status.success());
+    assert!(
+        String::from_utf8_lossy(&cancel.stderr)
+            .contains("an outage that is restored cannot be cancelled")
+    );
+    let bad_time = cli.run(&[
+        "outage",
+        "declare",
+        "--tenant",
+        "alvstad",
+        "--service",
+        "el",
+        "--postcode",
+        "86330",
+        "--etr",
+        "tomorrow",
+    ]);
+    assert!(String::from_utf8_lossy(&bad_time.stderr).contains("is not a time such as"));
+    let show = cli.ok(&["outage", "show", "--tenant", "alvstad", "1"]);
+    assert!(
+        show.starts_with("outage 1 (electricity) restored: 0 facilities affected now"),
+        "{show}"
+    );
+    assert!(
+        show.contains("notices: pending 8"),
+        "nothing dispatches without `serve`: {show}"
+    );
+    cli.db.drop_db().await;
+}
+
+#[tokio::test]
+async fn sqlite_outages_from_the_command_line() {
+    outages_from_the_command_line(Db::Sqlite).await;
+}
+
+#[tokio::test]
+async fn postgres_outages_from_the_command_line() {
+    outages_from_the_command_line(Db::Postgres).await;
+}
+
 #[test]
 fn help_describes_every_command() {
     let out = Command::new(env!("CARGO_BIN_EXE_varsel"))
