@@ -9,7 +9,9 @@ use tokio::net::TcpListener;
 
 use crate::config::Config;
 use crate::crypto::Keyring;
+use crate::dispatch::Dispatcher;
 use crate::mail::Mailer;
+use crate::outages::FanOut;
 use crate::state::AppState;
 use crate::store::Store;
 use crate::throttle::Throttle;
@@ -34,7 +36,7 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
         &config.sink_dir(),
     )?;
     let webhooks = format!("{}/webhooks", config.public_url);
-    let sms: Arc<dyn crate::dispatch::SmsProvider> = crate::dispatch::providers::from_config(
+    let sms = crate::dispatch::providers::from_config(
         &config.sms,
         config.sink_dir(),
         config
@@ -42,28 +44,41 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
             .webhook_secret
             .as_deref()
             .map(|secret| (webhooks.as_str(), secret)),
-    )?
-    .into();
-    // The sink has no contract to respect; a real provider's rate comes from its contract.
-    let rate = if config.sms.provider == "sink" {
-        1_000_000
-    } else {
-        config.sms.rate_per_second
-    };
-    let directory = match &config.directory {
+    )?;
+    let directory: Option<Arc<dyn crate::directory::Directory>> = match &config.directory {
         Some(d) => Some(Arc::from(crate::directory::from_config(d)?)),
         None => None,
     };
+    let keyring = Arc::new(keyring);
+    let mailer = Arc::new(mailer);
+    // Wakes idle dispatch workers when a fan-out chunk has written notices.
+    let wakeup = Arc::new(tokio::sync::Notify::new());
+    let fanout = Arc::new(FanOut::new(
+        store.clone(),
+        keyring.clone(),
+        directory.clone(),
+        wakeup.clone(),
+        config.outages.fanout_chunk,
+        config.outages.fanout_lease_seconds,
+    ));
+    let dispatcher = Arc::new(Dispatcher::new(
+        store.clone(),
+        keyring.clone(),
+        sms,
+        mailer.clone(),
+        &config.sms,
+        config.dispatch.clone(),
+        wakeup,
+    ));
     Ok(AppState {
         config: Arc::new(config),
         store,
-        keyring: Arc::new(keyring),
-        mailer: Arc::new(mailer),
+        keyring,
+        mailer,
         throttle: Arc::new(Throttle::new()),
-        sms,
-        sms_rate: Arc::new(crate::dispatch::RateLimit::new(rate)),
         directory,
-        dispatch_wakeup: Arc::new(tokio::sync::Notify::new()),
+        fanout,
+        dispatcher,
     })
 }
 
@@ -74,19 +89,28 @@ pub async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
     })
 }
 
-/// Serves HTTP and runs the dispatcher until `shutdown` resolves; in-flight requests and
-/// the batch being sent finish first.
+/// Serves HTTP, runs the dispatcher and resumes fan-outs cut short, until `shutdown`
+/// resolves; in-flight requests and the batches being sent finish first.
 pub async fn serve(
     state: AppState,
     listener: TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let stop = Arc::new(tokio::sync::Notify::new());
+    let stop_resume = Arc::new(tokio::sync::Notify::new());
     let dispatcher = state
         .config
         .dispatch
         .enabled
-        .then(|| tokio::spawn(crate::dispatch::run(state.clone(), stop.clone())));
+        .then(|| tokio::spawn(state.dispatcher.clone().run(stop.clone())));
+    // A single process owns a SQLite store: whatever fan-out is unfinished at start was cut
+    // short by this process's last run, and is taken over at once.
+    let resumer = tokio::spawn(
+        state
+            .fanout
+            .clone()
+            .resume(stop_resume.clone(), state.store.backend_name() == "sqlite"),
+    );
     let app = crate::web::router(state);
     let served = axum::serve(
         listener,
@@ -96,9 +120,11 @@ pub async fn serve(
     .await
     .context("the HTTP server failed");
     stop.notify_one();
+    stop_resume.notify_one();
     if let Some(d) = dispatcher {
         let _ = d.await;
     }
+    let _ = resumer.await;
     served
 }
 

@@ -1,12 +1,18 @@
 //! `varsel bench storm`: one outage over a whole service area, measured on each store.
 //!
 //! It builds a tenant with N facilities (40 % with a registered phone, 20 % with a verified
-//! e-mail, the rest reached through a local directory with one mobile per address), declares
+//! e-mail, the rest reached through a directory file with one mobile per address), declares
 //! one outage over all of them, and sends every notice through a loopback server speaking
-//! 46elks' API. It prints: seconds until every notice is durable, seconds until the first
-//! notice is handed to the provider, the dispatch rate, and peak memory.
+//! 46elks' API (e-mails go to the sink). It prints the seconds from the declaration until
+//! the affected set is committed, the first chunk of notices is durable, every notice is
+//! durable, the first SMS reaches the provider and the last notice is sent; the dispatch
+//! rate; how many SMS arrived twice; and peak memory of the declaration and dispatch (the
+//! seeding is left out of that figure). With `instances` > 1 (PostgreSQL), that many
+//! dispatchers, each with its own connection pool as a separate `varsel serve` would have,
+//! share the storm.
 
 use std::collections::HashMap;
+use std::io::Write;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -15,11 +21,9 @@ use anyhow::Context;
 
 use crate::config::Config;
 use crate::crypto::{hex_encode, random_bytes};
-use crate::directory::FileDirectory;
 use crate::domain::facility::RawFacility;
 use crate::domain::language::Language;
-use crate::domain::phone::{PhoneNumber, Region};
-use crate::domain::recipients::AddressKey;
+use crate::domain::recipients::Channel;
 use crate::domain::selector::SelectorSpec;
 use crate::domain::sender_id::SenderId;
 use crate::domain::service::ServiceKind;
@@ -31,38 +35,78 @@ use crate::store::{NewTenant, SealedContact};
 pub struct StormFigures {
     pub store: String,
     pub facilities: usize,
+    pub instances: usize,
     pub notices: i64,
     pub seed_secs: f64,
+    pub affected_secs: f64,
+    pub first_chunk_secs: f64,
     pub durable_secs: f64,
     pub first_send_secs: f64,
     pub all_sent_secs: f64,
     pub dispatch_per_sec: f64,
+    pub sms_received: u64,
+    pub sms_twice: u64,
     pub peak_rss_mib: f64,
 }
 
-/// Counts what the loopback provider received and when the first one came.
-#[derive(Default)]
+/// What the loopback provider received: a count, when the first came, and a bit per
+/// benchmark number (they are +4670nnnnnnn and +4673nnnnnnn) to find any that came twice.
 struct Received {
     count: AtomicU64,
+    twice: AtomicU64,
     first_at_micros: AtomicU64,
+    seen: Vec<AtomicU64>,
+}
+
+impl Received {
+    fn new() -> Self {
+        Self {
+            count: AtomicU64::new(0),
+            twice: AtomicU64::new(0),
+            first_at_micros: AtomicU64::new(0),
+            seen: (0..(2 * 10_000_000 / 64 + 1))
+                .map(|_| AtomicU64::new(0))
+                .collect(),
+        }
+    }
+
+    fn mark(&self, to: &str) {
+        let slot = match (
+            to.get(..5),
+            to.get(5..).and_then(|n| n.parse::<usize>().ok()),
+        ) {
+            (Some("+4670"), Some(n)) => n,
+            (Some("+4673"), Some(n)) => 10_000_000 + n,
+            _ => return,
+        };
+        let bit = 1u64 << (slot % 64);
+        if let Some(word) = self.seen.get(slot / 64)
+            && word.fetch_or(bit, Ordering::Relaxed) & bit != 0
+        {
+            self.twice.fetch_add(1, Ordering::Relaxed);
+        }
+    }
 }
 
 async fn loopback_elks(epoch: Instant) -> anyhow::Result<(String, Arc<Received>)> {
     use axum::extract::State;
+    #[derive(serde::Deserialize)]
+    struct Sms {
+        to: String,
+    }
     async fn sms(
         State((r, epoch)): State<(Arc<Received>, Instant)>,
-        body: axum::body::Bytes,
+        axum::Form(m): axum::Form<Sms>,
     ) -> axum::Json<serde_json::Value> {
         let n = r.count.fetch_add(1, Ordering::Relaxed);
         if n == 0 {
             r.first_at_micros
                 .store(epoch.elapsed().as_micros() as u64, Ordering::Relaxed);
         }
-        axum::Json(
-            serde_json::json!({"status": "created", "id": format!("s{n}"), "parts": 1, "bytes": body.len()}),
-        )
+        r.mark(&m.to);
+        axum::Json(serde_json::json!({"status": "created", "id": format!("s{n}"), "parts": 1}))
     }
-    let received = Arc::new(Received::default());
+    let received = Arc::new(Received::new());
     let app = axum::Router::new()
         .route("/a1/sms", axum::routing::post(sms))
         .with_state((received.clone(), epoch));
@@ -87,17 +131,28 @@ fn peak_rss_mib() -> f64 {
         .unwrap_or(0.0)
 }
 
+/// Starts the peak-memory figure afresh (Linux: writing 5 to clear_refs resets VmHWM).
+fn reset_peak_rss() {
+    if std::fs::write("/proc/self/clear_refs", "5").is_err() {
+        tracing::warn!("cannot reset the peak memory figure; it includes the seeding");
+    }
+}
+
 /// Runs the storm on one store: `sqlite` or a PostgreSQL admin URL under which a scratch
 /// database is created and dropped.
 pub async fn storm(
     store: &str,
     facilities: usize,
+    instances: usize,
     progress: &(dyn Fn(&str) + Sync),
 ) -> anyhow::Result<StormFigures> {
     let dir =
         std::env::temp_dir().join(format!("varsel-bench-{}", hex_encode(&random_bytes::<6>())));
     std::fs::create_dir_all(&dir)?;
     let (db_url, pg) = if store == "sqlite" {
+        if instances > 1 {
+            anyhow::bail!("SQLite serves one process: --instances needs a PostgreSQL store");
+        }
         (
             format!("sqlite://{}", dir.join("varsel.db").display()),
             None,
@@ -114,7 +169,7 @@ pub async fn storm(
         let base = store.rsplit_once('/').map(|(b, _)| b).unwrap_or(store);
         (format!("{base}/{name}"), Some((store.to_string(), name)))
     };
-    let result = run(&dir, &db_url, facilities, progress).await;
+    let result = run(&dir, &db_url, facilities, instances.max(1), progress).await;
     if let Some((admin_url, name)) = pg
         && let Ok(admin) = sqlx::PgPool::connect(&admin_url).await
     {
@@ -136,24 +191,63 @@ pub async fn storm(
     })
 }
 
+fn street(i: usize) -> String {
+    format!("Stormgatan {}", i / 1000)
+}
+
+fn house(i: usize) -> String {
+    format!("{}", i % 1000 + 1)
+}
+
+/// The directory file: one mobile at each address whose facility registered no phone.
+fn write_directory(path: &std::path::Path, n: usize) -> anyhow::Result<()> {
+    let mut f = std::io::BufWriter::new(std::fs::File::create(path)?);
+    writeln!(f, "street,house_number,postcode,phone")?;
+    for i in (0..n).filter(|i| i % 5 >= 2) {
+        writeln!(
+            f,
+            "{},{},12345,+4673{:07}",
+            street(i),
+            house(i),
+            i % 10_000_000
+        )?;
+    }
+    f.flush()?;
+    Ok(())
+}
+
 async fn run(
     dir: &std::path::Path,
     db_url: &str,
     n: usize,
+    instances: usize,
     progress: &(dyn Fn(&str) + Sync),
 ) -> anyhow::Result<StormFigures> {
     let epoch = Instant::now();
     let (elks_url, received) = loopback_elks(epoch).await?;
-    let toml = format!(
+    let seed_start = Instant::now();
+    let directory = dir.join("directory.csv");
+    write_directory(&directory, n)?;
+    let sms = format!(
         "[sms]\nprovider = \"46elks\"\nurl = \"{elks_url}\"\nusername = \"bench\"\npassword = \"bench\"\nrate_per_second = 1000000\n[dispatch]\nbatch_size = 1000\nconcurrency = 64\n"
     );
-    let cfg_path = dir.join("bench.toml");
-    std::fs::write(&cfg_path, toml)?;
+    let with_directory = dir.join("bench.toml");
+    std::fs::write(
+        &with_directory,
+        format!(
+            "{sms}[directory]\nkind = \"file\"\nfile = \"{}\"\n",
+            directory.display()
+        ),
+    )?;
+    let without_directory = dir.join("bench-dispatch.toml");
+    std::fs::write(&without_directory, &sms)?;
     let vars = vec![
         ("VARSEL_DATA_DIR".to_string(), dir.display().to_string()),
         ("VARSEL_DATABASE_URL".to_string(), db_url.to_string()),
     ];
-    let mut state = crate::app::build_state(Config::from_sources(Some(&cfg_path), &vars)?).await?;
+    progress(&format!("seeding {n} facilities"));
+    let state =
+        crate::app::build_state(Config::from_sources(Some(&with_directory), &vars)?).await?;
     let tenant = state
         .store
         .create_tenant(&NewTenant {
@@ -166,71 +260,93 @@ async fn run(
             services: vec![ServiceKind::Electricity],
         })
         .await?;
-
-    progress(&format!("seeding {n} facilities"));
-    let seed_start = Instant::now();
-    let street = |i: usize| format!("Stormgatan {}", i / 1000);
-    let mut records = Vec::with_capacity(n);
-    for i in 0..n {
-        let raw = RawFacility {
-            facility_number: Some(format!("{}", 100_000_000 + i)),
-            service: Some("electricity".into()),
-            customer_number: Some(format!("{}", 500_000_000 + i)),
-            street: Some(street(i)),
-            house_number: Some(format!("{}", i % 1000 + 1)),
-            postcode: Some("12345".into()),
-            town: Some("Stormby".into()),
-            ..Default::default()
-        };
-        records.push(
-            raw.validate(Language::Sv)
-                .map_err(|e| anyhow::anyhow!("{e}"))?,
+    for start in (0..n).step_by(100_000) {
+        let mut records = Vec::with_capacity(100_000);
+        for i in start..(start + 100_000).min(n) {
+            let raw = RawFacility {
+                facility_number: Some(format!("{}", 100_000_000 + i)),
+                service: Some("electricity".into()),
+                customer_number: Some(format!("{}", 500_000_000 + i)),
+                street: Some(street(i)),
+                house_number: Some(house(i)),
+                postcode: Some("12345".into()),
+                town: Some("Stormby".into()),
+                ..Default::default()
+            };
+            records.push(
+                raw.validate(Language::Sv)
+                    .map_err(|e| anyhow::anyhow!("{e}"))?,
+            );
+        }
+        state
+            .store
+            .upsert_facilities(tenant.id, &records, "bench", &|_| {})
+            .await?;
+    }
+    let mut after = 0;
+    loop {
+        let page = state
+            .store
+            .facility_numbers_page(tenant.id, after, 50_000)
+            .await?;
+        let Some((last, _)) = page.last() else { break };
+        after = *last;
+        let mut subs = Vec::with_capacity(page.len());
+        for (id, number) in &page {
+            let i: usize = number.parse::<usize>()? - 100_000_000;
+            let phone = (i % 5 < 2).then(|| format!("+4670{:07}", i % 10_000_000));
+            let email = (i % 5 == 2).then(|| format!("h{i}@example.com"));
+            if phone.is_some() || email.is_some() {
+                subs.push(BulkSubscription {
+                    facility_id: *id,
+                    phone: phone.map(|p| SealedContact {
+                        sealed: state.keyring.seal(phone_field(*id), &p),
+                        bidx: state.keyring.blind_index(tenant.id, "phone", &p),
+                    }),
+                    verified_email: email.map(|e| SealedContact {
+                        sealed: state.keyring.seal(email_field(*id), &e),
+                        bidx: state.keyring.blind_index(tenant.id, "email", &e),
+                    }),
+                });
+            }
+        }
+        state.store.insert_subscriptions(tenant.id, &subs).await?;
+    }
+    let mut others = Vec::new();
+    for _ in 1..instances {
+        others.push(
+            crate::app::build_state(Config::from_sources(Some(&without_directory), &vars)?).await?,
         );
     }
-    state
-        .store
-        .upsert_facilities(tenant.id, &records, "bench", &|_| {})
-        .await?;
-    drop(records);
-    let rows = state
-        .store
-        .facilities_for_outage(tenant.id, "electricity")
-        .await?;
-    let mut subs = Vec::with_capacity(n * 3 / 5);
-    let mut directory: HashMap<AddressKey, Vec<PhoneNumber>> = HashMap::new();
-    for (i, f) in rows.iter().enumerate() {
-        let phone = (i % 5 < 2).then(|| format!("+4670{:07}", i % 10_000_000));
-        let email = (i % 5 == 2).then(|| format!("h{i}@example.com"));
-        if phone.is_none() {
-            let number = PhoneNumber::parse(&format!("+4673{:07}", i % 10_000_000), Region::Se)?;
-            directory
-                .entry(AddressKey::new(&f.street, &f.house_number, &f.postcode))
-                .or_default()
-                .push(number);
-        }
-        if phone.is_some() || email.is_some() {
-            subs.push(BulkSubscription {
-                facility_id: f.id,
-                phone: phone.map(|p| SealedContact {
-                    sealed: state.keyring.seal(phone_field(f.id), &p),
-                    bidx: state.keyring.blind_index(tenant.id, "phone", &p),
-                }),
-                verified_email: email.map(|e| SealedContact {
-                    sealed: state.keyring.seal(email_field(f.id), &e),
-                    bidx: state.keyring.blind_index(tenant.id, "email", &e),
-                }),
-            });
-        }
-    }
-    drop(rows);
-    state.store.insert_subscriptions(tenant.id, &subs).await?;
-    drop(subs);
-    state.directory = Some(Arc::new(FileDirectory::from_numbers(directory)));
     let seed_secs = seed_start.elapsed().as_secs_f64();
+    reset_peak_rss();
 
-    progress("declaring the outage");
+    progress(&format!(
+        "declaring the outage; {instances} dispatching instance(s)"
+    ));
     let stop = Arc::new(tokio::sync::Notify::new());
-    let dispatcher = tokio::spawn(crate::dispatch::run(state.clone(), stop.clone()));
+    let mut dispatchers = vec![tokio::spawn(state.dispatcher.clone().run(stop.clone()))];
+    for other in &others {
+        dispatchers.push(tokio::spawn(other.dispatcher.clone().run(stop.clone())));
+    }
+    // Watches the fan-out from outside, as an operator would: when the step (with its
+    // affected set) is committed and when the first chunk of notices is.
+    let watch = {
+        let store = state.store.clone();
+        tokio::spawn(async move {
+            let (mut affected, mut first) = (None, None);
+            while first.is_none() {
+                if let Ok(Some(notices)) = store.latest_step_notices().await {
+                    affected.get_or_insert(epoch.elapsed());
+                    if notices > 0 {
+                        first = Some(epoch.elapsed());
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            (affected, first)
+        })
+    };
     let declared_at = epoch.elapsed();
     let req = Declare {
         service: "electricity".into(),
@@ -243,38 +359,53 @@ async fn run(
             ..Default::default()
         },
     };
-    let (outcome, _) = outages::declare(&state, &tenant, &Actor("bench".into()), None, &req, false)
+    let outcome = outages::declare(&state, &tenant, &Actor("bench".into()), None, &req)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let durable_secs = (epoch.elapsed() - declared_at).as_secs_f64();
-    let notices = outcome.map(|o| o.step.notices).unwrap_or(0);
-    let total: i64 = state.store.notice_counts(None).await?.values().sum();
+    let notices = outcome.step.notices;
     progress(&format!(
         "{notices} notices durable after {durable_secs:.2} s; dispatching"
     ));
+    let (affected_at, first_chunk_at) = watch.await?;
+    let since = |t: Option<Duration>| {
+        t.map(|t| t.saturating_sub(declared_at).as_secs_f64())
+            .unwrap_or(f64::NAN)
+    };
 
-    // E-mails go to the sink; SMS to the loopback provider. Wait until none is left.
     // Polled through the dispatcher's own index lookups, so watching costs the run nothing.
-    while state.store.next_due().await?.is_some() {
-        tokio::time::sleep(Duration::from_millis(200)).await;
+    while state.store.next_due(Channel::Sms).await?.is_some()
+        || state.store.next_due(Channel::Email).await?.is_some()
+    {
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let all_sent = (epoch.elapsed() - declared_at).as_secs_f64();
-    stop.notify_one();
-    let _ = dispatcher.await;
+    stop.notify_waiters();
+    for d in dispatchers {
+        let _ = d.await;
+    }
     let first = Duration::from_micros(received.first_at_micros.load(Ordering::Relaxed));
     let first_send_secs = first.saturating_sub(declared_at).as_secs_f64();
-    let sent = total as f64;
     let dispatch_window = (all_sent - first_send_secs).max(1e-3);
+    let peak = peak_rss_mib();
     state.store.close().await;
+    for o in &others {
+        o.store.close().await;
+    }
     Ok(StormFigures {
         store: String::new(),
         facilities: n,
+        instances,
         notices,
         seed_secs,
+        affected_secs: since(affected_at),
+        first_chunk_secs: since(first_chunk_at),
         durable_secs,
         first_send_secs,
         all_sent_secs: all_sent,
-        dispatch_per_sec: sent / dispatch_window,
-        peak_rss_mib: peak_rss_mib(),
+        dispatch_per_sec: notices as f64 / dispatch_window,
+        sms_received: received.count.load(Ordering::Relaxed),
+        sms_twice: received.twice.load(Ordering::Relaxed),
+        peak_rss_mib: peak,
     })
 }

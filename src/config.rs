@@ -33,12 +33,20 @@ pub struct OutagesConfig {
     /// An update notifies households when the estimated restoration moves at least this
     /// much (or appears, disappears, or the cause or text changes).
     pub material_etr_minutes: u32,
+    /// Facilities per fan-out chunk: each chunk's notices commit together, and the first
+    /// chunk is sent while the next ones are written.
+    pub fanout_chunk: u32,
+    /// How long a fan-out stays with the worker writing it before another may resume it
+    /// (after a crash). Renewed with every chunk.
+    pub fanout_lease_seconds: u32,
 }
 
 impl Default for OutagesConfig {
     fn default() -> Self {
         Self {
             material_etr_minutes: 30,
+            fanout_chunk: 20_000,
+            fanout_lease_seconds: 30,
         }
     }
 }
@@ -48,15 +56,20 @@ impl Default for OutagesConfig {
 pub struct DispatchConfig {
     /// Run the dispatcher in `varsel serve`; turn off for API-only instances.
     pub enabled: bool,
-    /// Notices one worker claims at a time; after a crash at most this many can go twice.
+    /// Notices one worker claims at a time; after a crash at most this many per worker can
+    /// go twice.
     pub batch_size: u32,
-    /// Sends in flight at once per instance.
+    /// Claim-send-record loops per channel and instance: while one sends, another claims.
+    pub workers: u32,
+    /// Sends in flight at once per worker.
     pub concurrency: u32,
     /// How long a claim holds before another worker may take the notices over.
     pub lease_seconds: u32,
-    /// Attempts before a notice is given up as failed.
-    pub max_attempts: u32,
-    /// First retry delay; doubles per attempt (with jitter) up to `max_backoff_seconds`.
+    /// A notice not sent this long after it was written is given up (`expired`): a
+    /// provider down for minutes delays notices, but news hours late helps nobody.
+    pub give_up_after_minutes: u32,
+    /// First retry delay of a notice-level failure; doubles per attempt (with jitter) up to
+    /// `max_backoff_seconds`.
     pub backoff_seconds: u32,
     pub max_backoff_seconds: u32,
 }
@@ -66,9 +79,10 @@ impl Default for DispatchConfig {
         Self {
             enabled: true,
             batch_size: 200,
+            workers: 2,
             concurrency: 32,
             lease_seconds: 60,
-            max_attempts: 10,
+            give_up_after_minutes: 720,
             backoff_seconds: 5,
             max_backoff_seconds: 900,
         }
@@ -88,11 +102,12 @@ pub struct SmsConfig {
     /// Messages per second the contract allows.
     pub rate_per_second: u32,
     pub timeout_ms: u64,
-    /// Temporary failures in a row before the secondary provider takes over.
-    pub failover_after: u32,
-    /// How long the secondary keeps the traffic before the primary is tried again.
-    pub failover_seconds: u64,
-    /// A second provider that takes over while the primary keeps failing.
+    /// A provider that throttles, is unreachable or answers 5xx is paused (for every worker
+    /// of every instance) this long, or as long as its Retry-After says; doubling while it
+    /// keeps failing, up to `max_pause_seconds`.
+    pub pause_seconds: u32,
+    pub max_pause_seconds: u32,
+    /// A second provider that takes the traffic while the primary is paused.
     pub secondary: Option<Box<SmsConfig>>,
     /// Secret path segment of the delivery-report webhooks
     /// (`<public_url>/webhooks/<provider>/<secret>`); without it no reports are asked for.
@@ -108,8 +123,8 @@ impl Default for SmsConfig {
             password: None,
             rate_per_second: 100,
             timeout_ms: 10_000,
-            failover_after: 5,
-            failover_seconds: 60,
+            pause_seconds: 1,
+            max_pause_seconds: 300,
             secondary: None,
             webhook_secret: None,
         }
@@ -323,12 +338,17 @@ impl Config {
         }
         let d = &fc.dispatch;
         if d.batch_size == 0
+            || d.workers == 0
             || d.concurrency == 0
             || d.lease_seconds == 0
-            || d.max_attempts == 0
+            || d.give_up_after_minutes == 0
             || d.backoff_seconds == 0
         {
             bail!("dispatch settings must be at least 1");
+        }
+        let o = &fc.outages;
+        if o.fanout_chunk == 0 || o.fanout_lease_seconds == 0 {
+            bail!("outages.fanout_chunk and outages.fanout_lease_seconds must be at least 1");
         }
         if let Some(dir) = &fc.directory {
             match dir.kind.as_str() {
@@ -363,6 +383,9 @@ impl Config {
 }
 
 fn check_sms(sms: &SmsConfig, key: &str) -> anyhow::Result<()> {
+    if sms.pause_seconds == 0 || sms.max_pause_seconds < sms.pause_seconds {
+        bail!("{key}.pause_seconds must be at least 1 and at most {key}.max_pause_seconds");
+    }
     match sms.provider.as_str() {
         "sink" => Ok(()),
         "46elks" | "twilio" | "sinch" | "kannel" => {

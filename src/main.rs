@@ -69,6 +69,10 @@ enum BenchCommand {
         /// created under it and dropped).
         #[arg(long = "store", default_values_t = ["sqlite".to_string(), "postgres://postgres@127.0.0.1:5432/test".to_string()])]
         stores: Vec<String>,
+        /// Dispatching instances sharing the storm (PostgreSQL only), each with its own
+        /// connection pool as separate `varsel serve` processes would have.
+        #[arg(long, default_value_t = 1)]
+        instances: usize,
     },
 }
 
@@ -285,21 +289,31 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         }
         Command::Keys(cmd) => keys(config, cmd).await,
         Command::Outage(cmd) => outage(config, cmd).await,
-        Command::Bench(BenchCommand::Storm { facilities, stores }) => {
+        Command::Bench(BenchCommand::Storm {
+            facilities,
+            stores,
+            instances,
+        }) => {
             if let [store] = stores.as_slice() {
-                let figures =
-                    varsel::bench::storm(store, facilities, &|msg| eprintln!("  [{store}] {msg}"))
-                        .await?;
+                let f = varsel::bench::storm(store, facilities, instances, &|msg| {
+                    eprintln!("  [{store}] {msg}")
+                })
+                .await?;
                 println!(
-                    "{:<8} notices {:>8}  seed {:>6.1} s  durable {:>6.2} s  first send {:>6.2} s  all sent {:>7.1} s  dispatch {:>8.0}/s  peak RSS {:>6.0} MiB",
-                    figures.store,
-                    figures.notices,
-                    figures.seed_secs,
-                    figures.durable_secs,
-                    figures.first_send_secs,
-                    figures.all_sent_secs,
-                    figures.dispatch_per_sec,
-                    figures.peak_rss_mib
+                    "{:<8} x{} notices {:>8}  seed {:>6.1} s  affected set {:>5.2} s  first chunk {:>5.2} s  all durable {:>6.2} s  first send {:>5.2} s  all sent {:>6.1} s  dispatch {:>7.0}/s  SMS {} (twice: {})  peak RSS {:>5.0} MiB",
+                    f.store,
+                    f.instances,
+                    f.notices,
+                    f.seed_secs,
+                    f.affected_secs,
+                    f.first_chunk_secs,
+                    f.durable_secs,
+                    f.first_send_secs,
+                    f.all_sent_secs,
+                    f.dispatch_per_sec,
+                    f.sms_received,
+                    f.sms_twice,
+                    f.peak_rss_mib
                 );
                 return Ok(());
             }
@@ -320,6 +334,8 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                         &facilities.to_string(),
                         "--store",
                         store,
+                        "--instances",
+                        &instances.to_string(),
                     ])
                     .status()
                     .context("cannot start the benchmark process")?;
@@ -621,8 +637,7 @@ fn print_step(o: &varsel::outages::StepOutcome) {
 }
 
 async fn outage(config: Config, cmd: OutageCommand) -> anyhow::Result<()> {
-    use varsel::domain::outage::StepKind;
-    use varsel::outages::{self, Actor, End, StepRequest, Update};
+    use varsel::outages::{self, Actor, End, StepCommand, Update};
     let state = app::build_state(config).await?;
     let slug = match &cmd {
         OutageCommand::Declare { tenant, .. }
@@ -639,9 +654,8 @@ async fn outage(config: Config, cmd: OutageCommand) -> anyhow::Result<()> {
     let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
     let actor = Actor(format!("cli:{user}"));
     let fail = |e: outages::OutageError| anyhow::anyhow!("{e}");
-    let step = |id: i64, kind: StepKind, req: StepRequest| {
-        outages::step(&state, &tenant, &actor, id, None, kind, req)
-    };
+    let step =
+        |id: i64, command: StepCommand| outages::step(&state, &tenant, &actor, id, None, command);
     match cmd {
         OutageCommand::Declare {
             service,
@@ -682,12 +696,16 @@ async fn outage(config: Config, cmd: OutageCommand) -> anyhow::Result<()> {
                     area,
                 },
             };
-            let (outcome, p) = outages::declare(&state, &tenant, &actor, None, &req, preview)
-                .await
-                .map_err(fail)?;
-            if let Some(o) = outcome {
-                print_step(&o);
+            if !preview {
+                print_step(
+                    &outages::declare(&state, &tenant, &actor, None, &req)
+                        .await
+                        .map_err(fail)?,
+                );
             } else {
+                let p = outages::preview(&state, &tenant, &actor, &req)
+                    .await
+                    .map_err(fail)?;
                 println!(
                     "{} facilities; {} SMS recipients ({} from the directory), {} e-mail recipients",
                     p.facilities, p.sms_recipients, p.directory_recipients, p.email_recipients
@@ -729,7 +747,7 @@ async fn outage(config: Config, cmd: OutageCommand) -> anyhow::Result<()> {
                     Some(parse_texts(&texts)?)
                 },
             };
-            let step = step(id, StepKind::Updated, StepRequest::Update(req));
+            let step = step(id, StepCommand::Update(req));
             print_step(&step.await.map_err(fail)?);
         }
         OutageCommand::Restore { id, cause, .. } => {
@@ -738,11 +756,11 @@ async fn outage(config: Config, cmd: OutageCommand) -> anyhow::Result<()> {
                 cause,
                 texts: None,
             };
-            let step = step(id, StepKind::Restored, StepRequest::End(req));
+            let step = step(id, StepCommand::Restore(req));
             print_step(&step.await.map_err(fail)?);
         }
         OutageCommand::Cancel { id, .. } => {
-            let step = step(id, StepKind::Cancelled, StepRequest::End(End::default()));
+            let step = step(id, StepCommand::Cancel(End::default()));
             print_step(&step.await.map_err(fail)?);
         }
         OutageCommand::Show { id, .. } => {
@@ -753,7 +771,10 @@ async fn outage(config: Config, cmd: OutageCommand) -> anyhow::Result<()> {
                 .with_context(|| format!("no outage {id}"))?;
             println!(
                 "outage {} ({}) {}: {} facilities affected now",
-                o.id, o.service, o.state, o.affected_facilities
+                o.id,
+                o.service.as_str(),
+                o.state.as_str(),
+                o.affected_facilities
             );
             let zone = jiff::tz::TimeZone::get(&tenant.time_zone)?;
             for s in &o.steps {

@@ -1,14 +1,13 @@
-//! What every request handler and the dispatcher share.
+//! What every request handler shares.
 
 use std::sync::Arc;
-
-use tokio::sync::Notify;
 
 use crate::config::Config;
 use crate::crypto::Keyring;
 use crate::directory::Directory;
-use crate::dispatch::{RateLimit, SmsProvider};
+use crate::dispatch::Dispatcher;
 use crate::mail::Mailer;
+use crate::outages::FanOut;
 use crate::store::Store;
 use crate::throttle::Throttle;
 
@@ -19,9 +18,9 @@ pub struct AppState {
     pub keyring: Arc<Keyring>,
     pub mailer: Arc<Mailer>,
     pub throttle: Arc<Throttle>,
-    pub sms: Arc<dyn SmsProvider>,
-    pub sms_rate: Arc<RateLimit>,
     pub directory: Option<Arc<dyn Directory>>,
-    /// Wakes an idle dispatcher when a step has written notices.
-    pub dispatch_wakeup: Arc<Notify>,
+    /// Writes a step's notices chunk by chunk and resumes fan-outs cut short.
+    pub fanout: Arc<FanOut>,
+    /// Sends the outbox; runs in `serve` (see `app::serve`).
+    pub dispatcher: Arc<Dispatcher>,
 }

@@ -7,6 +7,7 @@ use minijinja::{Environment, context};
 
 use crate::domain::language::Language;
 use crate::domain::outage::StepKind;
+use crate::domain::recipients::Channel;
 use crate::domain::service::ServiceKind;
 
 /// Steps that share one wording.
@@ -231,6 +232,43 @@ pub fn render_custom(source: &str, f: &TextFacts<'_>, lang: Language) -> Result<
     env.render_str(source, context_of(f, lang))
         .map(|t| t.trim().to_string())
         .map_err(|e| format!("{e} (variables: {VARIABLES})"))
+}
+
+/// A tenant's own wording for one step group, language and channel.
+#[derive(Debug, Clone, Copy)]
+pub struct Custom<'a> {
+    pub subject: Option<&'a str>,
+    pub body: &'a str,
+}
+
+/// The text of one notice: the tenant's template where it has one, else ours; SMS texts
+/// normalised to GSM-7 where that keeps their meaning. A tenant's template was checked when
+/// it was saved; should it still fail (a fact it never saw), the notice goes out in our
+/// wording rather than not at all. Returns (e-mail subject, body).
+pub fn compose(
+    f: &TextFacts<'_>,
+    own: Option<Custom<'_>>,
+    channel: Channel,
+    lang: Language,
+) -> (Option<String>, String) {
+    let custom_or = |source: Option<&str>, default: String| match source {
+        None => default,
+        Some(src) => render_custom(src, f, lang).unwrap_or_else(|e| {
+            tracing::warn!(
+                error = e,
+                "a tenant template failed; using the default text"
+            );
+            default
+        }),
+    };
+    let body = custom_or(own.map(|t| t.body), render(f, lang));
+    match channel {
+        Channel::Sms => (None, crate::domain::sms_text::normalize(&body)),
+        Channel::Email => (
+            Some(custom_or(own.and_then(|t| t.subject), subject(f, lang))),
+            body,
+        ),
+    }
 }
 
 /// Checks a tenant's template by rendering it for a sample outage with and without the

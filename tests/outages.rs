@@ -318,7 +318,7 @@ async fn a_step_the_outage_moved_past_is_superseded(db: Db) {
     assert_eq!(s, 201);
     // Now a dispatcher starts: the declaration is stale and must not go out late.
     let stop = std::sync::Arc::new(tokio::sync::Notify::new());
-    let worker = tokio::spawn(varsel::dispatch::run(app.state.clone(), stop.clone()));
+    let worker = tokio::spawn(app.state.dispatcher.clone().run(stop.clone()));
     let counts = settle(&app, &token, id).await;
     stop.notify_one();
     worker.await.unwrap();

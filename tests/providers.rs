@@ -88,6 +88,59 @@ async fn elks_with_retries_and_a_refused_number(db: Db) {
     elks.stop();
 }
 
+/// A provider that throttles (429) or is down (503) for a while, answering Retry-After:
+/// every notice waits and then goes, once; none is given up; and the provider is paused
+/// rather than hammered (one probe per pause once the in-flight requests have failed).
+async fn a_provider_outage_delays_notices_and_loses_none(db: Db, status: u16) {
+    const PHONES: usize = 200;
+    const CONCURRENCY: usize = 4;
+    let elks = FakeElks::start(0, None, Duration::ZERO).await;
+    let toml = format!(
+        "{}[dispatch]\nworkers = 1\nconcurrency = {CONCURRENCY}\nbackoff_seconds = 1\n",
+        elks.toml()
+    );
+    let app = TestApp::spawn_full(db, &[], &toml).await;
+    let (tenant, token) = app.tenant("alvstad", &[Electricity], &[Scope::Admin]).await;
+    common::seed_phones(&app.state, &tenant, PHONES, |i| format!("+4670{:07}", i)).await;
+    let outage_lasts = Duration::from_secs(4);
+    *elks.refusing.lock().unwrap() = Some((std::time::Instant::now() + outage_lasts, status));
+    let started = std::time::Instant::now();
+    let resp = app
+        .client
+        .post(app.url("/api/v1/outages"))
+        .bearer_auth(&token)
+        .json(&json!({"service": "electricity", "affected": {"grid_nodes": ["N1"]}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let id = resp.json::<Value>().await.unwrap()["outage_id"]
+        .as_i64()
+        .unwrap();
+    let counts = common::settle(&app.client, &app.base, &token, id).await;
+    assert_eq!(counts, json!({"sent": PHONES}), "nothing failed or expired");
+    assert!(
+        started.elapsed() >= outage_lasts,
+        "the notices waited for the provider"
+    );
+    let mut to = recipients(&elks.received);
+    to.dedup();
+    assert_eq!(to.len(), PHONES, "everyone got it once");
+    assert_eq!(elks.received.lock().unwrap().len(), PHONES);
+    // The requests in flight when the outage began, then one probe per pause (Retry-After:
+    // 1 s over 4 s, with the dispatcher's one-second clock): far from the thousands a
+    // dispatcher sending at full rate into the refusal makes.
+    let refused = elks.refused.load(Ordering::SeqCst);
+    assert!(
+        refused <= CONCURRENCY + 12,
+        "{refused} refused requests: the provider was not paused"
+    );
+    let outage: Value = app.get_json(&format!("/api/v1/outages/{id}"), &token).await;
+    assert_eq!(outage["steps"][0]["notices"], PHONES);
+    app.finish().await;
+    elks.stop();
+}
+
 async fn each_provider_api(db: Db) {
     for api in [Api::Twilio, Api::Sinch, Api::Kannel] {
         let fake = FakeSms::start(api, "+46700000002").await;
@@ -117,7 +170,7 @@ async fn failover_to_the_secondary_and_back(db: Db) {
     primary.down.store(true, Ordering::SeqCst);
     let secondary = FakeSms::start(Api::Twilio, "none").await;
     let toml = format!(
-        "[sms]\n{}failover_after = 2\nfailover_seconds = 3\n[sms.secondary]\n{}[dispatch]\nbackoff_seconds = 1\nconcurrency = 1\n",
+        "[sms]\n{}pause_seconds = 3\nmax_pause_seconds = 3\n[sms.secondary]\n{}[dispatch]\nbackoff_seconds = 1\nconcurrency = 1\n",
         primary.settings(Api::Sinch),
         secondary.settings(Api::Twilio)
     );
@@ -280,4 +333,24 @@ async fn sqlite_failover_to_the_secondary_and_back() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_failover_to_the_secondary_and_back() {
     failover_to_the_secondary_and_back(Db::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_a_throttling_provider_delays_notices_and_loses_none() {
+    a_provider_outage_delays_notices_and_loses_none(Db::Sqlite, 429).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_throttling_provider_delays_notices_and_loses_none() {
+    a_provider_outage_delays_notices_and_loses_none(Db::Postgres, 429).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_a_provider_down_delays_notices_and_loses_none() {
+    a_provider_outage_delays_notices_and_loses_none(Db::Sqlite, 503).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_provider_down_delays_notices_and_loses_none() {
+    a_provider_outage_delays_notices_and_loses_none(Db::Postgres, 503).await;
 }

@@ -1,36 +1,44 @@
 //! The dispatcher: claims due notices from the outbox, sends them, and records what
 //! happened. Any number of instances may run it against one PostgreSQL database.
 //!
-//! Guarantee: every notice row is sent until the provider accepts it, it is refused for
-//! good, or it runs out of attempts; each is recorded on the row. A notice is claimed with a
-//! lease before it is sent and marked sent right after; if the process dies between the
-//! provider's acceptance and that mark, the lease runs out and the notice is sent again. So
-//! after a crash a recipient gets a notice at most twice, and only for notices of the batch
-//! that was in flight (at most `dispatch.batch_size` per instance).
+//! Guarantee: every notice row stays due until a provider accepts it, refuses it for good,
+//! its outage moves past its step (`superseded`), its contact is erased or replaced
+//! (`withdrawn`), or it is older than `dispatch.give_up_after_minutes` (`expired`); each is
+//! recorded on the row. A notice is claimed with a lease before it is sent and marked sent
+//! right after; if the process dies between the provider's acceptance and that mark, the
+//! lease runs out and the notice is sent again. So after a crash a recipient gets a notice
+//! at most twice, and only for notices of the batches that were in flight (at most
+//! `dispatch.batch_size` per worker).
+//!
+//! A provider that throttles, is unreachable or answers 5xx is paused for every worker of
+//! every instance (the pause is in the store): its notices wait, without using anything up,
+//! and go to the secondary provider if there is one.
 
 use std::collections::HashMap;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use tokio::sync::{Mutex, Notify, Semaphore};
+use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinSet;
 
-use crate::crypto::random_bytes;
+use crate::config::{DispatchConfig, SmsConfig};
+use crate::crypto::{Keyring, random_bytes};
 use crate::domain::email::Email;
+use crate::domain::language::Language;
 use crate::domain::phone::{PhoneNumber, Region};
-use crate::mail::OutgoingMail;
-use crate::outages::notice_field;
-use crate::state::AppState;
-use crate::store::{ClaimedNotice, SendResult};
+use crate::domain::recipients::Channel;
+use crate::mail::{Mailer, OutgoingMail};
+use crate::store::{ClaimedNotice, Pause, SendResult, StepFacts, Store};
+use crate::texts::{self, Custom, StepGroup, TextFacts};
 
 pub mod providers;
 
-pub use providers::{ProviderError, SmsProvider};
+pub use providers::{NamedProvider, ProviderError, SmsProvider};
 
 /// Paces sends to the provider contract's messages per second.
 pub struct RateLimit {
     per_second: f64,
-    state: Mutex<(f64, Instant)>,
+    state: tokio::sync::Mutex<(f64, std::time::Instant)>,
 }
 
 impl RateLimit {
@@ -38,7 +46,7 @@ impl RateLimit {
         let per_second = f64::from(per_second.max(1));
         Self {
             per_second,
-            state: Mutex::new((per_second, Instant::now())),
+            state: tokio::sync::Mutex::new((per_second, std::time::Instant::now())),
         }
     }
 
@@ -46,7 +54,7 @@ impl RateLimit {
         loop {
             let wait = {
                 let mut s = self.state.lock().await;
-                let now = Instant::now();
+                let now = std::time::Instant::now();
                 s.0 = (s.0 + now.duration_since(s.1).as_secs_f64() * self.per_second)
                     .min(self.per_second);
                 s.1 = now;
@@ -73,231 +81,530 @@ pub fn backoff(attempts: i64, base_secs: u32, max_secs: u32) -> i64 {
     ((raw as f64) * jitter).round().max(1.0) as i64
 }
 
-/// Per-id lookups the dispatcher keeps between batches (texts of a step, tenant senders).
-type Cache<V> = Arc<Mutex<HashMap<i64, V>>>;
+/// A rendered notice text: e-mail subject (if any) and body.
+type Text = Arc<(Option<String>, String)>;
 
-/// A step text: e-mail subject (if any) and body.
-type Text = (Option<String>, String);
+/// Texts are rendered when sent (relative dates read right then); one rendering serves
+/// every notice of a step with the same channel, language and facility count, within the
+/// hour.
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct TextKey {
+    step_id: i64,
+    channel: Channel,
+    language: Language,
+    facilities: i64,
+    hour: i64,
+}
 
-#[derive(Clone)]
-struct TextCache(Cache<Text>);
+/// A provider's pause as this instance sees it. Once the pause is over, one request probes
+/// the provider while the rest wait; its answer ends the pause or starts a longer one.
+#[derive(Debug, Clone, Copy)]
+struct LocalPause {
+    pause: Pause,
+    probing: bool,
+}
 
-/// Runs until `stop` is notified; sends what is due and sleeps when nothing is.
-pub async fn run(state: AppState, stop: Arc<Notify>) {
-    let cfg = state.config.dispatch.clone();
-    let texts = TextCache(Arc::new(Mutex::new(HashMap::new())));
-    let senders: Cache<(String, String)> = Arc::default();
-    let limiter = Arc::new(Semaphore::new(cfg.concurrency as usize));
-    loop {
-        let claimed = match state
-            .store
-            .claim_notices(i64::from(cfg.batch_size), i64::from(cfg.lease_seconds))
-            .await
-        {
-            Ok(c) => c,
+/// Everything the dispatcher uses, and nothing else: built once in `app.rs`.
+pub struct Dispatcher {
+    store: Store,
+    keyring: Arc<Keyring>,
+    sms: Vec<NamedProvider>,
+    mailer: Arc<Mailer>,
+    sms_rate: RateLimit,
+    cfg: DispatchConfig,
+    pause_secs: (u32, u32),
+    pauses: Mutex<HashMap<String, LocalPause>>,
+    texts: tokio::sync::Mutex<HashMap<TextKey, Text>>,
+    facts: tokio::sync::Mutex<HashMap<i64, Arc<StepFacts>>>,
+    wakeup: Arc<Notify>,
+}
+
+impl Dispatcher {
+    pub fn new(
+        store: Store,
+        keyring: Arc<Keyring>,
+        sms: Vec<NamedProvider>,
+        mailer: Arc<Mailer>,
+        sms_cfg: &SmsConfig,
+        cfg: DispatchConfig,
+        wakeup: Arc<Notify>,
+    ) -> Self {
+        // The sink has no contract to respect; a real provider's rate comes from its contract.
+        let rate = if sms_cfg.provider == "sink" {
+            1_000_000
+        } else {
+            sms_cfg.rate_per_second
+        };
+        Self {
+            store,
+            keyring,
+            sms,
+            mailer,
+            sms_rate: RateLimit::new(rate),
+            cfg,
+            pause_secs: (sms_cfg.pause_seconds, sms_cfg.max_pause_seconds),
+            pauses: Mutex::new(HashMap::new()),
+            texts: tokio::sync::Mutex::new(HashMap::new()),
+            facts: tokio::sync::Mutex::new(HashMap::new()),
+            wakeup,
+        }
+    }
+
+    /// Runs `dispatch.workers` claim-send-record loops per channel until `stop` is notified;
+    /// each loop finishes the batch it is sending first.
+    pub async fn run(self: Arc<Self>, stop: Arc<Notify>) {
+        let (tell, stopped) = tokio::sync::watch::channel(false);
+        let mut set = JoinSet::new();
+        for channel in Channel::ALL {
+            for _ in 0..self.cfg.workers {
+                set.spawn(self.clone().work(channel, stopped.clone()));
+            }
+        }
+        stop.notified().await;
+        let _ = tell.send(true);
+        while set.join_next().await.is_some() {}
+    }
+
+    async fn work(
+        self: Arc<Self>,
+        channel: Channel,
+        mut stopped: tokio::sync::watch::Receiver<bool>,
+    ) {
+        loop {
+            if *stopped.borrow() {
+                return;
+            }
+            let paused_until = match channel {
+                Channel::Sms => self.refresh_pauses().await,
+                Channel::Email => None,
+            };
+            let claimed = if paused_until.is_some() {
+                Vec::new()
+            } else {
+                match self
+                    .store
+                    .claim_notices(
+                        channel,
+                        i64::from(self.cfg.batch_size),
+                        i64::from(self.cfg.lease_seconds),
+                    )
+                    .await
+                {
+                    Ok(c) => c,
+                    Err(e) => {
+                        tracing::error!(
+                            error = format!("{e:#}"),
+                            "claiming notices failed; retrying shortly"
+                        );
+                        Vec::new()
+                    }
+                }
+            };
+            if claimed.is_empty() {
+                let now = crate::store::now();
+                let due = match paused_until {
+                    Some(until) => Some(until),
+                    None => self.store.next_due(channel).await.unwrap_or_else(|e| {
+                        tracing::error!(
+                            error = format!("{e:#}"),
+                            "cannot read when notices are due"
+                        );
+                        None
+                    }),
+                };
+                let idle = due
+                    .map(|t| Duration::from_secs((t - now).clamp(0, 5) as u64))
+                    .unwrap_or(Duration::from_secs(5))
+                    .max(Duration::from_millis(100));
+                tokio::select! {
+                    _ = stopped.changed() => return,
+                    () = self.wakeup.notified() => {},
+                    () = tokio::time::sleep(idle) => {},
+                }
+                continue;
+            }
+            let results = self.send_batch(claimed).await;
+            if let Err(e) = self.store.record_results(&results).await {
+                // The leases run out and the batch is sent again: better twice than never.
+                tracing::error!(error = format!("{e:#}"), "recording send results failed");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+
+    /// Brings the local view of provider pauses up to date with the store's (another
+    /// instance may have paused a provider); returns when the earliest paused provider
+    /// resumes if every SMS provider is paused.
+    async fn refresh_pauses(&self) -> Option<i64> {
+        match self.store.provider_pauses().await {
+            Ok(stored) => {
+                let mut local = self.pauses.lock().unwrap_or_else(|e| e.into_inner());
+                for (name, pause) in stored {
+                    let fresher = local.get(&name).is_none_or(|l| pause.until > l.pause.until);
+                    if fresher && pause.until > crate::store::now() {
+                        local.insert(
+                            name,
+                            LocalPause {
+                                pause,
+                                probing: false,
+                            },
+                        );
+                    }
+                }
+            }
+            Err(e) => tracing::error!(error = format!("{e:#}"), "cannot read provider pauses"),
+        }
+        self.all_paused_until(crate::store::now())
+    }
+
+    fn all_paused_until(&self, now: i64) -> Option<i64> {
+        let local = self.pauses.lock().unwrap_or_else(|e| e.into_inner());
+        self.sms
+            .iter()
+            .map(|p| {
+                local
+                    .get(&p.name)
+                    .map(|x| x.pause.until)
+                    .filter(|u| *u > now)
+            })
+            .collect::<Option<Vec<i64>>>()
+            .and_then(|v| v.into_iter().min())
+    }
+
+    /// The first provider that may be sent to (not paused, or this request is the probe of a
+    /// pause that is over), or when to try again.
+    fn pick(&self, now: i64) -> Result<&NamedProvider, i64> {
+        let mut local = self.pauses.lock().unwrap_or_else(|e| e.into_inner());
+        let mut earliest = i64::MAX;
+        for p in &self.sms {
+            match local.get_mut(&p.name) {
+                None => return Ok(p),
+                Some(x) if x.pause.until > now => earliest = earliest.min(x.pause.until),
+                Some(x) if !x.probing => {
+                    x.probing = true;
+                    return Ok(p);
+                }
+                Some(_) => earliest = earliest.min(now + 1),
+            }
+        }
+        Err(earliest)
+    }
+
+    /// Pauses a provider that failed. The requests already in flight when it started to
+    /// fail fail alike: only the first failure of an episode (or a failed probe) counts
+    /// toward the doubling. Returns when its notice may be tried again.
+    async fn pause(&self, name: &str, after: Option<Duration>, reason: &str) -> i64 {
+        let now = crate::store::now();
+        let pause = {
+            let mut local = self.pauses.lock().unwrap_or_else(|e| e.into_inner());
+            let entry = local.entry(name.to_string()).or_insert(LocalPause {
+                pause: Pause {
+                    until: 0,
+                    failures: 0,
+                },
+                probing: false,
+            });
+            if entry.pause.until > now {
+                drop(local);
+                return self.all_paused_until(now).unwrap_or(now);
+            }
+            entry.probing = false;
+            entry.pause.failures += 1;
+            let wait = after.map(|d| d.as_secs() as i64).unwrap_or_else(|| {
+                backoff(entry.pause.failures, self.pause_secs.0, self.pause_secs.1)
+            });
+            entry.pause.until = now + wait.clamp(1, i64::from(self.pause_secs.1));
+            entry.pause
+        };
+        tracing::warn!(
+            provider = name,
+            reason,
+            seconds = pause.until - now,
+            failures = pause.failures,
+            "SMS provider paused: its notices wait (and go to the secondary provider, if any)"
+        );
+        if let Err(e) = self.store.pause_provider(name, pause, reason).await {
+            tracing::error!(
+                error = format!("{e:#}"),
+                "cannot share the provider pause with other instances"
+            );
+        }
+        self.all_paused_until(now).unwrap_or(now)
+    }
+
+    /// The provider answered (took or refused a message): any pause is over.
+    async fn answered(&self, name: &str) {
+        let was_paused = self
+            .pauses
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(name)
+            .is_some();
+        if was_paused {
+            tracing::info!(provider = name, "SMS provider answers again");
+            if let Err(e) = self.store.clear_provider_pause(name).await {
+                tracing::error!(error = format!("{e:#}"), "cannot clear the provider pause");
+            }
+        }
+    }
+
+    async fn send_batch(self: &Arc<Self>, claimed: Vec<ClaimedNotice>) -> Vec<(i64, SendResult)> {
+        let now = crate::store::now();
+        let mut outages: Vec<i64> = claimed.iter().map(|n| n.outage_id).collect();
+        outages.sort_unstable();
+        outages.dedup();
+        let latest = match self.store.latest_notifying_steps(&outages).await {
+            Ok(l) => l,
             Err(e) => {
                 tracing::error!(
                     error = format!("{e:#}"),
-                    "claiming notices failed; retrying shortly"
+                    "cannot check for superseded steps; sending later"
                 );
-                Vec::new()
+                return claimed
+                    .iter()
+                    .map(|n| (n.id, SendResult::Deferred { at: now + 5 }))
+                    .collect();
             }
         };
-        if claimed.is_empty() {
-            let idle = match state.store.next_due().await {
-                Ok(Some(t)) => Duration::from_secs((t - crate::store::now()).clamp(0, 5) as u64)
-                    .max(Duration::from_millis(200)),
-                _ => Duration::from_secs(5),
+        let budget = i64::from(self.cfg.give_up_after_minutes) * 60;
+        let limiter = Arc::new(Semaphore::new(self.cfg.concurrency as usize));
+        let mut set = JoinSet::new();
+        let mut results = Vec::with_capacity(claimed.len());
+        for n in claimed {
+            // A step the outage has moved past is not sent late (e.g. "declared" after "restored").
+            if latest.get(&n.outage_id).is_some_and(|s| *s != n.step_id) {
+                results.push((n.id, SendResult::Superseded));
+                continue;
+            }
+            if now - n.created_at > budget {
+                results.push((n.id, SendResult::Expired));
+                continue;
+            }
+            let Some(recipient) = n.recipient.clone() else {
+                results.push((n.id, SendResult::Withdrawn));
+                continue;
             };
-            tokio::select! {
-                () = stop.notified() => return,
-                () = state.dispatch_wakeup.notified() => {},
-                () = tokio::time::sleep(idle) => {},
-            }
-            continue;
-        }
-        let results = send_batch(&state, claimed, &texts, &senders, &limiter).await;
-        if let Err(e) = state.store.record_results(&results).await {
-            // The leases run out and the batch is sent again: better twice than never.
-            tracing::error!(error = format!("{e:#}"), "recording send results failed");
-            tokio::time::sleep(Duration::from_secs(1)).await;
-        }
-        if tokio::time::timeout(Duration::ZERO, stop.notified())
-            .await
-            .is_ok()
-        {
-            return;
-        }
-    }
-}
-
-async fn send_batch(
-    state: &AppState,
-    claimed: Vec<ClaimedNotice>,
-    texts: &TextCache,
-    senders: &Cache<(String, String)>,
-    limiter: &Arc<Semaphore>,
-) -> Vec<(i64, SendResult)> {
-    let mut outages: Vec<i64> = claimed.iter().map(|n| n.outage_id).collect();
-    outages.sort_unstable();
-    outages.dedup();
-    let latest = match state.store.latest_notifying_steps(&outages).await {
-        Ok(l) => l,
-        Err(e) => {
-            tracing::error!(
-                error = format!("{e:#}"),
-                "cannot check for superseded steps; sending later"
-            );
-            return claimed
-                .iter()
-                .map(|n| {
-                    (
-                        n.id,
-                        SendResult::Retry {
-                            at: crate::store::now() + 5,
-                            error: "store unavailable".into(),
-                        },
-                    )
-                })
-                .collect();
-        }
-    };
-    let mut set = JoinSet::new();
-    let mut results = Vec::with_capacity(claimed.len());
-    for n in claimed {
-        // A step the outage has moved past is not sent late (e.g. "declared" after "restored").
-        if latest.get(&n.outage_id).is_some_and(|s| *s != n.step_id) {
-            results.push((n.id, SendResult::Superseded));
-            continue;
-        }
-        let Ok(permit) = limiter.clone().acquire_owned().await else {
-            break;
-        };
-        let state = state.clone();
-        let texts = texts.clone();
-        let senders = senders.clone();
-        set.spawn(async move {
-            let result = send_one(&state, &n, &texts, &senders).await;
-            drop(permit);
-            (n.id, result)
-        });
-    }
-    while let Some(done) = set.join_next().await {
-        match done {
-            Ok(r) => results.push(r),
-            Err(e) => {
-                tracing::error!(error = %e, "a send task failed; its lease will run out and it is retried")
-            }
-        }
-    }
-    results
-}
-
-async fn send_one(
-    state: &AppState,
-    n: &ClaimedNotice,
-    texts: &TextCache,
-    senders: &Cache<(String, String)>,
-) -> SendResult {
-    let cfg = &state.config.dispatch;
-    let retry = |error: String, after: Option<Duration>| {
-        if n.attempts >= i64::from(cfg.max_attempts) {
-            SendResult::Failed {
-                error: format!("gave up after {} attempts: {error}", n.attempts),
-            }
-        } else {
-            let delay = after.map(|d| d.as_secs() as i64).unwrap_or_else(|| {
-                backoff(n.attempts, cfg.backoff_seconds, cfg.max_backoff_seconds)
+            let (text, facts) = match self.text(&n, &recipient.language).await {
+                Ok(t) => t,
+                Err(e) => {
+                    tracing::error!(
+                        notice = n.id,
+                        error = format!("{e:#}"),
+                        "cannot render a notice text; retrying"
+                    );
+                    results.push((n.id, self.retry(&n, "text unavailable")));
+                    continue;
+                }
+            };
+            let Ok(permit) = limiter.clone().acquire_owned().await else {
+                break;
+            };
+            let this = self.clone();
+            set.spawn(async move {
+                let sender = (facts.sender_id.as_str(), facts.tenant_name.as_str());
+                let result = this.send_one(&n, &recipient, &text, sender).await;
+                drop(permit);
+                (n.id, result)
             });
-            SendResult::Retry {
-                at: crate::store::now() + delay.max(1),
-                error,
+        }
+        while let Some(done) = set.join_next().await {
+            match done {
+                Ok(r) => results.push(r),
+                Err(e) => {
+                    tracing::error!(error = %e, "a send task failed; its lease will run out and it is retried")
+                }
             }
         }
-    };
-    let address = match state.keyring.open(notice_field(&n.bidx), &n.recipient) {
-        Ok(a) => a,
-        Err(e) => {
-            return SendResult::Failed {
-                error: format!("recipient cannot be opened: {e}"),
-            };
+        results
+    }
+
+    fn retry(&self, n: &ClaimedNotice, error: &str) -> SendResult {
+        SendResult::Retry {
+            at: crate::store::now()
+                + backoff(
+                    n.attempts,
+                    self.cfg.backoff_seconds,
+                    self.cfg.max_backoff_seconds,
+                ),
+            error: error.to_string(),
         }
-    };
-    let text = {
-        let cached = texts.0.lock().await.get(&n.text_id).cloned();
-        match cached {
-            Some(t) => t,
-            None => match state.store.step_text(n.text_id).await {
-                Ok(Some(t)) => {
-                    let mut cache = texts.0.lock().await;
-                    if cache.len() > 10_000 {
+    }
+
+    async fn text(
+        &self,
+        n: &ClaimedNotice,
+        language: &str,
+    ) -> anyhow::Result<(Text, Arc<StepFacts>)> {
+        let facts = {
+            let cached = self.facts.lock().await.get(&n.step_id).cloned();
+            match cached {
+                Some(f) => f,
+                None => {
+                    let f = Arc::new(
+                        self.store
+                            .step_facts(n.step_id)
+                            .await?
+                            .ok_or_else(|| anyhow::anyhow!("step {} is gone", n.step_id))?,
+                    );
+                    let mut cache = self.facts.lock().await;
+                    if cache.len() > 1_000 {
                         cache.clear();
                     }
-                    cache.insert(n.text_id, t.clone());
-                    t
+                    cache.insert(n.step_id, f.clone());
+                    f
                 }
-                Ok(None) => {
-                    return SendResult::Failed {
-                        error: "the notice's text is missing".into(),
-                    };
-                }
-                Err(e) => return retry(format!("{e:#}"), None),
-            },
-        }
-    };
-    let sender = {
-        let known = senders.lock().await.get(&n.tenant_id).cloned();
-        match known {
-            Some(s) => s,
-            None => match state.store.tenant_by_id(n.tenant_id).await {
-                Ok(Some(t)) => {
-                    let s = (t.sms_sender_id.clone(), t.name.clone());
-                    senders.lock().await.insert(n.tenant_id, s.clone());
-                    s
-                }
-                Ok(None) => {
-                    return SendResult::Failed {
-                        error: "the tenant is gone".into(),
-                    };
-                }
-                Err(e) => return retry(format!("{e:#}"), None),
-            },
-        }
-    };
-    match n.channel.as_str() {
-        "sms" => {
-            let Ok(to) = PhoneNumber::parse(&address, Region::Se) else {
-                return SendResult::Failed {
-                    error: "the stored number is not a valid mobile".into(),
-                };
-            };
-            state.sms_rate.acquire().await;
-            match state.sms.send(&sender.0, &to, &text.1).await {
-                Ok(accepted) => SendResult::Sent {
-                    provider: accepted.provider.to_string(),
-                    provider_id: accepted.id,
-                },
-                Err(ProviderError::Permanent(e)) => SendResult::Failed { error: e },
-                Err(ProviderError::Retry { message, after }) => retry(message, after),
             }
+        };
+        let now = crate::store::now();
+        let language = language.parse().unwrap_or(facts.default_language);
+        let key = TextKey {
+            step_id: n.step_id,
+            channel: n.channel,
+            language,
+            facilities: n.facilities,
+            hour: now / 3600,
+        };
+        if let Some(t) = self.texts.lock().await.get(&key) {
+            return Ok((t.clone(), facts));
         }
-        _ => {
-            let Ok(to) = Email::parse(&address) else {
-                return SendResult::Failed {
-                    error: "the stored e-mail is not valid".into(),
+        let group = StepGroup::of(facts.kind);
+        let own = self
+            .store
+            .templates(facts.tenant_id, Some(facts.service.as_str()))
+            .await?
+            .into_iter()
+            .find(|t| {
+                t.step_group == group.as_str()
+                    && t.language == language.as_str()
+                    && t.channel == n.channel.as_str()
+            });
+        let local_text = facts.texts.get(language.as_str()).map(String::as_str);
+        let ended = facts
+            .ended_at
+            .or_else(|| (group == StepGroup::End).then_some(facts.at));
+        let tf = TextFacts {
+            tenant: &facts.tenant_name,
+            service: facts.service,
+            kind: facts.kind,
+            started_at: facts.started_at,
+            etr: facts.etr,
+            ended_at: ended,
+            cause: facts.cause.as_deref(),
+            text: local_text,
+            facilities: n.facilities,
+            time_zone: &facts.time_zone,
+            now,
+        };
+        let custom = own.as_ref().map(|t| Custom {
+            subject: t.subject.as_deref(),
+            body: &t.body,
+        });
+        let text: Text = Arc::new(texts::compose(&tf, custom, n.channel, language));
+        let mut cache = self.texts.lock().await;
+        if cache.len() > 10_000 {
+            cache.clear();
+        }
+        cache.insert(key, text.clone());
+        Ok((text, facts))
+    }
+
+    async fn send_one(
+        &self,
+        n: &ClaimedNotice,
+        recipient: &crate::store::SealedRecipient,
+        text: &Text,
+        (sender_id, tenant_name): (&str, &str),
+    ) -> SendResult {
+        let address = match self.keyring.open(recipient.field, &recipient.sealed) {
+            Ok(a) => a,
+            Err(e) => {
+                // Not dropped: it stays due (and visible) until the key file is put right
+                // or the time budget runs out.
+                tracing::error!(notice = n.id, facility = n.facility_id, error = %e,
+                    "a contact cannot be opened with the data keys; the notice waits");
+                return self.retry(n, "contact cannot be opened (data key)");
+            }
+        };
+        match n.channel {
+            Channel::Sms => {
+                let Ok(to) = PhoneNumber::parse(&address, Region::Se) else {
+                    tracing::error!(
+                        notice = n.id,
+                        facility = n.facility_id,
+                        "a stored number is not a valid mobile"
+                    );
+                    return SendResult::Failed {
+                        error: "the stored number is not a valid mobile".into(),
+                    };
                 };
-            };
-            let mail = OutgoingMail {
-                to: &to,
-                subject: text.0.clone().unwrap_or_else(|| sender.1.clone()),
-                body: text.1.clone(),
-            };
-            match state.mailer.send(mail).await {
-                Ok(()) => SendResult::Sent {
-                    provider: "email".into(),
-                    provider_id: None,
-                },
-                Err(e) => retry(format!("{e:#}"), None),
+                let now = crate::store::now();
+                let provider = match self.pick(now) {
+                    Ok(p) => p,
+                    Err(until) => return SendResult::Deferred { at: until },
+                };
+                self.sms_rate.acquire().await;
+                match provider.provider.send(sender_id, &to, &text.1).await {
+                    Ok(accepted) => {
+                        self.answered(&provider.name).await;
+                        SendResult::Sent {
+                            provider: accepted.provider.to_string(),
+                            provider_id: accepted.id,
+                        }
+                    }
+                    Err(ProviderError::Permanent(e)) => {
+                        self.answered(&provider.name).await;
+                        SendResult::Failed { error: e }
+                    }
+                    Err(ProviderError::Unavailable { message, after }) => {
+                        let at = self.pause(&provider.name, after, &message).await;
+                        SendResult::Retry { at, error: message }
+                    }
+                }
+            }
+            Channel::Email => {
+                let Ok(to) = Email::parse(&address) else {
+                    tracing::error!(
+                        notice = n.id,
+                        facility = n.facility_id,
+                        "a stored e-mail is not valid"
+                    );
+                    return SendResult::Failed {
+                        error: "the stored e-mail is not valid".into(),
+                    };
+                };
+                let mail = OutgoingMail {
+                    to: &to,
+                    subject: text.0.clone().unwrap_or_else(|| tenant_name.to_string()),
+                    body: text.1.clone(),
+                };
+                match self.mailer.send(mail).await {
+                    Ok(()) => SendResult::Sent {
+                        provider: "email".into(),
+                        provider_id: None,
+                    },
+                    Err(e) => {
+                        // The server's answer can quote the address: keep its code only.
+                        let smtp = e
+                            .chain()
+                            .find_map(|c| c.downcast_ref::<lettre::transport::smtp::Error>());
+                        let code = smtp
+                            .and_then(|s| s.status())
+                            .map(|c| format!(" ({c})"))
+                            .unwrap_or_default();
+                        if smtp.is_some_and(|s| s.is_permanent()) {
+                            SendResult::Failed {
+                                error: format!("the mail server refused it{code}"),
+                            }
+                        } else {
+                            tracing::warn!(
+                                notice = n.id,
+                                code,
+                                "the mail server did not take a notice; retrying"
+                            );
+                            self.retry(n, &format!("the mail server did not take it{code}"))
+                        }
+                    }
+                }
             }
         }
     }

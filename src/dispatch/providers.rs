@@ -12,15 +12,34 @@ use tokio::sync::Mutex;
 use crate::config::SmsConfig;
 use crate::domain::phone::PhoneNumber;
 
+/// Why a provider did not take a message. The messages are classes (provider, HTTP status,
+/// the provider's error code): never the request, the answer's text or a URL, which can
+/// carry the recipient's number or the account's credentials.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ProviderError {
-    /// Try again later (network, 5xx, throttling); `after` is the provider's Retry-After.
-    Retry {
+    /// The provider cannot take messages now (unreachable, 5xx, throttling): pause it.
+    /// `after` is its Retry-After.
+    Unavailable {
         message: String,
         after: Option<Duration>,
     },
     /// The provider will never take this message (an invalid number): do not retry.
     Permanent(String),
+}
+
+/// What went wrong with a request that got no answer, without its URL.
+fn unreachable(provider: &str, e: &reqwest::Error) -> ProviderError {
+    let class = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "connection failed"
+    } else {
+        "request failed"
+    };
+    ProviderError::Unavailable {
+        message: format!("{provider}: {class}"),
+        after: None,
+    }
 }
 
 /// What a provider said when it took a message: who it was and its message id, if any.
@@ -38,24 +57,33 @@ pub trait SmsProvider: Send + Sync {
     fn send<'a>(&'a self, from: &'a str, to: &'a PhoneNumber, text: &'a str) -> SendFuture<'a>;
 }
 
-/// The configured provider, wrapped with failover to `sms.secondary` when one is set.
-/// `callbacks` is the base URL delivery reports are sent to (`.../webhooks`), with the
-/// secret path segment; providers that support it are asked to report there.
+/// One configured provider and the name its pauses are kept under (its role and kind,
+/// e.g. `primary:46elks`), the same on every instance sharing the configuration.
+pub struct NamedProvider {
+    pub name: String,
+    pub provider: Box<dyn SmsProvider>,
+}
+
+/// The configured providers in the order they are tried: the primary, then `sms.secondary`
+/// when one is set. `callbacks` is the base URL delivery reports are sent to
+/// (`.../webhooks`), with the secret path segment; providers that support it are asked to
+/// report there.
 pub fn from_config(
     cfg: &SmsConfig,
     sink_dir: PathBuf,
     callbacks: Option<(&str, &str)>,
-) -> anyhow::Result<Box<dyn SmsProvider>> {
-    let primary = single(cfg, &sink_dir, callbacks)?;
-    Ok(match &cfg.secondary {
-        None => primary,
-        Some(second) => Box::new(Failover::new(
-            primary,
-            single(second, &sink_dir, callbacks)?,
-            cfg.failover_after,
-            Duration::from_secs(cfg.failover_seconds),
-        )),
-    })
+) -> anyhow::Result<Vec<NamedProvider>> {
+    let mut out = vec![NamedProvider {
+        name: format!("primary:{}", cfg.provider),
+        provider: single(cfg, &sink_dir, callbacks)?,
+    }];
+    if let Some(second) = &cfg.secondary {
+        out.push(NamedProvider {
+            name: format!("secondary:{}", second.provider),
+            provider: single(second, &sink_dir, callbacks)?,
+        });
+    }
+    Ok(out)
 }
 
 fn single(
@@ -149,7 +177,7 @@ impl SmsProvider for SinkSms {
                 f.write_all(format!("{line}\n").as_bytes()).await?;
                 f.flush().await
             };
-            write.await.map_err(|e| ProviderError::Retry {
+            write.await.map_err(|e| ProviderError::Unavailable {
                 message: format!("sink file {}: {e}", self.path.display()),
                 after: None,
             })?;
@@ -306,29 +334,22 @@ impl SmsProvider for Kannel {
                 ])
                 .send()
                 .await
-                .map_err(|e| ProviderError::Retry {
-                    message: format!("kannel unreachable: {e}"),
-                    after: None,
-                })?;
+                .map_err(|e| unreachable("kannel", &e))?;
             let status = resp.status();
             let after = retry_after(&resp);
-            let body = resp.text().await.unwrap_or_default();
             if status.is_success() {
                 return Ok(Accepted {
                     provider: "kannel",
                     id: None,
                 });
             }
-            let message = format!(
-                "kannel answered {status}: {}",
-                body.chars().take(200).collect::<String>()
-            );
+            let message = format!("kannel answered {}", status.as_u16());
             // Kannel says 400 for a request it cannot take (missing or bad receiver); 403 is a
             // wrong username or password and 503 a full queue: those may heal.
             if status.as_u16() == 400 {
                 Err(ProviderError::Permanent(message))
             } else {
-                Err(ProviderError::Retry { message, after })
+                Err(ProviderError::Unavailable { message, after })
             }
         })
     }
@@ -353,108 +374,24 @@ async fn call(
     req: reqwest::RequestBuilder,
     permanent: impl Fn(u16, &serde_json::Value) -> bool,
 ) -> Result<serde_json::Value, ProviderError> {
-    let resp = req.send().await.map_err(|e| ProviderError::Retry {
-        message: format!("{provider} unreachable: {e}"),
-        after: None,
-    })?;
+    let resp = req.send().await.map_err(|e| unreachable(provider, &e))?;
     let status = resp.status();
     let after = retry_after(&resp);
+    // An answer that is not JSON is as good as none: the status decides.
     let text = resp.text().await.unwrap_or_default();
     let body: serde_json::Value = serde_json::from_str(&text).unwrap_or(serde_json::Value::Null);
     if status.is_success() {
         return Ok(body);
     }
-    let message = format!(
-        "{provider} answered {status}: {}",
-        text.chars().take(200).collect::<String>()
-    );
+    let code = body
+        .get("code")
+        .and_then(serde_json::Value::as_i64)
+        .map(|c| format!(" (code {c})"))
+        .unwrap_or_default();
+    let message = format!("{provider} answered {}{code}", status.as_u16());
     if permanent(status.as_u16(), &body) {
         Err(ProviderError::Permanent(message))
     } else {
-        Err(ProviderError::Retry { message, after })
-    }
-}
-
-/// Sends through the primary provider; after `after` temporary failures in a row it hands
-/// over to the secondary for `hold`, then gives the primary another chance. A message the
-/// primary failed to take is tried on the secondary at once.
-pub struct Failover {
-    primary: Box<dyn SmsProvider>,
-    secondary: Box<dyn SmsProvider>,
-    after: u32,
-    hold: Duration,
-    state: std::sync::Mutex<(u32, Option<std::time::Instant>)>,
-}
-
-impl Failover {
-    pub fn new(
-        primary: Box<dyn SmsProvider>,
-        secondary: Box<dyn SmsProvider>,
-        after: u32,
-        hold: Duration,
-    ) -> Self {
-        Self {
-            primary,
-            secondary,
-            after: after.max(1),
-            hold,
-            state: std::sync::Mutex::new((0, None)),
-        }
-    }
-
-    fn on_secondary(&self) -> bool {
-        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        match s.1 {
-            Some(until) if std::time::Instant::now() < until => true,
-            Some(_) => {
-                s.1 = None;
-                s.0 = 0;
-                tracing::info!("SMS failover: trying the primary provider again");
-                false
-            }
-            None => false,
-        }
-    }
-
-    /// Counts a primary failure; true when that tipped the switch to the secondary.
-    fn primary_failed(&self) -> bool {
-        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        s.0 += 1;
-        if s.0 >= self.after && s.1.is_none() {
-            s.1 = Some(std::time::Instant::now() + self.hold);
-            tracing::warn!(
-                failures = s.0,
-                "SMS failover: the primary provider keeps failing; using the secondary"
-            );
-        }
-        s.1.is_some()
-    }
-
-    fn primary_ok(&self) {
-        self.state.lock().unwrap_or_else(|e| e.into_inner()).0 = 0;
-    }
-}
-
-impl SmsProvider for Failover {
-    fn send<'a>(&'a self, from: &'a str, to: &'a PhoneNumber, text: &'a str) -> SendFuture<'a> {
-        Box::pin(async move {
-            if self.on_secondary() {
-                return self.secondary.send(from, to, text).await;
-            }
-            match self.primary.send(from, to, text).await {
-                Ok(a) => {
-                    self.primary_ok();
-                    Ok(a)
-                }
-                Err(ProviderError::Retry { message, after }) => {
-                    if self.primary_failed() {
-                        self.secondary.send(from, to, text).await
-                    } else {
-                        Err(ProviderError::Retry { message, after })
-                    }
-                }
-                Err(permanent) => Err(permanent),
-            }
-        })
+        Err(ProviderError::Unavailable { message, after })
     }
 }

@@ -5,7 +5,8 @@ use std::fmt;
 use std::str::FromStr;
 
 /// Where an outage is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
 pub enum OutageState {
     /// Declared and not yet over.
     Active,
@@ -16,7 +17,8 @@ pub enum OutageState {
 }
 
 /// One recorded step of an outage. Every step is recorded with who did it; some notify.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
 pub enum StepKind {
     Declared,
     /// New estimated restoration, cause or text.
@@ -38,6 +40,12 @@ impl StepKind {
         StepKind::Restored,
         StepKind::Cancelled,
     ];
+
+    /// Steps that tell households an outage reaches them: everyone affected by the step
+    /// hears of it. Every other step goes only to those already told.
+    pub fn starts(self) -> bool {
+        matches!(self, StepKind::Declared | StepKind::Extended)
+    }
 
     pub fn as_str(self) -> &'static str {
         match self {

@@ -60,6 +60,15 @@ pub struct Selector {
     area: Option<Area>,
 }
 
+/// A scan of candidate facilities for the parts decided row by row.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RowScan {
+    /// Facilities in these postcodes (every street range names one), or all of the service.
+    Postcodes(Option<Vec<String>>),
+    /// Facilities with coordinates inside (min lon, min lat, max lon, max lat).
+    BoundingBox((f64, f64, f64, f64)),
+}
+
 /// The facts about a facility a selector looks at.
 #[derive(Debug, Clone)]
 pub struct FacilityPoint<'a> {
@@ -153,6 +162,40 @@ impl Selector {
         &self.grid_nodes
     }
 
+    /// Normalised facility numbers named by the selector.
+    pub fn facility_numbers(&self) -> Vec<&str> {
+        let mut v: Vec<&str> = self.facility_numbers.iter().map(String::as_str).collect();
+        v.sort_unstable();
+        v
+    }
+
+    /// Normalised postcodes named by the selector.
+    pub fn postcodes(&self) -> Vec<&str> {
+        let mut v: Vec<&str> = self.postcodes.iter().map(String::as_str).collect();
+        v.sort_unstable();
+        v
+    }
+
+    /// The parts a store cannot decide in SQL (street names fold case and spacing, house
+    /// numbers carry letters, areas are polygons): each is a scan of candidate facilities,
+    /// narrowed in SQL by a prefilter, then decided by [`Selector::matches_row`].
+    pub fn row_scans(&self) -> Vec<RowScan> {
+        let mut scans = Vec::new();
+        if !self.streets.is_empty() {
+            let postcodes: Option<Vec<String>> = self.streets.iter().map(|s| s.1.clone()).collect();
+            scans.push(RowScan::Postcodes(postcodes));
+        }
+        if let Some(b) = self.area.as_ref().and_then(Area::bbox) {
+            scans.push(RowScan::BoundingBox(b));
+        }
+        scans
+    }
+
+    /// Whether a street range or the area selects the facility.
+    pub fn matches_row(&self, f: &FacilityPoint<'_>) -> bool {
+        self.matches_streets(f) || self.matches_area(f)
+    }
+
     /// Whether the facility is selected; `nodes` is the set of grid nodes at or below the
     /// selector's nodes (from `below`).
     pub fn matches(&self, f: &FacilityPoint<'_>, nodes: &HashSet<String>) -> bool {
@@ -163,6 +206,10 @@ impl Selector {
         if f.grid_node.is_some_and(|n| nodes.contains(n)) {
             return true;
         }
+        self.matches_row(f)
+    }
+
+    fn matches_streets(&self, f: &FacilityPoint<'_>) -> bool {
         if !self.streets.is_empty() {
             let street = fold(f.street);
             let number = house_number_value(f.house_number);
@@ -181,6 +228,10 @@ impl Selector {
                 }
             }
         }
+        false
+    }
+
+    fn matches_area(&self, f: &FacilityPoint<'_>) -> bool {
         match (&self.area, f.coordinates) {
             (Some(area), Some((lat, lon))) => area.contains(lon, lat),
             _ => false,

@@ -375,6 +375,30 @@ impl Store {
         Ok(found)
     }
 
+    /// One page of a tenant's facilities as (id, facility number), in id order after
+    /// `after`: for walking a large tenant without holding it.
+    pub async fn facility_numbers_page(
+        &self,
+        tenant_id: i64,
+        after: i64,
+        limit: i64,
+    ) -> anyhow::Result<Vec<(i64, String)>> {
+        let page = on_pool!(self, pool => {
+            let mut out = Vec::new();
+            for r in sqlx::query("SELECT id, facility_number FROM facilities WHERE tenant_id = $1 AND id > $2 ORDER BY id LIMIT $3")
+                .bind(tenant_id)
+                .bind(after)
+                .bind(limit)
+                .fetch_all(pool)
+                .await?
+            {
+                out.push((r.try_get("id")?, r.try_get("facility_number")?));
+            }
+            out
+        });
+        Ok(page)
+    }
+
     pub async fn count_facilities(&self, tenant_id: i64) -> anyhow::Result<i64> {
         let n = on_pool!(self, pool => {
             sqlx::query_scalar("SELECT COUNT(*) FROM facilities WHERE tenant_id = $1")

@@ -16,14 +16,19 @@ use sqlx::sqlite::{
 };
 
 mod facilities;
+pub mod fanout;
+mod notices;
 mod outages;
 pub mod registration;
+mod selection;
 mod tenants;
 
 pub use facilities::{FacilityAuth, FacilitySummary, MoveOutOutcome, UpsertSummary};
+pub use fanout::FanoutJob;
+pub use notices::{ClaimedNotice, Pause, SealedRecipient, SendResult, StatusCounts, StepFacts};
 pub use outages::{
-    ClaimedNotice, FacilityRow, NoticeRow, OutageChange, OutageRecord, SendResult, StatusCounts,
-    StepRecord, StepText, StepWrite,
+    Affect, OutageChange, OutageRecord, OutageSnapshot, PreviewCounts, StepRecord, StepWrite,
+    StepWritten, Texts,
 };
 pub use registration::{SealedContact, SubscriptionRow, VerifyOutcome};
 pub use tenants::{NewTenant, TemplateRow, Tenant, TokenInfo};

@@ -1,38 +1,31 @@
-//! Outages, their steps, the affected set and the notice outbox.
+//! Outages, their steps and the affected set.
 //!
-//! A step and all its notices are written in one transaction: after a crash either the step
-//! with every notice is there, or neither is. The dispatcher claims notices in batches with a
-//! lease; a crash mid-send leaves the batch leased, and it is claimed again when the lease
-//! runs out (so at most that batch can be sent twice).
+//! A step commits in one short transaction with its changes to the affected set and, when it
+//! notifies, a durable fan-out record (`fanouts`). The notices are then written in chunks by
+//! `store/fanout.rs`, each chunk with the record's cursor, so the first chunk is sent while
+//! the rest is written and a crash resumes where it stopped.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use sqlx::Row;
 
+use super::fanout::FanoutJob;
+use super::selection::{ListOf, candidate, decide, json_text};
 use super::{Store, now, on_pool};
-use crate::crypto::Sealed;
+use crate::domain::outage::{OutageState, StepKind};
+use crate::domain::recipients::AddressKey;
+use crate::domain::selector::Selector;
+use crate::domain::service::ServiceKind;
 
-/// One facility as outage selection and the recipient rule see it; contact data still sealed.
-#[derive(Debug, Clone)]
-pub struct FacilityRow {
-    pub id: i64,
-    pub facility_number: String,
-    pub street: String,
-    pub house_number: String,
-    pub postcode: String,
-    pub grid_node: Option<String>,
-    pub coordinates: Option<(f64, f64)>,
-    pub language: String,
-    pub phone: Option<Sealed>,
-    /// Present only when the address is verified.
-    pub email: Option<Sealed>,
-}
+/// Free text per language, e.g. {"sv": "...", "en": "..."}.
+pub type Texts = HashMap<String, String>;
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct OutageRecord {
     pub id: i64,
-    pub service: String,
-    pub state: String,
+    #[schema(value_type = String, example = "electricity")]
+    pub service: ServiceKind,
+    pub state: OutageState,
     pub started_at: i64,
     pub etr: Option<i64>,
     pub ended_at: Option<i64>,
@@ -49,103 +42,111 @@ pub struct StepRecord {
     pub id: i64,
     pub outage_id: i64,
     pub seq: i64,
-    pub kind: String,
+    pub kind: StepKind,
     pub at: i64,
     pub actor: String,
     pub etr: Option<i64>,
     pub cause: Option<String>,
     /// Whether households were notified of this step.
     pub notify: bool,
+    /// Notices written for this step so far (all of them once its fan-out is done).
     pub notices: i64,
 }
 
-/// A notice row to write: which rendered text, to whom (sealed), and from where.
-#[derive(Debug, Clone)]
-pub struct NoticeRow {
-    pub text_index: usize,
-    pub channel: &'static str,
-    pub bidx: Vec<u8>,
-    pub recipient: Sealed,
-    pub source: &'static str,
-    pub facilities: i64,
-}
-
-/// One rendered text of a step.
-#[derive(Debug, Clone)]
-pub struct StepText {
-    pub channel: &'static str,
-    pub language: String,
-    pub subject: Option<String>,
-    pub body: String,
+/// The outage as the next step needs it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutageSnapshot {
+    pub state: OutageState,
+    pub service: ServiceKind,
+    pub started_at: i64,
+    pub etr: Option<i64>,
+    pub cause: Option<String>,
+    pub texts: Texts,
 }
 
 /// What a step changes on the outage.
 #[derive(Debug, Clone)]
 pub enum OutageChange {
     New {
-        service: String,
+        service: ServiceKind,
         started_at: i64,
+        /// The selector as the operator sent it (JSON), for the record.
         selector: String,
     },
+    /// The step applies only while the outage is still in `expected` (a concurrent step may
+    /// have ended it in the meantime).
     Existing {
         outage_id: i64,
+        expected: OutageState,
     },
+}
+
+/// What a step does to the affected set.
+#[derive(Debug, Clone, Copy)]
+pub enum Affect<'a> {
+    /// Declare or extend: the selected facilities of the outage's service become affected.
+    Add(&'a Selector),
+    /// Release early: the selected facilities still affected get their supply back.
+    Release(&'a Selector),
+    /// Restore or cancel: every facility still affected is released.
+    ReleaseAll,
+    /// Update: the set stays.
+    Keep,
 }
 
 #[derive(Debug, Clone)]
 pub struct StepWrite {
     pub tenant_id: i64,
     pub change: OutageChange,
-    pub kind: &'static str,
-    pub state_after: &'static str,
+    pub kind: StepKind,
+    pub state_after: OutageState,
     pub actor: String,
     pub etr: Option<i64>,
     pub cause: Option<String>,
-    pub texts_json: String,
+    pub texts: Texts,
     pub ended_at: Option<i64>,
     pub notify: bool,
     pub idempotency_key: Option<String>,
-    /// Facilities that become affected with this step.
-    pub affect: Vec<i64>,
-    /// Facilities whose supply is back with this step.
-    pub release: Vec<i64>,
-    pub texts: Vec<StepText>,
-    pub notices: Vec<NoticeRow>,
+    /// Facilities per fan-out chunk (see `outages.fanout_chunk`).
+    pub chunk: i64,
+    /// How long the writer holds the fan-out before another worker may resume it.
+    pub lease_secs: i64,
 }
 
-/// A claimed notice, ready to send.
 #[derive(Debug, Clone)]
-pub struct ClaimedNotice {
-    pub id: i64,
-    pub tenant_id: i64,
-    pub outage_id: i64,
-    pub step_id: i64,
-    pub text_id: i64,
-    pub channel: String,
-    pub bidx: Vec<u8>,
-    pub recipient: Sealed,
+pub enum StepWritten {
+    Done {
+        step: StepRecord,
+        /// The fan-out to run, already leased to the caller; None when the step notifies nobody.
+        fanout: Option<FanoutJob>,
+    },
+    /// The outage left the expected state before the step committed; nothing was written.
+    StateMoved,
+    /// The selector selects no facility the step could add or release; nothing was written.
+    NothingSelected,
+}
+
+/// What a step would reach, before it is taken.
+#[derive(Debug, Clone, Default)]
+pub struct PreviewCounts {
     pub facilities: i64,
-    pub attempts: i64,
+    /// Distinct registered mobile numbers.
+    pub phones: i64,
+    /// Distinct verified e-mail addresses.
+    pub emails: i64,
+    /// (language, phones, e-mails) by the facilities' language.
+    pub languages: Vec<(String, i64, i64)>,
+    /// Blind indexes of the registered phones, so directory numbers among them count once.
+    pub phone_bidx: HashSet<Vec<u8>>,
+    /// Addresses of facilities without a registered phone (directory lookups), with the
+    /// language of their first facility.
+    pub directory_addresses: Vec<(AddressKey, String)>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SendResult {
-    Sent {
-        provider: String,
-        provider_id: Option<String>,
-    },
-    Retry {
-        at: i64,
-        error: String,
-    },
-    Failed {
-        error: String,
-    },
-    Superseded,
+enum TxOutcome {
+    Written(StepWritten),
+    Previewed(PreviewCounts),
 }
-
-/// Notice counts by status, for progress and tests.
-pub type StatusCounts = HashMap<String, i64>;
 
 macro_rules! step_record {
     ($r:expr) => {
@@ -153,7 +154,7 @@ macro_rules! step_record {
             id: $r.try_get("id")?,
             outage_id: $r.try_get("outage_id")?,
             seq: $r.try_get("seq")?,
-            kind: $r.try_get("kind")?,
+            kind: parse_stored::<StepKind>($r.try_get::<String, _>("kind")?)?,
             at: $r.try_get("at")?,
             actor: $r.try_get("actor")?,
             etr: $r.try_get("etr")?,
@@ -166,97 +167,29 @@ macro_rules! step_record {
 
 const STEP_COLUMNS: &str = "id, outage_id, seq, kind, at, actor, etr, cause, notify, notices";
 
-fn sealed(ct: Option<Vec<u8>>, key: Option<i64>) -> Option<Sealed> {
-    match (ct, key) {
-        (Some(ciphertext), Some(key_id)) => Some(Sealed { key_id, ciphertext }),
-        _ => None,
-    }
+/// A value the store wrote itself and reads back; failing to parse means a corrupt row.
+pub(crate) fn parse_stored<T: std::str::FromStr>(s: String) -> anyhow::Result<T>
+where
+    T::Err: std::fmt::Display,
+{
+    s.parse::<T>()
+        .map_err(|e| anyhow::anyhow!("a stored value is not valid: {e}"))
 }
 
+/// `$1` tenant, `$2` outage, `$3` affected_from, `$4` step, `$5` service, `$6` the part's list.
+const ADD_PART: &str =
+    "INSERT INTO outage_facilities (outage_id, facility_id, affected_from, added_step_id)
+     SELECT $2, f.id, $3, $4 FROM facilities f WHERE f.tenant_id = $1 AND f.service = $5 AND {cond}
+     ON CONFLICT (outage_id, facility_id) DO UPDATE SET affected_from = excluded.affected_from,
+         affected_until = NULL, added_step_id = excluded.added_step_id, released_step_id = NULL
+     WHERE outage_facilities.released_step_id IS NOT NULL";
+
+/// `$1` tenant, `$2` outage, `$3` affected_until, `$4` step, `$5` the part's list.
+const RELEASE_PART: &str = "UPDATE outage_facilities SET released_step_id = $4, affected_until = $3
+     WHERE outage_id = $2 AND released_step_id IS NULL
+       AND facility_id IN (SELECT f.id FROM facilities f WHERE f.tenant_id = $1 AND {cond})";
+
 impl Store {
-    /// Every facility of one service of a tenant with its (sealed) registered contacts.
-    pub async fn facilities_for_outage(
-        &self,
-        tenant_id: i64,
-        service: &str,
-    ) -> anyhow::Result<Vec<FacilityRow>> {
-        self.facility_rows(
-            "WHERE f.tenant_id = $1 AND f.service = $2",
-            tenant_id,
-            Some(service.to_string()),
-        )
-        .await
-    }
-
-    /// The facilities an outage still affects (not yet released).
-    pub async fn affected_facilities(&self, outage_id: i64) -> anyhow::Result<Vec<FacilityRow>> {
-        self.facility_rows(
-            "JOIN outage_facilities o ON o.facility_id = f.id WHERE o.outage_id = $1 AND o.affected_until IS NULL",
-            outage_id,
-            None,
-        )
-        .await
-    }
-
-    async fn facility_rows(
-        &self,
-        filter: &str,
-        key: i64,
-        service: Option<String>,
-    ) -> anyhow::Result<Vec<FacilityRow>> {
-        let sql = format!(
-            "SELECT f.id, f.facility_number, f.street, f.house_number, f.postcode, f.grid_node, f.latitude, f.longitude,
-                    f.language, s.phone_ct, s.phone_key, s.email_ct, s.email_key, s.email_verified_at
-             FROM facilities f LEFT JOIN subscriptions s ON s.facility_id = f.id {filter} ORDER BY f.id"
-        );
-        let rows = on_pool!(self, pool => {
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.as_str())).bind(key);
-            if let Some(s) = &service {
-                q = q.bind(s.clone());
-            }
-            let rows = q.fetch_all(pool).await?;
-            let mut out = Vec::with_capacity(rows.len());
-            for r in rows {
-                let lat: Option<f64> = r.try_get("latitude")?;
-                let lon: Option<f64> = r.try_get("longitude")?;
-                let verified: Option<i64> = r.try_get("email_verified_at")?;
-                out.push(FacilityRow {
-                    id: r.try_get("id")?,
-                    facility_number: r.try_get("facility_number")?,
-                    street: r.try_get("street")?,
-                    house_number: r.try_get("house_number")?,
-                    postcode: r.try_get("postcode")?,
-                    grid_node: r.try_get("grid_node")?,
-                    coordinates: lat.zip(lon),
-                    language: r.try_get("language")?,
-                    phone: sealed(r.try_get("phone_ct")?, r.try_get("phone_key")?),
-                    email: if verified.is_some() { sealed(r.try_get("email_ct")?, r.try_get("email_key")?) } else { None },
-                });
-            }
-            out
-        });
-        Ok(rows)
-    }
-
-    /// The tenant's grid as child → parent.
-    pub async fn grid_topology(
-        &self,
-        tenant_id: i64,
-    ) -> anyhow::Result<HashMap<String, Option<String>>> {
-        let map = on_pool!(self, pool => {
-            let rows = sqlx::query("SELECT node_id, parent_id FROM grid_nodes WHERE tenant_id = $1")
-                .bind(tenant_id)
-                .fetch_all(pool)
-                .await?;
-            let mut m = HashMap::with_capacity(rows.len());
-            for r in rows {
-                m.insert(r.try_get::<String, _>("node_id")?, r.try_get::<Option<String>, _>("parent_id")?);
-            }
-            m
-        });
-        Ok(map)
-    }
-
     pub async fn step_by_idempotency_key(
         &self,
         tenant_id: i64,
@@ -274,184 +207,419 @@ impl Store {
         Ok(rec)
     }
 
-    /// The outage's current state, for checking a transition before the work of a step.
-    pub async fn outage_state(
+    pub async fn step_by_id(
+        &self,
+        tenant_id: i64,
+        step_id: i64,
+    ) -> anyhow::Result<Option<StepRecord>> {
+        let sql =
+            format!("SELECT {STEP_COLUMNS} FROM outage_steps WHERE tenant_id = $1 AND id = $2");
+        let rec = on_pool!(self, pool => {
+            match sqlx::query(sqlx::AssertSqlSafe(sql.as_str())).bind(tenant_id).bind(step_id).fetch_optional(pool).await? {
+                None => None,
+                Some(r) => Some(step_record!(r)),
+            }
+        });
+        Ok(rec)
+    }
+
+    /// The outage's current state and settings, for checking a step before writing it.
+    pub async fn outage_snapshot(
         &self,
         tenant_id: i64,
         outage_id: i64,
-    ) -> anyhow::Result<Option<(String, String, Option<i64>, Option<String>, String)>> {
+    ) -> anyhow::Result<Option<OutageSnapshot>> {
         let found = on_pool!(self, pool => {
-            match sqlx::query("SELECT state, service, etr, cause, texts FROM outages WHERE id = $1 AND tenant_id = $2")
+            match sqlx::query("SELECT state, service, started_at, etr, cause, texts FROM outages WHERE id = $1 AND tenant_id = $2")
                 .bind(outage_id)
                 .bind(tenant_id)
                 .fetch_optional(pool)
                 .await?
             {
                 None => None,
-                Some(r) => Some((r.try_get("state")?, r.try_get("service")?, r.try_get("etr")?, r.try_get("cause")?, r.try_get("texts")?)),
+                Some(r) => Some(OutageSnapshot {
+                    state: parse_stored(r.try_get("state")?)?,
+                    service: parse_stored(r.try_get("service")?)?,
+                    started_at: r.try_get("started_at")?,
+                    etr: r.try_get("etr")?,
+                    cause: r.try_get("cause")?,
+                    texts: serde_json::from_str(&r.try_get::<String, _>("texts")?)?,
+                }),
             }
         });
         Ok(found)
     }
 
-    /// Writes a step with its affected-set changes, texts and every notice in one
-    /// transaction. `expected_state` guards against a concurrent step having ended the
-    /// outage in between: the write is refused (Ok(None)) if the state moved on.
+    /// Writes a step with its changes to the affected set, and (when it notifies) its
+    /// fan-out record leased to the caller, in one transaction.
     pub async fn write_step(
         &self,
         w: &StepWrite,
-        expected_state: Option<&str>,
-    ) -> anyhow::Result<Option<StepRecord>> {
+        affect: Affect<'_>,
+    ) -> anyhow::Result<StepWritten> {
+        match self.step_tx(w, affect, false).await? {
+            TxOutcome::Written(s) => Ok(s),
+            TxOutcome::Previewed(_) => anyhow::bail!("a step write was rolled back"),
+        }
+    }
+
+    /// What a step would reach, counted by the same statements that would write it, in a
+    /// transaction that is then rolled back. None when the selector selects nothing.
+    pub async fn preview_step(
+        &self,
+        w: &StepWrite,
+        affect: Affect<'_>,
+    ) -> anyhow::Result<Option<PreviewCounts>> {
+        match self.step_tx(w, affect, true).await? {
+            TxOutcome::Previewed(c) => Ok(Some(c)),
+            TxOutcome::Written(_) => Ok(None),
+        }
+    }
+
+    async fn step_tx(
+        &self,
+        w: &StepWrite,
+        affect: Affect<'_>,
+        preview: bool,
+    ) -> anyhow::Result<TxOutcome> {
+        let preview_sql = [
+            "SELECT COUNT(DISTINCT s.phone_bidx) FROM outage_facilities o JOIN subscriptions s ON s.facility_id = o.facility_id
+             WHERE o.outage_id = $1 AND s.phone_bidx IS NOT NULL",
+            "SELECT COUNT(DISTINCT s.email_bidx) FROM outage_facilities o JOIN subscriptions s ON s.facility_id = o.facility_id
+             WHERE o.outage_id = $1 AND s.email_bidx IS NOT NULL AND s.email_verified_at IS NOT NULL",
+        ];
         let at = now();
-        let facility_rows = self.rows_per_statement(1);
-        let notice_rows = self.rows_per_statement(7);
-        let record = on_pool!(self, pool => {
+        let add_parts: Vec<(String, String)> = match affect {
+            Affect::Add(sel) => self
+                .sql_parts(sel, 6)
+                .into_iter()
+                .map(|p| (ADD_PART.replace("{cond}", &p.condition), p.list))
+                .collect(),
+            Affect::Release(sel) => self
+                .sql_parts(sel, 5)
+                .into_iter()
+                .map(|p| (RELEASE_PART.replace("{cond}", &p.condition), p.list))
+                .collect(),
+            _ => Vec::new(),
+        };
+        let (selector, restrict) = match affect {
+            Affect::Add(sel) => (Some(sel), "AND f.service = $3"),
+            Affect::Release(sel) => (
+                Some(sel),
+                "AND f.id IN (SELECT facility_id FROM outage_facilities WHERE outage_id = $3 AND released_step_id IS NULL)",
+            ),
+            _ => (None, ""),
+        };
+        let scans: Vec<(String, Option<String>)> = selector
+            .map(|s| {
+                s.row_scans()
+                    .iter()
+                    .map(|scan| self.row_scan_sql(scan, restrict))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let ids_sql = match affect {
+            Affect::Add(_) => ADD_PART.replace(
+                "{cond}",
+                &format!("f.id IN ({})", self.json_list(6, ListOf::Int)),
+            ),
+            _ => RELEASE_PART.replace(
+                "{cond}",
+                &format!("f.id IN ({})", self.json_list(5, ListOf::Int)),
+            ),
+        };
+        let addresses_sql = format!(
+            "UPDATE directory_contacts SET released_step_id = $1 WHERE outage_id = $2 AND released_step_id IS NULL AND address_key IN ({})",
+            self.json_list(3, ListOf::Text)
+        );
+        let still_in_postcodes = format!(
+            "SELECT f.street, f.house_number, f.postcode FROM outage_facilities o JOIN facilities f ON f.id = o.facility_id
+             WHERE o.outage_id = $1 AND o.released_step_id IS NULL AND f.postcode IN ({})",
+            self.json_list(2, ListOf::Text)
+        );
+        // A preview's outage is never committed; it takes id -1 rather than a number from
+        // the sequence, which a rollback would not give back.
+        let insert_outage = format!(
+            "INSERT INTO outages ({id}tenant_id, service, state, started_at, etr, ended_at, cause, texts, selector, created_at, updated_at)
+             {overriding} VALUES ({minus_one}$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10) RETURNING id",
+            id = if preview { "id, " } else { "" },
+            overriding = if preview && self.is_postgres() { "OVERRIDING SYSTEM VALUE" } else { "" },
+            minus_one = if preview { "-1, " } else { "" },
+        );
+        let service = match &w.change {
+            OutageChange::New { service, .. } => Some(service.as_str()),
+            OutageChange::Existing { .. } => None,
+        };
+        let written = on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
             let outage_id: i64 = match &w.change {
                 OutageChange::New { service, started_at, selector } => {
-                    sqlx::query_scalar(
-                        "INSERT INTO outages (tenant_id, service, state, started_at, etr, ended_at, cause, texts, selector, created_at, updated_at)
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10) RETURNING id",
-                    )
+                    sqlx::query_scalar(sqlx::AssertSqlSafe(insert_outage))
                     .bind(w.tenant_id)
-                    .bind(service)
-                    .bind(w.state_after)
+                    .bind(service.as_str())
+                    .bind(w.state_after.as_str())
                     .bind(*started_at)
                     .bind(w.etr)
                     .bind(w.ended_at)
                     .bind(&w.cause)
-                    .bind(&w.texts_json)
+                    .bind(serde_json::to_string(&w.texts)?)
                     .bind(selector)
                     .bind(at)
                     .fetch_one(&mut *tx)
                     .await?
                 }
-                OutageChange::Existing { outage_id } => {
+                OutageChange::Existing { outage_id, expected } => {
                     let n = sqlx::query(
                         "UPDATE outages SET state = $1, etr = $2, cause = $3, texts = $4, ended_at = $5, updated_at = $6
                          WHERE id = $7 AND tenant_id = $8 AND state = $9",
                     )
-                    .bind(w.state_after)
+                    .bind(w.state_after.as_str())
                     .bind(w.etr)
                     .bind(&w.cause)
-                    .bind(&w.texts_json)
+                    .bind(serde_json::to_string(&w.texts)?)
                     .bind(w.ended_at)
                     .bind(at)
                     .bind(*outage_id)
                     .bind(w.tenant_id)
-                    .bind(expected_state.unwrap_or("active"))
+                    .bind(expected.as_str())
                     .execute(&mut *tx)
                     .await?
                     .rows_affected();
                     if n != 1 {
-                        return Ok(None);
+                        return Ok(TxOutcome::Written(StepWritten::StateMoved));
                     }
                     *outage_id
                 }
+            };
+            let service: String = match service {
+                Some(s) => s.to_string(),
+                None => sqlx::query_scalar("SELECT service FROM outages WHERE id = $1")
+                    .bind(outage_id)
+                    .fetch_one(&mut *tx)
+                    .await?,
             };
             let seq: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) + 1 FROM outage_steps WHERE outage_id = $1")
                 .bind(outage_id)
                 .fetch_one(&mut *tx)
                 .await?;
             let step_id: i64 = sqlx::query_scalar(
-                "INSERT INTO outage_steps (outage_id, tenant_id, seq, kind, at, actor, etr, cause, notify, notices, idempotency_key)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
+                "INSERT INTO outage_steps (outage_id, tenant_id, seq, kind, at, actor, etr, cause, notify, notices, idempotency_key, ended_at, texts)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 0, $10, $11, $12) RETURNING id",
             )
             .bind(outage_id)
             .bind(w.tenant_id)
             .bind(seq)
-            .bind(w.kind)
+            .bind(w.kind.as_str())
             .bind(at)
             .bind(&w.actor)
             .bind(w.etr)
             .bind(&w.cause)
             .bind(i64::from(w.notify))
-            .bind(w.notices.len() as i64)
             .bind(&w.idempotency_key)
+            .bind(w.ended_at)
+            .bind(serde_json::to_string(&w.texts)?)
             .fetch_one(&mut *tx)
             .await?;
             let timer = std::time::Instant::now();
-            for chunk in w.affect.chunks(facility_rows) {
-                let sql = format!(
-                    "INSERT INTO outage_facilities (outage_id, facility_id, affected_from) VALUES {}
-                     ON CONFLICT (outage_id, facility_id) DO UPDATE SET affected_until = NULL",
-                    (0..chunk.len()).map(|i| format!("($1, ${}, $2)", i + 3)).collect::<Vec<_>>().join(", ")
-                );
-                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(outage_id).bind(at);
-                for id in chunk {
-                    q = q.bind(*id);
+            for (sql, list) in &add_parts {
+                let q = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+                    .bind(w.tenant_id)
+                    .bind(outage_id)
+                    .bind(at)
+                    .bind(step_id);
+                match affect {
+                    Affect::Add(_) => q.bind(&service).bind(list),
+                    _ => q.bind(list),
                 }
-                q.execute(&mut *tx).await?;
+                .execute(&mut *tx)
+                .await?;
             }
-            for chunk in w.release.chunks(facility_rows) {
-                let sql = format!(
-                    "UPDATE outage_facilities SET affected_until = $1 WHERE outage_id = $2 AND affected_until IS NULL AND facility_id IN ({})",
-                    (0..chunk.len()).map(|i| format!("${}", i + 3)).collect::<Vec<_>>().join(", ")
-                );
-                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(at).bind(outage_id);
-                for id in chunk {
-                    q = q.bind(*id);
+            for (sql, list) in &scans {
+                let mut after = 0i64;
+                loop {
+                    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+                        .bind(w.tenant_id)
+                        .bind(after);
+                    q = match affect {
+                        Affect::Add(_) => q.bind(&service),
+                        _ => q.bind(outage_id),
+                    };
+                    if let Some(l) = list {
+                        q = q.bind(l);
+                    }
+                    let rows = q.fetch_all(&mut *tx).await?;
+                    let Some(last) = rows.last() else { break };
+                    after = last.try_get("id")?;
+                    let mut page = Vec::with_capacity(rows.len());
+                    for r in &rows {
+                        page.push(candidate!(r));
+                    }
+                    let hits = decide(&page, selector.expect("scans come from a selector"));
+                    if hits.is_empty() {
+                        continue;
+                    }
+                    let q = sqlx::query(sqlx::AssertSqlSafe(ids_sql.as_str()))
+                        .bind(w.tenant_id)
+                        .bind(outage_id)
+                        .bind(at)
+                        .bind(step_id);
+                    match affect {
+                        Affect::Add(_) => q.bind(&service).bind(json_text(&hits)),
+                        _ => q.bind(json_text(&hits)),
+                    }
+                    .execute(&mut *tx)
+                    .await?;
                 }
-                q.execute(&mut *tx).await?;
             }
-            tracing::debug!(ms = timer.elapsed().as_millis() as u64, "write_step: affected set");
-            let mut text_ids = Vec::with_capacity(w.texts.len());
-            for t in &w.texts {
-                let id: i64 = sqlx::query_scalar(
-                    "INSERT INTO step_texts (step_id, channel, language, subject, body) VALUES ($1, $2, $3, $4, $5) RETURNING id",
+            if let Affect::ReleaseAll = affect {
+                sqlx::query("UPDATE outage_facilities SET released_step_id = $1, affected_until = $2 WHERE outage_id = $3 AND released_step_id IS NULL")
+                    .bind(step_id)
+                    .bind(at)
+                    .bind(outage_id)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query("UPDATE directory_contacts SET released_step_id = $1 WHERE outage_id = $2 AND released_step_id IS NULL")
+                    .bind(step_id)
+                    .bind(outage_id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            let targets: i64 = match affect {
+                Affect::Add(_) => sqlx::query_scalar("SELECT COUNT(*) FROM outage_facilities WHERE outage_id = $1 AND added_step_id = $2 AND released_step_id IS NULL")
+                    .bind(outage_id).bind(step_id).fetch_one(&mut *tx).await?,
+                Affect::Release(_) | Affect::ReleaseAll => sqlx::query_scalar("SELECT COUNT(*) FROM outage_facilities WHERE outage_id = $1 AND released_step_id = $2")
+                    .bind(outage_id).bind(step_id).fetch_one(&mut *tx).await?,
+                Affect::Keep => sqlx::query_scalar("SELECT COUNT(*) FROM outage_facilities WHERE outage_id = $1 AND released_step_id IS NULL")
+                    .bind(outage_id).fetch_one(&mut *tx).await?,
+            };
+            if targets == 0 && matches!(affect, Affect::Add(_) | Affect::Release(_)) {
+                tx.rollback().await?;
+                return Ok(TxOutcome::Written(StepWritten::NothingSelected));
+            }
+            if preview {
+                let phones: i64 = sqlx::query_scalar(preview_sql[0]).bind(outage_id).fetch_one(&mut *tx).await?;
+                let emails: i64 = sqlx::query_scalar(preview_sql[1]).bind(outage_id).fetch_one(&mut *tx).await?;
+                let mut languages = Vec::new();
+                for r in sqlx::query(
+                    "SELECT f.language, COUNT(DISTINCT s.phone_bidx) AS phones, COUNT(DISTINCT CASE WHEN s.email_verified_at IS NOT NULL THEN s.email_bidx END) AS emails
+                     FROM outage_facilities o JOIN facilities f ON f.id = o.facility_id JOIN subscriptions s ON s.facility_id = o.facility_id
+                     WHERE o.outage_id = $1 GROUP BY f.language ORDER BY f.language",
+                )
+                .bind(outage_id)
+                .fetch_all(&mut *tx)
+                .await?
+                {
+                    languages.push((r.try_get::<String, _>("language")?, r.try_get::<i64, _>("phones")?, r.try_get::<i64, _>("emails")?));
+                }
+                let mut phone_bidx = HashSet::new();
+                for r in sqlx::query("SELECT DISTINCT s.phone_bidx FROM outage_facilities o JOIN subscriptions s ON s.facility_id = o.facility_id WHERE o.outage_id = $1 AND s.phone_bidx IS NOT NULL")
+                    .bind(outage_id)
+                    .fetch_all(&mut *tx)
+                    .await?
+                {
+                    phone_bidx.insert(r.try_get::<Vec<u8>, _>("phone_bidx")?);
+                }
+                let mut addresses: HashMap<AddressKey, String> = HashMap::new();
+                for r in sqlx::query(
+                    "SELECT f.street, f.house_number, f.postcode, f.language FROM outage_facilities o JOIN facilities f ON f.id = o.facility_id
+                     LEFT JOIN subscriptions s ON s.facility_id = o.facility_id WHERE o.outage_id = $1 AND s.phone_bidx IS NULL ORDER BY f.id",
+                )
+                .bind(outage_id)
+                .fetch_all(&mut *tx)
+                .await?
+                {
+                    let key = AddressKey::new(&r.try_get::<String, _>("street")?, &r.try_get::<String, _>("house_number")?, &r.try_get::<String, _>("postcode")?);
+                    if let std::collections::hash_map::Entry::Vacant(e) = addresses.entry(key) {
+                        e.insert(r.try_get("language")?);
+                    }
+                }
+                tx.rollback().await?;
+                return Ok(TxOutcome::Previewed(PreviewCounts {
+                    facilities: targets,
+                    phones,
+                    emails,
+                    languages,
+                    phone_bidx,
+                    directory_addresses: addresses.into_iter().collect(),
+                }));
+            }
+            if let Affect::Release(_) = affect {
+                // A directory number belongs to an address, not a facility: it hears "back"
+                // once nothing at its address is affected any more.
+                let released = sqlx::query("SELECT f.street, f.house_number, f.postcode FROM outage_facilities o JOIN facilities f ON f.id = o.facility_id WHERE o.outage_id = $1 AND o.released_step_id = $2")
+                    .bind(outage_id)
+                    .bind(step_id)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                let mut keys: HashSet<String> = HashSet::new();
+                let mut postcodes: HashSet<String> = HashSet::new();
+                for r in &released {
+                    let postcode: String = r.try_get("postcode")?;
+                    keys.insert(AddressKey::new(&r.try_get::<String, _>("street")?, &r.try_get::<String, _>("house_number")?, &postcode).as_str().to_string());
+                    postcodes.insert(postcode);
+                }
+                let postcodes: Vec<String> = postcodes.into_iter().collect();
+                for r in sqlx::query(sqlx::AssertSqlSafe(still_in_postcodes.as_str()))
+                    .bind(outage_id)
+                    .bind(json_text(&postcodes))
+                    .fetch_all(&mut *tx)
+                    .await?
+                {
+                    keys.remove(AddressKey::new(&r.try_get::<String, _>("street")?, &r.try_get::<String, _>("house_number")?, &r.try_get::<String, _>("postcode")?).as_str());
+                }
+                let keys: Vec<String> = keys.into_iter().collect();
+                sqlx::query(sqlx::AssertSqlSafe(addresses_sql.as_str()))
+                    .bind(step_id)
+                    .bind(outage_id)
+                    .bind(json_text(&keys))
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tracing::debug!(targets, ms = timer.elapsed().as_millis() as u64, "write_step: affected set");
+            let fanout = if w.notify {
+                let chunks = ((targets + w.chunk - 1) / w.chunk.max(1)).max(1);
+                sqlx::query(
+                    "INSERT INTO fanouts (step_id, tenant_id, outage_id, kind, phase, cursor, chunks, claimed_until, created_at) VALUES ($1, $2, $3, $7, 0, 0, $4, $5, $6)",
                 )
                 .bind(step_id)
-                .bind(t.channel)
-                .bind(&t.language)
-                .bind(&t.subject)
-                .bind(&t.body)
-                .fetch_one(&mut *tx)
+                .bind(w.tenant_id)
+                .bind(outage_id)
+                .bind(chunks)
+                .bind(at + w.lease_secs)
+                .bind(at)
+                .bind(w.kind.as_str())
+                .execute(&mut *tx)
                 .await?;
-                text_ids.push(id);
-            }
-            for chunk in w.notices.chunks(notice_rows) {
-                let sql = format!(
-                    "INSERT INTO notices (tenant_id, outage_id, step_id, text_id, channel, recipient_bidx, recipient_ct, recipient_key,
-                     source, facilities, status, next_attempt_at, created_at) VALUES {}",
-                    (0..chunk.len())
-                        .map(|i| {
-                            let b = 4 + i * 7;
-                            format!("($1, $2, $3, ${}, ${}, ${}, ${}, ${}, ${}, ${}, 'pending', $4, $4)", b + 1, b + 2, b + 3, b + 4, b + 5, b + 6, b + 7)
-                        })
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                );
-                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(w.tenant_id).bind(outage_id).bind(step_id).bind(at);
-                for n in chunk {
-                    let text_id = text_ids.get(n.text_index).copied().ok_or_else(|| anyhow::anyhow!("notice refers to a missing text"))?;
-                    q = q
-                        .bind(text_id)
-                        .bind(n.channel)
-                        .bind(&n.bidx)
-                        .bind(&n.recipient.ciphertext)
-                        .bind(n.recipient.key_id)
-                        .bind(n.source)
-                        .bind(n.facilities);
-                }
-                q.execute(&mut *tx).await?;
-            }
-            tracing::debug!(ms = timer.elapsed().as_millis() as u64, "write_step: notices");
+                Some(FanoutJob {
+                    step_id,
+                    tenant_id: w.tenant_id,
+                    outage_id,
+                    kind: w.kind,
+                    phase: 0,
+                    cursor: 0,
+                    chunks,
+                })
+            } else {
+                None
+            };
             tx.commit().await?;
-            tracing::debug!(ms = timer.elapsed().as_millis() as u64, "write_step: committed");
-            StepRecord {
-                id: step_id,
-                outage_id,
-                seq,
-                kind: w.kind.to_string(),
-                at,
-                actor: w.actor.clone(),
-                etr: w.etr,
-                cause: w.cause.clone(),
-                notify: w.notify,
-                notices: w.notices.len() as i64,
-            }
+            TxOutcome::Written(StepWritten::Done {
+                step: StepRecord {
+                    id: step_id,
+                    outage_id,
+                    seq,
+                    kind: w.kind,
+                    at,
+                    actor: w.actor.clone(),
+                    etr: w.etr,
+                    cause: w.cause.clone(),
+                    notify: w.notify,
+                    notices: 0,
+                },
+                fanout,
+            })
         });
-        Ok(Some(record))
+        Ok(written)
     }
 
     pub async fn outage(
@@ -473,7 +641,7 @@ impl Store {
                 return Ok(None);
             };
             let affected: i64 = sqlx::query_scalar(
-                "SELECT COUNT(*) FROM outage_facilities WHERE outage_id = $1 AND affected_until IS NULL",
+                "SELECT COUNT(*) FROM outage_facilities WHERE outage_id = $1 AND released_step_id IS NULL",
             )
             .bind(outage_id)
             .fetch_one(pool)
@@ -482,16 +650,15 @@ impl Store {
             for s in sqlx::query(sqlx::AssertSqlSafe(sql.as_str())).bind(outage_id).fetch_all(pool).await? {
                 steps.push(step_record!(s));
             }
-            let texts: String = r.try_get("texts")?;
             OutageRecord {
                 id: r.try_get("id")?,
-                service: r.try_get("service")?,
-                state: r.try_get("state")?,
+                service: parse_stored(r.try_get("service")?)?,
+                state: parse_stored(r.try_get("state")?)?,
                 started_at: r.try_get("started_at")?,
                 etr: r.try_get("etr")?,
                 ended_at: r.try_get("ended_at")?,
                 cause: r.try_get("cause")?,
-                texts: serde_json::from_str(&texts).unwrap_or(serde_json::Value::Null),
+                texts: serde_json::from_str(&r.try_get::<String, _>("texts")?)?,
                 affected_facilities: affected,
                 steps,
             }
@@ -499,11 +666,23 @@ impl Store {
         Ok(Some(rec))
     }
 
+    /// The notices written so far for the most recent step of any outage, for following a
+    /// fan-out from outside (the storm benchmark); None before the first step.
+    pub async fn latest_step_notices(&self) -> anyhow::Result<Option<i64>> {
+        let n = on_pool!(self, pool => {
+            sqlx::query_scalar("SELECT notices FROM outage_steps ORDER BY id DESC LIMIT 1")
+                .fetch_optional(pool)
+                .await?
+        });
+        Ok(n)
+    }
+
     pub async fn outage_ids(
         &self,
         tenant_id: i64,
-        state: Option<&str>,
+        state: Option<OutageState>,
     ) -> anyhow::Result<Vec<i64>> {
+        let state = state.map(OutageState::as_str);
         let ids = on_pool!(self, pool => {
             sqlx::query_scalar("SELECT id FROM outages WHERE tenant_id = $1 AND ($2 IS NULL OR state = $2) ORDER BY id DESC LIMIT 500")
                 .bind(tenant_id)
@@ -512,219 +691,5 @@ impl Store {
                 .await?
         });
         Ok(ids)
-    }
-
-    /// Leases up to `limit` due notices (pending and due, or leased by a worker whose lease
-    /// ran out) for `lease_secs`. Several instances may claim at once: PostgreSQL skips rows
-    /// another transaction holds; SQLite serialises writers.
-    pub async fn claim_notices(
-        &self,
-        limit: i64,
-        lease_secs: i64,
-    ) -> anyhow::Result<Vec<ClaimedNotice>> {
-        let t = now();
-        let lock = match self.backend {
-            super::Backend::Postgres(_) => "FOR UPDATE SKIP LOCKED",
-            super::Backend::Sqlite(_) => "",
-        };
-        // Expired leases first (a crashed worker's batch), then due notices oldest first;
-        // each through its own index, so the cost does not grow with the notices already sent.
-        let select = [
-            format!(
-                "SELECT id FROM notices WHERE status = 'sending' AND claimed_until < $2 ORDER BY claimed_until LIMIT $3 {lock}"
-            ),
-            format!(
-                "SELECT id FROM notices WHERE status = 'pending' AND next_attempt_at <= $2 ORDER BY next_attempt_at, id LIMIT $3 {lock}"
-            ),
-        ];
-        let mut out = Vec::new();
-        for inner in select {
-            let want = limit - out.len() as i64;
-            if want <= 0 {
-                break;
-            }
-            let sql = format!(
-                "UPDATE notices SET status = 'sending', claimed_until = $1, attempts = attempts + 1 WHERE id IN ({inner})
-                 RETURNING id, tenant_id, outage_id, step_id, text_id, channel, recipient_bidx, recipient_ct, recipient_key, facilities, attempts"
-            );
-            on_pool!(self, pool => {
-                let rows = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
-                    .bind(t + lease_secs)
-                    .bind(t)
-                    .bind(want)
-                    .fetch_all(pool)
-                    .await?;
-                for r in rows {
-                    out.push(ClaimedNotice {
-                        id: r.try_get("id")?,
-                        tenant_id: r.try_get("tenant_id")?,
-                        outage_id: r.try_get("outage_id")?,
-                        step_id: r.try_get("step_id")?,
-                        text_id: r.try_get("text_id")?,
-                        channel: r.try_get("channel")?,
-                        bidx: r.try_get("recipient_bidx")?,
-                        recipient: Sealed { key_id: r.try_get("recipient_key")?, ciphertext: r.try_get("recipient_ct")? },
-                        facilities: r.try_get("facilities")?,
-                        attempts: r.try_get("attempts")?,
-                    });
-                }
-            });
-        }
-        out.sort_by_key(|n| n.id);
-        Ok(out)
-    }
-
-    /// The latest notifying step of each outage: a notice for an older step is stale.
-    pub async fn latest_notifying_steps(
-        &self,
-        outage_ids: &[i64],
-    ) -> anyhow::Result<HashMap<i64, i64>> {
-        if outage_ids.is_empty() {
-            return Ok(HashMap::new());
-        }
-        let sql = format!(
-            "SELECT outage_id, MAX(id) AS step_id FROM outage_steps WHERE notify = 1 AND outage_id IN ({}) GROUP BY outage_id",
-            (1..=outage_ids.len())
-                .map(|i| format!("${i}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-        let map = on_pool!(self, pool => {
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
-            for id in outage_ids {
-                q = q.bind(*id);
-            }
-            let mut m = HashMap::new();
-            for r in q.fetch_all(pool).await? {
-                m.insert(r.try_get::<i64, _>("outage_id")?, r.try_get::<i64, _>("step_id")?);
-            }
-            m
-        });
-        Ok(map)
-    }
-
-    pub async fn step_text(
-        &self,
-        text_id: i64,
-    ) -> anyhow::Result<Option<(Option<String>, String)>> {
-        let t = on_pool!(self, pool => {
-            match sqlx::query("SELECT subject, body FROM step_texts WHERE id = $1").bind(text_id).fetch_optional(pool).await? {
-                None => None,
-                Some(r) => Some((r.try_get("subject")?, r.try_get("body")?)),
-            }
-        });
-        Ok(t)
-    }
-
-    /// Records what happened to each claimed notice, in one transaction.
-    pub async fn record_results(&self, results: &[(i64, SendResult)]) -> anyhow::Result<()> {
-        let t = now();
-        on_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
-            for (id, r) in results {
-                let q = match r {
-                    SendResult::Sent { provider, provider_id } => sqlx::query(
-                        "UPDATE notices SET status = 'sent', provider = $1, provider_id = $2, sent_at = $3, claimed_until = NULL, last_error = NULL WHERE id = $4",
-                    )
-                    .bind(provider.clone())
-                    .bind(provider_id.clone())
-                    .bind(t)
-                    .bind(*id),
-                    SendResult::Retry { at, error } => sqlx::query(
-                        "UPDATE notices SET status = 'pending', next_attempt_at = $1, last_error = $2, claimed_until = NULL WHERE id = $3",
-                    )
-                    .bind(*at)
-                    .bind(error.clone())
-                    .bind(*id),
-                    SendResult::Failed { error } => sqlx::query(
-                        "UPDATE notices SET status = 'failed', last_error = $1, claimed_until = NULL WHERE id = $2",
-                    )
-                    .bind(error.clone())
-                    .bind(*id),
-                    SendResult::Superseded => sqlx::query(
-                        "UPDATE notices SET status = 'superseded', claimed_until = NULL WHERE id = $1",
-                    )
-                    .bind(*id),
-                };
-                q.execute(&mut *tx).await?;
-            }
-            tx.commit().await?;
-        });
-        Ok(())
-    }
-
-    /// Notice counts by status, optionally for one outage.
-    pub async fn notice_counts(&self, outage_id: Option<i64>) -> anyhow::Result<StatusCounts> {
-        let counts = on_pool!(self, pool => {
-            let rows = sqlx::query("SELECT status, COUNT(*) AS n FROM notices WHERE ($1 IS NULL OR outage_id = $1) GROUP BY status")
-                .bind(outage_id)
-                .fetch_all(pool)
-                .await?;
-            let mut m = HashMap::new();
-            for r in rows {
-                m.insert(r.try_get::<String, _>("status")?, r.try_get::<i64, _>("n")?);
-            }
-            m
-        });
-        Ok(counts)
-    }
-
-    /// When the next notice is due (pending, or a lease running out), so an idle dispatcher
-    /// knows how long to sleep; None when nothing is left to send.
-    pub async fn next_due(&self) -> anyhow::Result<Option<i64>> {
-        let (pending, leased) = on_pool!(self, pool => {
-            let pending: Option<i64> = sqlx::query_scalar("SELECT MIN(next_attempt_at) FROM notices WHERE status = 'pending'")
-                .fetch_one(pool)
-                .await?;
-            let leased: Option<i64> = sqlx::query_scalar("SELECT MIN(claimed_until) FROM notices WHERE status = 'sending'")
-                .fetch_one(pool)
-                .await?;
-            (pending, leased)
-        });
-        Ok(match (pending, leased) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        })
-    }
-}
-
-impl Store {
-    /// Records a provider's delivery report on the notice it sent; false when no notice has
-    /// that provider id (reports can outlive purged notices).
-    pub async fn record_delivery(
-        &self,
-        provider: &str,
-        provider_id: &str,
-        status: &str,
-    ) -> anyhow::Result<bool> {
-        let n = on_pool!(self, pool => {
-            sqlx::query("UPDATE notices SET delivery_status = $1, delivered_at = $2 WHERE provider = $3 AND provider_id = $4")
-                .bind(status)
-                .bind(now())
-                .bind(provider)
-                .bind(provider_id)
-                .execute(pool)
-                .await?
-                .rows_affected()
-        });
-        Ok(n > 0)
-    }
-
-    /// Delivery statuses of an outage's notices, for following a storm.
-    pub async fn delivery_counts(&self, outage_id: i64) -> anyhow::Result<StatusCounts> {
-        let counts = on_pool!(self, pool => {
-            let rows = sqlx::query(
-                "SELECT COALESCE(delivery_status, 'unreported') AS s, COUNT(*) AS n FROM notices WHERE outage_id = $1 AND status = 'sent' GROUP BY 1",
-            )
-            .bind(outage_id)
-            .fetch_all(pool)
-            .await?;
-            let mut m = HashMap::new();
-            for r in rows {
-                m.insert(r.try_get::<String, _>("s")?, r.try_get::<i64, _>("n")?);
-            }
-            m
-        });
-        Ok(counts)
     }
 }

@@ -13,10 +13,10 @@ use utoipa_axum::routes;
 
 use super::api::TenantAuth;
 use super::error::{ApiError, ErrorBody};
-use crate::domain::outage::StepKind;
+use crate::domain::outage::OutageState;
 use crate::domain::scope::Scope;
 use crate::outages::{
-    self, Actor, Change, Declare, End, OutageError, Preview, StepOutcome, StepRequest, Update,
+    self, Actor, Change, Declare, End, OutageError, Preview, StepCommand, StepOutcome, Update,
 };
 use crate::state::AppState;
 use crate::store::OutageRecord;
@@ -95,10 +95,9 @@ async fn declare(
     auth.require(Scope::Operator)?;
     let req = body(req)?;
     let key = idempotency_key(&headers)?;
-    let (outcome, _) = outages::declare(&state, &auth.tenant, &actor(&auth), key, &req, false)
+    let outcome = outages::declare(&state, &auth.tenant, &actor(&auth), key, &req)
         .await
         .map_err(outage_error)?;
-    let outcome = outcome.ok_or_else(|| anyhow::anyhow!("a declaration wrote no step"))?;
     Ok(step_response(outcome))
 }
 
@@ -114,7 +113,7 @@ async fn preview(
 ) -> Result<Json<Preview>, ApiError> {
     auth.require(Scope::Operator)?;
     let req = body(req)?;
-    let (_, preview) = outages::declare(&state, &auth.tenant, &actor(&auth), None, &req, true)
+    let preview = outages::preview(&state, &auth.tenant, &actor(&auth), &req)
         .await
         .map_err(outage_error)?;
     Ok(Json(preview))
@@ -136,19 +135,14 @@ async fn list(
     Query(q): Query<ListQuery>,
 ) -> Result<Json<Vec<OutageRecord>>, ApiError> {
     auth.require(Scope::Operator)?;
-    if let Some(s) = &q.state
-        && !["active", "restored", "cancelled"].contains(&s.as_str())
-    {
-        return Err(ApiError::bad_request(
-            "state must be active, restored or cancelled",
-        ));
-    }
+    let wanted: Option<OutageState> = q
+        .state
+        .as_deref()
+        .map(str::parse)
+        .transpose()
+        .map_err(|_| ApiError::bad_request("state must be active, restored or cancelled"))?;
     let mut out = Vec::new();
-    for id in state
-        .store
-        .outage_ids(auth.tenant.id, q.state.as_deref())
-        .await?
-    {
+    for id in state.store.outage_ids(auth.tenant.id, wanted).await? {
         out.extend(state.store.outage(auth.tenant.id, id).await?);
     }
     Ok(Json(out))
@@ -184,7 +178,7 @@ async fn notices(
     auth.require(Scope::Operator)?;
     if state
         .store
-        .outage_state(auth.tenant.id, id)
+        .outage_snapshot(auth.tenant.id, id)
         .await?
         .is_none()
     {
@@ -206,7 +200,7 @@ async fn deliveries(
     auth.require(Scope::Operator)?;
     if state
         .store
-        .outage_state(auth.tenant.id, id)
+        .outage_snapshot(auth.tenant.id, id)
         .await?
         .is_none()
     {
@@ -220,12 +214,11 @@ async fn take_step(
     auth: TenantAuth,
     id: i64,
     headers: HeaderMap,
-    kind: StepKind,
-    req: StepRequest,
+    command: StepCommand,
 ) -> Result<(StatusCode, Json<StepOutcome>), ApiError> {
     auth.require(Scope::Operator)?;
     let key = idempotency_key(&headers)?;
-    let outcome = outages::step(&state, &auth.tenant, &actor(&auth), id, key, kind, req)
+    let outcome = outages::step(&state, &auth.tenant, &actor(&auth), id, key, command)
         .await
         .map_err(outage_error)?;
     Ok(step_response(outcome))
@@ -243,15 +236,7 @@ async fn update(
     headers: HeaderMap,
     req: JsonBody<Update>,
 ) -> Result<(StatusCode, Json<StepOutcome>), ApiError> {
-    take_step(
-        state,
-        auth,
-        id,
-        headers,
-        StepKind::Updated,
-        StepRequest::Update(body(req)?),
-    )
-    .await
+    take_step(state, auth, id, headers, StepCommand::Update(body(req)?)).await
 }
 
 /// More facilities are affected: they get the declaration.
@@ -265,15 +250,7 @@ async fn extend(
     headers: HeaderMap,
     req: JsonBody<Change>,
 ) -> Result<(StatusCode, Json<StepOutcome>), ApiError> {
-    take_step(
-        state,
-        auth,
-        id,
-        headers,
-        StepKind::Extended,
-        StepRequest::Change(body(req)?),
-    )
-    .await
+    take_step(state, auth, id, headers, StepCommand::Extend(body(req)?)).await
 }
 
 /// Some facilities have their supply back early: they get the "back" notice.
@@ -287,15 +264,7 @@ async fn release(
     headers: HeaderMap,
     req: JsonBody<Change>,
 ) -> Result<(StatusCode, Json<StepOutcome>), ApiError> {
-    take_step(
-        state,
-        auth,
-        id,
-        headers,
-        StepKind::Released,
-        StepRequest::Change(body(req)?),
-    )
-    .await
+    take_step(state, auth, id, headers, StepCommand::Release(body(req)?)).await
 }
 
 /// The outage is over: every facility still affected gets the "back" notice.
@@ -309,15 +278,7 @@ async fn restore(
     headers: HeaderMap,
     req: JsonBody<End>,
 ) -> Result<(StatusCode, Json<StepOutcome>), ApiError> {
-    take_step(
-        state,
-        auth,
-        id,
-        headers,
-        StepKind::Restored,
-        StepRequest::End(body(req)?),
-    )
-    .await
+    take_step(state, auth, id, headers, StepCommand::Restore(body(req)?)).await
 }
 
 /// The outage was declared in error: households get an apology; pending notices are superseded.
@@ -331,13 +292,5 @@ async fn cancel(
     headers: HeaderMap,
     req: JsonBody<End>,
 ) -> Result<(StatusCode, Json<StepOutcome>), ApiError> {
-    take_step(
-        state,
-        auth,
-        id,
-        headers,
-        StepKind::Cancelled,
-        StepRequest::End(body(req)?),
-    )
-    .await
+    take_step(state, auth, id, headers, StepCommand::Cancel(body(req)?)).await
 }

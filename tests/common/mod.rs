@@ -416,6 +416,11 @@ pub struct FakeElks {
     /// (message id, `whendelivered` URL) of each accepted message that asked for a report.
     pub callbacks: std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>,
     pub requests: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    /// While set, every request is answered with this status and `Retry-After: 1` until
+    /// the instant, as a provider that throttles (429) or is down (503) answers.
+    pub refusing: std::sync::Arc<std::sync::Mutex<Option<(std::time::Instant, u16)>>>,
+    /// Requests answered that way.
+    pub refused: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     server: tokio::task::JoinHandle<()>,
 }
 
@@ -424,6 +429,8 @@ struct ElksBehaviour {
     received: std::sync::Arc<std::sync::Mutex<Vec<(String, String, String)>>>,
     callbacks: std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>,
     requests: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    refusing: std::sync::Arc<std::sync::Mutex<Option<(std::time::Instant, u16)>>>,
+    refused: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     unavailable_first: usize,
     reject: Option<String>,
     delay: Duration,
@@ -461,6 +468,18 @@ impl FakeElks {
                 return (StatusCode::BAD_REQUEST, "Missing key from, to or message")
                     .into_response();
             };
+            let refusing = *b.refusing.lock().unwrap();
+            if let Some((until, status)) = refusing
+                && std::time::Instant::now() < until
+            {
+                b.refused.fetch_add(1, Ordering::SeqCst);
+                return (
+                    StatusCode::from_u16(status).unwrap(),
+                    [("retry-after", "1")],
+                    "Too many requests",
+                )
+                    .into_response();
+            }
             if n < b.unavailable_first {
                 return (
                     StatusCode::SERVICE_UNAVAILABLE,
@@ -487,6 +506,8 @@ impl FakeElks {
             received: Default::default(),
             callbacks: Default::default(),
             requests: Default::default(),
+            refusing: Default::default(),
+            refused: Default::default(),
             unavailable_first,
             reject: reject.map(String::from),
             delay,
@@ -504,6 +525,8 @@ impl FakeElks {
             received: behaviour.received,
             callbacks: behaviour.callbacks,
             requests: behaviour.requests,
+            refusing: behaviour.refusing,
+            refused: behaviour.refused,
             server,
         }
     }
@@ -743,4 +766,62 @@ pub async fn settle(
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     panic!("notices of outage {id} did not settle in 30 s: {counts}");
+}
+
+/// `n` facilities on Storgatan 0..n (postcode 12345, grid node N1), facility numbers
+/// 10000 + i, customer numbers i, each with the phone `phone(i)` registered: seeded through
+/// the library, as a CIS import and households' registrations would leave them.
+pub async fn seed_phones(
+    state: &AppState,
+    tenant: &Tenant,
+    n: usize,
+    phone: impl Fn(usize) -> String,
+) {
+    use varsel::domain::facility::RawFacility;
+    use varsel::domain::phone::{PhoneNumber, Region};
+    let records: Vec<_> = (0..n)
+        .map(|i| {
+            RawFacility {
+                facility_number: Some(format!("{}", 10_000 + i)),
+                service: Some("electricity".into()),
+                customer_number: Some(format!("{i}")),
+                street: Some("Storgatan".into()),
+                house_number: Some(format!("{i}")),
+                postcode: Some("12345".into()),
+                town: Some("Älvstad".into()),
+                grid_node: Some("N1".into()),
+                ..Default::default()
+            }
+            .validate(Language::Sv)
+            .unwrap()
+        })
+        .collect();
+    state
+        .store
+        .upsert_facilities(tenant.id, &records, "test", &|_| {})
+        .await
+        .unwrap();
+    for i in 0..n {
+        let f = state
+            .store
+            .facility_by_invoice(
+                tenant.id,
+                ServiceKind::Electricity,
+                &format!("{}", 10_000 + i).parse().unwrap(),
+            )
+            .await
+            .unwrap()
+            .unwrap();
+        let session = varsel::registration::Session {
+            facility_id: f.id,
+            tenant_id: tenant.id,
+        };
+        varsel::registration::set_phone(
+            state,
+            session,
+            &PhoneNumber::parse(&phone(i), Region::Se).unwrap(),
+        )
+        .await
+        .unwrap();
+    }
 }

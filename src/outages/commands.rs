@@ -1,0 +1,401 @@
+//! The steps an operator or an OMS takes, checked and written. Each write is one short
+//! transaction (the step, its changes to the affected set, and its fan-out record); the
+//! notices follow chunk by chunk (`fanout.rs`), and the answer comes once all are durable.
+
+use serde::Deserialize;
+
+use super::{Actor, OutageError, StepOutcome};
+use crate::domain::language::Language;
+use crate::domain::outage::{OutageState, StepKind, UpdateDelta, update_is_material};
+use crate::domain::selector::{Selector, SelectorSpec};
+use crate::domain::service::ServiceKind;
+use crate::state::AppState;
+use crate::store::{Affect, OutageChange, StepWrite, StepWritten, Tenant, Texts};
+
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Declare {
+    /// electricity, district_heating, city_fibre or water.
+    pub service: String,
+    /// Unix seconds; now when absent.
+    pub started_at: Option<i64>,
+    /// Estimated restoration, Unix seconds.
+    pub etr: Option<i64>,
+    pub cause: Option<String>,
+    /// Free text per language, e.g. {"sv": "...", "en": "..."}.
+    #[serde(default)]
+    pub texts: Texts,
+    pub affected: SelectorSpec,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Update {
+    /// New estimated restoration (Unix seconds); absent keeps it, null clears it.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<i64>)]
+    pub etr: Option<Option<i64>>,
+    pub cause: Option<String>,
+    pub texts: Option<Texts>,
+}
+
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<i64>>, D::Error> {
+    Option::<i64>::deserialize(d).map(Some)
+}
+
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct End {
+    /// When supply came back (restore), Unix seconds; now when absent.
+    pub at: Option<i64>,
+    pub cause: Option<String>,
+    pub texts: Option<Texts>,
+}
+
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Change {
+    /// The facilities to add (extend) or release early (release).
+    pub affected: SelectorSpec,
+}
+
+/// A step after the declaration, with what it carries.
+#[derive(Debug, Clone)]
+pub enum StepCommand {
+    Update(Update),
+    Extend(Change),
+    Release(Change),
+    Restore(End),
+    Cancel(End),
+}
+
+impl StepCommand {
+    pub fn kind(&self) -> StepKind {
+        match self {
+            StepCommand::Update(_) => StepKind::Updated,
+            StepCommand::Extend(_) => StepKind::Extended,
+            StepCommand::Release(_) => StepKind::Released,
+            StepCommand::Restore(_) => StepKind::Restored,
+            StepCommand::Cancel(_) => StepKind::Cancelled,
+        }
+    }
+}
+
+fn validate_texts(texts: &Texts, tenant: &Tenant) -> Result<(), OutageError> {
+    for (lang, text) in texts {
+        let l: Language = lang
+            .parse()
+            .map_err(|e| OutageError::Invalid(format!("texts: {e}")))?;
+        if !tenant.languages.contains(&l) {
+            return Err(OutageError::Invalid(format!(
+                "texts: {lang} is not one of the tenant's languages"
+            )));
+        }
+        if text.chars().count() > 500 {
+            return Err(OutageError::Invalid(format!(
+                "texts.{lang} is longer than 500 characters"
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn validate_cause(cause: &Option<String>) -> Result<Option<String>, OutageError> {
+    match cause.as_deref().map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(c) if c.chars().count() > 200 => Err(OutageError::Invalid(
+            "cause is longer than 200 characters".into(),
+        )),
+        Some(c) => Ok(Some(c.to_string())),
+    }
+}
+
+fn parse_selector(spec: &SelectorSpec) -> Result<Selector, OutageError> {
+    spec.validate()
+        .map_err(|e| OutageError::Invalid(format!("affected: {e}")))
+}
+
+fn parse_service(tenant: &Tenant, s: &str) -> Result<ServiceKind, OutageError> {
+    let service: ServiceKind = s
+        .parse()
+        .map_err(|e| OutageError::Invalid(format!("service: {e}")))?;
+    if !tenant.services.contains(&service) {
+        return Err(OutageError::Invalid(format!(
+            "service {} is not one of this tenant's services",
+            service.as_str()
+        )));
+    }
+    Ok(service)
+}
+
+async fn replay(
+    state: &AppState,
+    tenant: &Tenant,
+    key: &Option<String>,
+) -> Result<Option<StepOutcome>, OutageError> {
+    let Some(key) = key else { return Ok(None) };
+    if key.is_empty() || key.len() > 200 {
+        return Err(OutageError::Invalid(
+            "Idempotency-Key must be 1 to 200 characters".into(),
+        ));
+    }
+    Ok(state
+        .store
+        .step_by_idempotency_key(tenant.id, key)
+        .await?
+        .map(|step| StepOutcome {
+            outage_id: step.outage_id,
+            step,
+            replayed: true,
+        }))
+}
+
+/// A declaration checked and ready to write (or preview).
+pub(super) struct Declaration {
+    pub service: ServiceKind,
+    pub selector: Selector,
+    pub write: StepWrite,
+}
+
+pub(super) fn declaration(
+    state: &AppState,
+    tenant: &Tenant,
+    actor: &Actor,
+    idempotency_key: Option<String>,
+    req: &Declare,
+) -> Result<Declaration, OutageError> {
+    let service = parse_service(tenant, &req.service)?;
+    validate_texts(&req.texts, tenant)?;
+    let cause = validate_cause(&req.cause)?;
+    let selector = parse_selector(&req.affected)?;
+    let started_at = req.started_at.unwrap_or_else(crate::store::now);
+    if let Some(etr) = req.etr
+        && etr < started_at
+    {
+        return Err(OutageError::Invalid(
+            "etr is before the outage started".into(),
+        ));
+    }
+    let write = StepWrite {
+        tenant_id: tenant.id,
+        change: OutageChange::New {
+            service,
+            started_at,
+            selector: serde_json::to_string(&req.affected).map_err(anyhow::Error::from)?,
+        },
+        kind: StepKind::Declared,
+        state_after: OutageState::Active,
+        actor: actor.0.clone(),
+        etr: req.etr,
+        cause,
+        texts: req.texts.clone(),
+        ended_at: None,
+        notify: true,
+        idempotency_key,
+        chunk: i64::from(state.config.outages.fanout_chunk),
+        lease_secs: i64::from(state.config.outages.fanout_lease_seconds),
+    };
+    Ok(Declaration {
+        service,
+        selector,
+        write,
+    })
+}
+
+/// Declares an unplanned outage; answers once every notice is durable.
+pub async fn declare(
+    state: &AppState,
+    tenant: &Tenant,
+    actor: &Actor,
+    idempotency_key: Option<String>,
+    req: &Declare,
+) -> Result<StepOutcome, OutageError> {
+    if let Some(done) = replay(state, tenant, &idempotency_key).await? {
+        return Ok(done);
+    }
+    let d = declaration(state, tenant, actor, idempotency_key, req)?;
+    write(
+        state,
+        tenant,
+        &d.write,
+        Affect::Add(&d.selector),
+        StepKind::Declared,
+    )
+    .await
+}
+
+/// Any step after the declaration.
+pub async fn step(
+    state: &AppState,
+    tenant: &Tenant,
+    actor: &Actor,
+    outage_id: i64,
+    idempotency_key: Option<String>,
+    command: StepCommand,
+) -> Result<StepOutcome, OutageError> {
+    if let Some(done) = replay(state, tenant, &idempotency_key).await? {
+        if done.outage_id != outage_id {
+            return Err(OutageError::Conflict(
+                "this Idempotency-Key was used for another outage".into(),
+            ));
+        }
+        return Ok(done);
+    }
+    let cur = state
+        .store
+        .outage_snapshot(tenant.id, outage_id)
+        .await?
+        .ok_or(OutageError::NotFound(outage_id))?;
+    let kind = command.kind();
+    let next = cur
+        .state
+        .after(kind)
+        .map_err(|e| OutageError::Conflict(e.to_string()))?;
+    let keep_or = |given: &Option<String>, cur: &Option<String>| match given {
+        Some(_) => validate_cause(given),
+        None => Ok(cur.clone()),
+    };
+    let mut etr = cur.etr;
+    let mut cause = cur.cause.clone();
+    let mut texts = cur.texts.clone();
+    let mut ended_at = None;
+    let mut notify = true;
+    let selector;
+    let affect = match &command {
+        StepCommand::Update(u) => {
+            etr = u.etr.unwrap_or(cur.etr);
+            cause = keep_or(&u.cause, &cur.cause)?;
+            if let Some(t) = &u.texts {
+                texts = t.clone();
+            }
+            notify = update_is_material(
+                &UpdateDelta {
+                    etr_before: cur.etr,
+                    etr_after: etr,
+                    cause_changed: cause != cur.cause,
+                    text_changed: texts != cur.texts,
+                },
+                state.config.outages.material_etr_minutes,
+            );
+            Affect::Keep
+        }
+        StepCommand::Extend(c) => {
+            selector = parse_selector(&c.affected)?;
+            Affect::Add(&selector)
+        }
+        StepCommand::Release(c) => {
+            selector = parse_selector(&c.affected)?;
+            Affect::Release(&selector)
+        }
+        StepCommand::Restore(e) | StepCommand::Cancel(e) => {
+            let at = e.at.unwrap_or_else(crate::store::now);
+            if at < cur.started_at {
+                return Err(OutageError::Invalid(
+                    "the end is before the outage started".into(),
+                ));
+            }
+            cause = keep_or(&e.cause, &cur.cause)?;
+            if let Some(t) = &e.texts {
+                texts = t.clone();
+            }
+            ended_at = Some(at);
+            Affect::ReleaseAll
+        }
+    };
+    validate_texts(&texts, tenant)?;
+    let w = StepWrite {
+        tenant_id: tenant.id,
+        change: OutageChange::Existing {
+            outage_id,
+            expected: cur.state,
+        },
+        kind,
+        state_after: next,
+        actor: actor.0.clone(),
+        etr,
+        cause,
+        texts,
+        ended_at,
+        notify,
+        idempotency_key,
+        chunk: i64::from(state.config.outages.fanout_chunk),
+        lease_secs: i64::from(state.config.outages.fanout_lease_seconds),
+    };
+    write(state, tenant, &w, affect, kind).await
+}
+
+/// Writes the step, runs its fan-out to the end, and answers with the step as written.
+async fn write(
+    state: &AppState,
+    tenant: &Tenant,
+    w: &StepWrite,
+    affect: Affect<'_>,
+    kind: StepKind,
+) -> Result<StepOutcome, OutageError> {
+    let timer = std::time::Instant::now();
+    let written = match state.store.write_step(w, affect).await {
+        Ok(s) => s,
+        Err(e) => {
+            // Two requests with the same idempotency key racing: the loser answers with the
+            // winner's step.
+            if let Some(k) = &w.idempotency_key
+                && let Some(step) = state.store.step_by_idempotency_key(tenant.id, k).await?
+            {
+                return Ok(StepOutcome {
+                    outage_id: step.outage_id,
+                    step,
+                    replayed: true,
+                });
+            }
+            return Err(OutageError::Internal(e));
+        }
+    };
+    let (mut step, fanout) = match written {
+        StepWritten::Done { step, fanout } => (step, fanout),
+        StepWritten::StateMoved => {
+            return Err(OutageError::Conflict(
+                "the outage changed while this step was prepared (another step ended it); reload and try again".into(),
+            ));
+        }
+        StepWritten::NothingSelected => {
+            return Err(OutageError::Invalid(
+                match kind {
+                    StepKind::Declared => "the selector matches no facility of this service",
+                    StepKind::Extended => {
+                        "the selector adds no facility that is not already affected"
+                    }
+                    _ => "the selector releases no facility that is still affected",
+                }
+                .into(),
+            ));
+        }
+    };
+    tracing::debug!(
+        ms = timer.elapsed().as_millis() as u64,
+        step = step.id,
+        "step committed"
+    );
+    if let Some(job) = fanout {
+        // Its own task: a client that hangs up does not stop the fan-out half way.
+        let fan = state.fanout.clone();
+        tokio::spawn(async move { fan.run(job).await })
+            .await
+            .map_err(anyhow::Error::from)??;
+        step.notices = state
+            .store
+            .step_by_id(tenant.id, step.id)
+            .await?
+            .map(|s| s.notices)
+            .unwrap_or(step.notices);
+        tracing::debug!(
+            ms = timer.elapsed().as_millis() as u64,
+            notices = step.notices,
+            "every notice durable"
+        );
+    }
+    Ok(StepOutcome {
+        outage_id: step.outage_id,
+        step,
+        replayed: false,
+    })
+}

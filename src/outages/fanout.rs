@@ -1,0 +1,212 @@
+//! Runs a committed step's fan-out: registered phones and e-mails chunk by chunk, then the
+//! directory numbers, each chunk durable before the next is written, and wakes the
+//! dispatcher after every chunk so the first notices go while the rest are written.
+//!
+//! Crash safety: every chunk commits with the record's cursor (`store/fanout.rs`), so a
+//! fan-out cut short resumes where it stopped, with no notice missing or doubled; the
+//! resume loop in every `varsel serve` picks up fan-outs whose lease ran out.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Notify;
+
+use crate::crypto::Keyring;
+use crate::directory::Directory;
+use crate::domain::recipients::AddressKey;
+use crate::store::fanout::{
+    NewDirectoryContact, PHASE_DIRECTORY, PHASE_EMAILS, PHASE_PHONES, directory_field,
+};
+use crate::store::{FanoutJob, Store};
+
+pub struct FanOut {
+    store: Store,
+    keyring: Arc<Keyring>,
+    directory: Option<Arc<dyn Directory>>,
+    wakeup: Arc<Notify>,
+    chunk: i64,
+    lease_secs: i64,
+}
+
+impl FanOut {
+    pub fn new(
+        store: Store,
+        keyring: Arc<Keyring>,
+        directory: Option<Arc<dyn Directory>>,
+        wakeup: Arc<Notify>,
+        chunk: u32,
+        lease_secs: u32,
+    ) -> Self {
+        Self {
+            store,
+            keyring,
+            directory,
+            wakeup,
+            chunk: i64::from(chunk),
+            lease_secs: i64::from(lease_secs),
+        }
+    }
+
+    /// Writes the rest of the job's notices. Returns early, without error, when another
+    /// worker has taken the job over.
+    pub async fn run(&self, mut job: FanoutJob) -> anyhow::Result<()> {
+        loop {
+            let written = match job.phase {
+                PHASE_PHONES | PHASE_EMAILS => {
+                    self.store
+                        .fanout_registered(&mut job, self.lease_secs)
+                        .await?
+                }
+                PHASE_DIRECTORY if job.kind.starts() => match &self.directory {
+                    None => return self.finish(&mut job).await,
+                    Some(directory) => {
+                        let targets = self.store.directory_targets(&job, self.chunk).await?;
+                        let Some(last) = targets.last().map(|t| t.facility_id) else {
+                            return self.finish(&mut job).await;
+                        };
+                        let mut languages: HashMap<AddressKey, String> = HashMap::new();
+                        for t in &targets {
+                            languages
+                                .entry(AddressKey::new(&t.street, &t.house_number, &t.postcode))
+                                .or_insert_with(|| t.language.clone());
+                        }
+                        drop(targets);
+                        let keys: Vec<AddressKey> = languages.keys().cloned().collect();
+                        let found = directory.lookup(&keys).await;
+                        let contacts = self.seal(job.tenant_id, found, &languages).await?;
+                        let addresses: Vec<String> =
+                            keys.iter().map(|k| k.as_str().to_string()).collect();
+                        self.store
+                            .fanout_directory_page(
+                                &mut job,
+                                &contacts,
+                                &addresses,
+                                last,
+                                self.lease_secs,
+                            )
+                            .await?
+                    }
+                },
+                PHASE_DIRECTORY => {
+                    match self
+                        .store
+                        .fanout_directory_told(&mut job, self.chunk, self.lease_secs)
+                        .await?
+                    {
+                        None => None,
+                        Some((_, false)) => return self.finish(&mut job).await,
+                        Some((n, true)) => Some(n),
+                    }
+                }
+                _ => return Ok(()),
+            };
+            match written {
+                None => {
+                    tracing::info!(step = job.step_id, "another worker took this fan-out over");
+                    return Ok(());
+                }
+                Some(n) if n > 0 => self.wakeup.notify_waiters(),
+                Some(_) => {}
+            }
+        }
+    }
+
+    async fn finish(&self, job: &mut FanoutJob) -> anyhow::Result<()> {
+        self.store.finish_fanout(job).await?;
+        Ok(())
+    }
+
+    /// Seals the numbers the directory listed (on every core: at storm size this is the
+    /// costliest part of the directory phase). Each number is sealed once per address.
+    async fn seal(
+        &self,
+        tenant_id: i64,
+        found: HashMap<AddressKey, Vec<crate::domain::phone::PhoneNumber>>,
+        languages: &HashMap<AddressKey, String>,
+    ) -> anyhow::Result<Vec<NewDirectoryContact>> {
+        let pending: Vec<(String, String, String)> = found
+            .into_iter()
+            .flat_map(|(address, numbers)| {
+                let language = languages.get(&address).cloned().unwrap_or_default();
+                numbers.into_iter().map(move |n| {
+                    (
+                        address.as_str().to_string(),
+                        n.e164().to_string(),
+                        language.clone(),
+                    )
+                })
+            })
+            .collect();
+        let keyring = self.keyring.clone();
+        tokio::task::spawn_blocking(move || {
+            let threads = std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+                .clamp(1, 8);
+            let per = pending.len().div_ceil(threads).max(1);
+            std::thread::scope(|s| {
+                let handles: Vec<_> = pending
+                    .chunks(per)
+                    .map(|part| {
+                        let keyring = &keyring;
+                        s.spawn(move || {
+                            part.iter()
+                                .map(|(address, number, language)| {
+                                    let bidx = keyring.blind_index(tenant_id, "phone", number);
+                                    NewDirectoryContact {
+                                        address_key: address.clone(),
+                                        sealed: keyring.seal(directory_field(&bidx), number),
+                                        bidx,
+                                        language: language.clone(),
+                                    }
+                                })
+                                .collect::<Vec<_>>()
+                        })
+                    })
+                    .collect();
+                let mut out = Vec::with_capacity(pending.len());
+                for h in handles {
+                    match h.join() {
+                        Ok(part) => out.extend(part),
+                        Err(_) => anyhow::bail!("a sealing thread panicked"),
+                    }
+                }
+                Ok(out)
+            })
+        })
+        .await?
+    }
+
+    /// Resumes fan-outs cut short (a crash, a restart) until `stop` is notified. With
+    /// `take_all_first`, the first round takes every unfinished fan-out at once: a single
+    /// process on SQLite knows nobody else is writing them.
+    pub async fn resume(self: Arc<Self>, stop: Arc<Notify>, take_all_first: bool) {
+        let mut all = take_all_first;
+        let every = Duration::from_secs((self.lease_secs as u64 / 2).clamp(1, 10));
+        loop {
+            match self.store.claim_fanouts(self.lease_secs, all).await {
+                Ok(jobs) => {
+                    for job in jobs {
+                        tracing::info!(step = job.step_id, phase = job.phase, "resuming a fan-out");
+                        if let Err(e) = self.run(job).await {
+                            tracing::error!(
+                                error = format!("{e:#}"),
+                                "a fan-out failed; it is retried when its lease runs out"
+                            );
+                        }
+                    }
+                }
+                Err(e) => tracing::error!(
+                    error = format!("{e:#}"),
+                    "cannot look for unfinished fan-outs"
+                ),
+            }
+            all = false;
+            tokio::select! {
+                () = stop.notified() => return,
+                () = tokio::time::sleep(every) => {},
+            }
+        }
+    }
+}
