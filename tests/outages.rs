@@ -617,6 +617,134 @@ async fn tenant_templates_replace_the_defaults(db: Db) {
 }
 
 /// A directory speaking the HTTP JSON protocol; `delay` holds every answer back.
+/// An apartment block (Parkvägen 10: nine flats, one of whose holders registered a number
+/// the directory also lists there, plus two more directory numbers) and a villa (Parkvägen
+/// 12: registered phone, and a directory number that must never be used).
+const BLOCK_DIRECTORY: &str = "street,house_number,postcode,phone
+Parkvägen,10,12345,070-111 11 11
+Parkvägen,10,12345,070-222 22 22
+Parkvägen,10,12345,070-333 33 33
+Parkvägen,12,12345,070-555 55 55
+";
+
+/// The "N of your facilities" line counts only facilities a person registered, and a step
+/// that ends an outage goes only to the people told it began: after a move-out between
+/// declaration and restore, the moved-out household's notice is withdrawn (its contact is
+/// gone) and the directory numbers at its address, never told, hear nothing.
+async fn counts_and_endings_reach_only_those_told(db: Db) {
+    let dir = common::TempDir::new();
+    let path = dir.path().join("directory.csv");
+    std::fs::write(&path, BLOCK_DIRECTORY).unwrap();
+    let toml = format!(
+        "[dispatch]\nenabled = false\n[directory]\nkind = \"file\"\nfile = \"{}\"\n",
+        path.display()
+    );
+    let app = TestApp::spawn_full(db, &[], &toml).await;
+    let (_, token) = app.tenant("alvstad", &[Electricity], &[Scope::Admin]).await;
+    let mut facilities: Vec<Value> = (1..=9)
+        .map(|i| {
+            json!({"facility_number": format!("{}", 2000 + i), "service": "electricity", "customer_number": format!("c{i}"),
+                   "street": "Parkvägen", "house_number": "10", "entrance": format!("lgh 100{i}"), "postcode": "12345", "town": "Älvstad"})
+        })
+        .collect();
+    facilities.push(
+        json!({"facility_number": "2010", "service": "electricity", "customer_number": "c10",
+        "street": "Parkvägen", "house_number": "12", "postcode": "12345", "town": "Älvstad"}),
+    );
+    app.put_facilities(&token, Value::Array(facilities)).await;
+    for (facility, customer, phone) in [
+        ("2001", "c1", "070-111 11 11"),
+        ("2010", "c10", "070-444 44 44"),
+    ] {
+        let session = app
+            .sign_in("alvstad", "electricity", customer, facility)
+            .await;
+        let r = app
+            .client
+            .put(app.url("/api/v1/registration/phone"))
+            .bearer_auth(&session)
+            .json(&json!({"phone": phone}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    let (s, step) = post(
+        &app,
+        &token,
+        "/api/v1/outages",
+        json!({"service": "electricity", "affected": {"postcodes": ["12345"]}}),
+        None,
+    )
+    .await;
+    assert_eq!(s, 201, "{step}");
+    let id = step["outage_id"].as_i64().unwrap();
+    // 111 (registered, also in the directory: once), 222 and 333 (directory), 444 (villa).
+    assert_eq!(step["step"]["notices"], 4);
+
+    // The villa's household moves out before anything is sent.
+    let r = app
+        .client
+        .post(app.url("/api/v1/facilities/2010/move-out"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let stop = std::sync::Arc::new(tokio::sync::Notify::new());
+    let worker = tokio::spawn(app.state.dispatcher.clone().run(stop.clone()));
+    assert_eq!(
+        settle(&app, &token, id).await,
+        json!({"sent": 3, "withdrawn": 1})
+    );
+    let sms = sink_lines(&app, "sms.jsonl");
+    let mut to: Vec<&str> = sms.iter().map(|m| m["to"].as_str().unwrap()).collect();
+    to.sort();
+    assert_eq!(to, vec!["+46701111111", "+46702222222", "+46703333333"]);
+    assert!(
+        sms.iter()
+            .all(|m| !m["body"].as_str().unwrap().contains("Gäller")),
+        "nobody registered more than one affected facility: {sms:?}"
+    );
+
+    let (s, restored) = post(
+        &app,
+        &token,
+        &format!("/api/v1/outages/{id}/restore"),
+        json!({}),
+        None,
+    )
+    .await;
+    assert_eq!(s, 201, "{restored}");
+    assert_eq!(restored["step"]["notices"], 3, "{restored}");
+    let counts = settle(&app, &token, id).await;
+    stop.notify_one();
+    worker.await.unwrap();
+    assert_eq!(counts, json!({"sent": 6, "withdrawn": 1}));
+    let back: Vec<Value> = sink_lines(&app, "sms.jsonl")
+        .into_iter()
+        .filter(|m| m["body"].as_str().unwrap().contains("tillbaka"))
+        .collect();
+    let mut to: Vec<&str> = back.iter().map(|m| m["to"].as_str().unwrap()).collect();
+    to.sort();
+    assert_eq!(
+        to,
+        vec!["+46701111111", "+46702222222", "+46703333333"],
+        "'back' only to those told it was out"
+    );
+    app.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_counts_and_endings_reach_only_those_told() {
+    counts_and_endings_reach_only_those_told(Db::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_counts_and_endings_reach_only_those_told() {
+    counts_and_endings_reach_only_those_told(Db::Postgres).await;
+}
+
 async fn http_directory(delay: Duration) -> (String, tokio::task::JoinHandle<()>) {
     async fn lookup(
         axum::extract::State(delay): axum::extract::State<Duration>,

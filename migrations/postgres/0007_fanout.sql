@@ -49,6 +49,11 @@ CREATE TABLE provider_pauses (
 ALTER TABLE outage_steps ADD COLUMN ended_at BIGINT;
 ALTER TABLE outage_steps ADD COLUMN texts TEXT NOT NULL DEFAULT '{}';
 
+-- The affected set is written a million rows at a time in a storm, and the foreign key's
+-- per-row check was 40 % of that (measured: 417 of 1,132 ms for 100,000 rows); its outage
+-- row is written in the same transaction, and outages are never deleted on their own.
+ALTER TABLE outage_facilities DROP CONSTRAINT outage_facilities_outage_id_fkey;
+
 -- Which step added and which released each facility: the targets of a step.
 ALTER TABLE outage_facilities ADD COLUMN added_step_id BIGINT;
 ALTER TABLE outage_facilities ADD COLUMN released_step_id BIGINT;
@@ -57,7 +62,6 @@ UPDATE outage_facilities o SET added_step_id =
 UPDATE outage_facilities o SET released_step_id =
     (SELECT MAX(s.id) FROM outage_steps s WHERE s.outage_id = o.outage_id)
     WHERE affected_until IS NOT NULL;
-CREATE INDEX outage_facilities_added ON outage_facilities (outage_id, added_step_id);
 
 -- The outbox without sealed recipients. Notices written before this change carried their
 -- recipient sealed in the row; those already sent keep their anonymous facts, and any still

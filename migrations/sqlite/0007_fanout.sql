@@ -57,7 +57,6 @@ UPDATE outage_facilities SET added_step_id =
 UPDATE outage_facilities SET released_step_id =
     (SELECT MAX(s.id) FROM outage_steps s WHERE s.outage_id = outage_facilities.outage_id)
     WHERE affected_until IS NOT NULL;
-CREATE INDEX outage_facilities_added ON outage_facilities (outage_id, added_step_id);
 
 -- The outbox without sealed recipients. Notices written before this change carried their
 -- recipient sealed in the row; those already sent keep their anonymous facts, and any still

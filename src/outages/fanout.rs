@@ -52,6 +52,8 @@ impl FanOut {
     /// worker has taken the job over.
     pub async fn run(&self, mut job: FanoutJob) -> anyhow::Result<()> {
         loop {
+            let timer = std::time::Instant::now();
+            let (phase, cursor) = (job.phase, job.cursor);
             let written = match job.phase {
                 PHASE_PHONES | PHASE_EMAILS => {
                     self.store
@@ -73,8 +75,16 @@ impl FanOut {
                         }
                         drop(targets);
                         let keys: Vec<AddressKey> = languages.keys().cloned().collect();
+                        let t0 = std::time::Instant::now();
                         let found = directory.lookup(&keys).await;
+                        let t1 = t0.elapsed();
                         let contacts = self.seal(job.tenant_id, found, &languages).await?;
+                        tracing::debug!(
+                            lookup_ms = t1.as_millis() as u64,
+                            seal_ms = (t0.elapsed() - t1).as_millis() as u64,
+                            since_chunk_ms = timer.elapsed().as_millis() as u64,
+                            "directory page"
+                        );
                         let addresses: Vec<String> =
                             keys.iter().map(|k| k.as_str().to_string()).collect();
                         self.store
@@ -101,6 +111,14 @@ impl FanOut {
                 }
                 _ => return Ok(()),
             };
+            tracing::debug!(
+                step = job.step_id,
+                phase,
+                cursor,
+                notices = written,
+                ms = timer.elapsed().as_millis() as u64,
+                "fan-out chunk"
+            );
             match written {
                 None => {
                     tracing::info!(step = job.step_id, "another worker took this fan-out over");

@@ -226,8 +226,16 @@ impl Store {
             (job.phase + 1, 0)
         };
         let t = now();
+        // PostgreSQL is told the same by taking hash and merge joins off the table for this
+        // transaction: a fresh affected set has no statistics, and a plan that scans it
+        // whole per chunk is the quadratic one.
+        let plan = (job.chunks > 1 && self.is_postgres())
+            .then_some("SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off");
         let written = on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
+            if let Some(p) = plan {
+                sqlx::raw_sql(p).execute(&mut *tx).await?;
+            }
             let n = sqlx::query(sqlx::AssertSqlSafe(sql))
                 .bind(job.tenant_id)
                 .bind(job.outage_id)
@@ -325,6 +333,7 @@ impl Store {
         let addresses = json_text(addresses);
         let next = (PHASE_DIRECTORY, last_facility);
         let t = now();
+        let t0 = std::time::Instant::now();
         let written = on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
             if !contacts.is_empty() {
@@ -336,6 +345,7 @@ impl Store {
                     .execute(&mut *tx)
                     .await?;
             }
+            tracing::debug!(ms = t0.elapsed().as_millis() as u64, "directory contacts kept");
             let n = sqlx::query(sqlx::AssertSqlSafe(notify))
                 .bind(job.tenant_id)
                 .bind(job.outage_id)
