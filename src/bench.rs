@@ -336,9 +336,9 @@ async fn run(
         tokio::spawn(async move {
             let (mut affected, mut first) = (None, None);
             while first.is_none() {
-                if let Ok(Some(notices)) = store.latest_step_notices().await {
+                if let Ok(Some(p)) = store.fanout_progress().await {
                     affected.get_or_insert(epoch.elapsed());
-                    if notices > 0 {
+                    if p.notices > 0 {
                         first = Some(epoch.elapsed());
                     }
                 }

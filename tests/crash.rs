@@ -1,6 +1,8 @@
-//! Crash safety with the real binary: declare an outage for thousands of registered phones,
-//! SIGKILL the service mid-dispatch, start it again, and check that every recipient got the
-//! notice, and that only notices of the batch in flight could arrive twice.
+//! Crash safety with the real binary, on both stores:
+//! - SIGKILL mid-dispatch: after a restart every recipient got the notice, and only notices
+//!   of the batches in flight could arrive twice.
+//! - SIGKILL mid fan-out (the notices of a step half written): after a restart the fan-out
+//!   resumes from its record, and every recipient gets the notice exactly once.
 
 mod common;
 
@@ -12,13 +14,10 @@ use common::{Db, FakeElks, TempDir, TestDb};
 use serde_json::{Value, json};
 use varsel::config::Config;
 use varsel::crypto::{new_secret, secret_hash};
-use varsel::domain::facility::RawFacility;
 use varsel::domain::language::Language;
-use varsel::domain::phone::{PhoneNumber, Region};
 use varsel::domain::scope::Scope;
 use varsel::domain::sender_id::SenderId;
 use varsel::domain::service::ServiceKind;
-use varsel::registration::Session;
 use varsel::store::NewTenant;
 
 const RECIPIENTS: usize = 3000;
@@ -68,27 +67,27 @@ async fn start(
     panic!("the service did not come up");
 }
 
-async fn crash_mid_dispatch(db: Db) {
-    // Each send takes a while, so the kill lands while notices are in flight.
-    let elks = FakeElks::start(0, None, Duration::from_millis(4)).await;
+/// A data directory, a database and a tenant with an operator token, seeded through the
+/// library with the configuration the binary will use; `phone(i)` registers a number at
+/// facility i of `n` (Storgatan i, grid node N1).
+struct Setup {
+    dir: TempDir,
+    test_db: TestDb,
+    config_path: std::path::PathBuf,
+    port: u16,
+    token: String,
+}
+
+async fn setup(db: Db, toml: &str, n: usize, phone: impl Fn(usize) -> Option<String>) -> Setup {
     let dir = TempDir::new();
     let test_db = TestDb::create(db, dir.path()).await;
     let config_path = dir.path().join("varsel.toml");
-    std::fs::write(
-        &config_path,
-        format!(
-            "{}[dispatch]\nbatch_size = {BATCH}\nworkers = {WORKERS}\nconcurrency = 8\nlease_seconds = 2\nbackoff_seconds = 1\n",
-            elks.toml()
-        ),
-    )
-    .unwrap();
+    std::fs::write(&config_path, toml).unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
-
-    // Seed through the library with the same configuration the binary will use.
     let vars = vec![
         (
             "VARSEL_DATA_DIR".to_string(),
@@ -118,52 +117,36 @@ async fn crash_mid_dispatch(db: Db) {
         .create_token(tenant.id, "oms", &[Scope::Operator], &secret_hash(&token))
         .await
         .unwrap();
-    let records: Vec<_> = (0..RECIPIENTS)
-        .map(|i| {
-            RawFacility {
-                facility_number: Some(format!("{}", 10_000 + i)),
-                service: Some("electricity".into()),
-                customer_number: Some(format!("{i}")),
-                street: Some("Storgatan".into()),
-                house_number: Some(format!("{i}")),
-                postcode: Some("12345".into()),
-                town: Some("Älvstad".into()),
-                grid_node: Some("N1".into()),
-                ..Default::default()
-            }
-            .validate(Language::Sv)
-            .unwrap()
-        })
-        .collect();
-    state
-        .store
-        .upsert_facilities(tenant.id, &records, "test", &|_| {})
-        .await
-        .unwrap();
-    for i in 0..RECIPIENTS {
-        let f = state
-            .store
-            .facility_by_invoice(
-                tenant.id,
-                ServiceKind::Electricity,
-                &format!("{}", 10_000 + i).parse().unwrap(),
-            )
-            .await
-            .unwrap()
-            .unwrap();
-        let session = Session {
-            facility_id: f.id,
-            tenant_id: tenant.id,
-        };
-        varsel::registration::set_phone(
-            &state,
-            session,
-            &PhoneNumber::parse(&phone(i), Region::Se).unwrap(),
-        )
-        .await
-        .unwrap();
-    }
+    common::seed_phones(&state, &tenant, n, phone).await;
     state.store.close().await;
+    Setup {
+        dir,
+        test_db,
+        config_path,
+        port,
+        token,
+    }
+}
+
+async fn crash_mid_dispatch(db: Db) {
+    // Each send takes a while, so the kill lands while notices are in flight.
+    let elks = FakeElks::start(0, None, Duration::from_millis(4)).await;
+    let Setup {
+        dir,
+        test_db,
+        config_path,
+        port,
+        token,
+    } = setup(
+        db,
+        &format!(
+            "{}[dispatch]\nbatch_size = {BATCH}\nworkers = {WORKERS}\nconcurrency = 8\nlease_seconds = 2\nbackoff_seconds = 1\n",
+            elks.toml()
+        ),
+        RECIPIENTS,
+        |i| Some(phone(i)),
+    )
+    .await;
 
     let mut service = start(&config_path, port, &test_db.url, dir.path()).await;
     let client = reqwest::Client::new();
@@ -241,4 +224,160 @@ async fn sqlite_crash_mid_dispatch_loses_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_crash_mid_dispatch_loses_nothing() {
     crash_mid_dispatch(Db::Postgres).await;
+}
+
+/// A facility at an odd number has no registered phone; the directory lists one number at
+/// its address. The directory answers slowly, so the fan-out's directory phase takes a
+/// while and the kill lands in it.
+const FANOUT_FACILITIES: usize = 1000;
+
+fn fanout_phone(i: usize) -> Option<String> {
+    (i % 2 == 0).then(|| format!("+4670{:07}", 2_000_000 + i))
+}
+
+fn directory_number(house: &str) -> String {
+    format!("+4673{:07}", house.parse::<usize>().unwrap())
+}
+
+async fn slow_directory(delay: Duration) -> (String, tokio::task::JoinHandle<()>) {
+    async fn lookup(
+        axum::extract::State(delay): axum::extract::State<Duration>,
+        axum::Json(q): axum::Json<Value>,
+    ) -> axum::Json<Value> {
+        tokio::time::sleep(delay).await;
+        let results: Vec<Value> = q["addresses"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| json!({"street": a["street"], "house_number": a["house_number"], "postcode": a["postcode"],
+                            "numbers": [directory_number(a["house_number"].as_str().unwrap())]}))
+            .collect();
+        axum::Json(json!({"results": results}))
+    }
+    let app = axum::Router::new()
+        .route("/lookup", axum::routing::post(lookup))
+        .with_state(delay);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/lookup", listener.local_addr().unwrap());
+    (
+        url,
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() }),
+    )
+}
+
+async fn crash_mid_fanout(db: Db) {
+    let elks = FakeElks::start(0, None, Duration::ZERO).await;
+    let (directory, server) = slow_directory(Duration::from_millis(300)).await;
+    let config = |dispatch: bool| {
+        format!(
+            "{}[outages]\nfanout_chunk = 100\nfanout_lease_seconds = 2\n[dispatch]\nenabled = {dispatch}\n[directory]\nkind = \"http\"\nurl = \"{directory}\"\ntimeout_ms = 5000\n",
+            elks.toml()
+        )
+    };
+    let Setup {
+        dir,
+        test_db,
+        config_path,
+        port,
+        token,
+    } = setup(db, &config(false), FANOUT_FACILITIES, fanout_phone).await;
+    // The first run sends nothing, so whatever arrives later was written exactly once.
+    let service = start(&config_path, port, &test_db.url, dir.path()).await;
+    let client = reqwest::Client::new();
+    let declare = {
+        let (client, base, token) = (client.clone(), service.base.clone(), token.clone());
+        tokio::spawn(async move {
+            client
+                .post(format!("{base}/api/v1/outages"))
+                .bearer_auth(&token)
+                .json(&json!({"service": "electricity", "affected": {"grid_nodes": ["N1"]}}))
+                .send()
+                .await
+        })
+    };
+    // Watch the fan-out record from outside; kill once the directory phase has written a
+    // page and before it is done.
+    let watcher = varsel::store::Store::connect(&test_db.url).await.unwrap();
+    let mut killed_at = None;
+    for _ in 0..1000 {
+        if let Some(p) = watcher.fanout_progress().await.unwrap()
+            && p.phase == 2
+            && p.cursor > 0
+        {
+            killed_at = Some(p);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let mut service = service;
+    service.child.kill().await.unwrap();
+    let killed_at = killed_at.expect("the fan-out never reached its directory phase");
+    assert!(
+        killed_at.done_at.is_none(),
+        "the kill came after the fan-out ended"
+    );
+    assert!(
+        declare.await.unwrap().is_err(),
+        "the declaration did not answer: its process died"
+    );
+    let written_before = watcher.notice_counts(None).await.unwrap()["pending"];
+    assert!(written_before > 0 && written_before < FANOUT_FACILITIES as i64);
+
+    std::fs::write(&config_path, config(true)).unwrap();
+    let service = start(&config_path, port, &test_db.url, dir.path()).await;
+    let mut done = None;
+    for _ in 0..300 {
+        let p = watcher.fanout_progress().await.unwrap().unwrap();
+        if p.done_at.is_some() {
+            done = Some(p);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(done.is_some(), "the fan-out was not resumed");
+    let outages: Vec<Value> = client
+        .get(format!("{}/api/v1/outages", service.base))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = outages[0]["id"].as_i64().unwrap();
+    assert_eq!(outages[0]["steps"][0]["notices"], FANOUT_FACILITIES);
+    let counts = common::settle(&client, &service.base, &token, id).await;
+    assert_eq!(counts, json!({"sent": FANOUT_FACILITIES}));
+    let mut to: Vec<String> = elks
+        .received
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(_, to, _)| to.clone())
+        .collect();
+    to.sort();
+    let mut expected: Vec<String> = (0..FANOUT_FACILITIES)
+        .map(|i| fanout_phone(i).unwrap_or_else(|| directory_number(&i.to_string())))
+        .collect();
+    expected.sort();
+    assert_eq!(to, expected, "everyone once, nobody twice");
+    eprintln!(
+        "killed in the directory phase at facility {} with {written_before} notices written",
+        killed_at.cursor
+    );
+    watcher.close().await;
+    drop(service);
+    test_db.drop_db().await;
+    elks.stop();
+    server.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_crash_mid_fanout_resumes_and_sends_each_once() {
+    crash_mid_fanout(Db::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_crash_mid_fanout_resumes_and_sends_each_once() {
+    crash_mid_fanout(Db::Postgres).await;
 }

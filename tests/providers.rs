@@ -101,7 +101,10 @@ async fn a_provider_outage_delays_notices_and_loses_none(db: Db, status: u16) {
     );
     let app = TestApp::spawn_full(db, &[], &toml).await;
     let (tenant, token) = app.tenant("alvstad", &[Electricity], &[Scope::Admin]).await;
-    common::seed_phones(&app.state, &tenant, PHONES, |i| format!("+4670{:07}", i)).await;
+    common::seed_phones(&app.state, &tenant, PHONES, |i| {
+        Some(format!("+4670{:07}", i))
+    })
+    .await;
     let outage_lasts = Duration::from_secs(4);
     *elks.refusing.lock().unwrap() = Some((std::time::Instant::now() + outage_lasts, status));
     let started = std::time::Instant::now();

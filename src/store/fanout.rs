@@ -70,6 +70,16 @@ pub const PHASE_EMAILS: i64 = 1;
 pub const PHASE_DIRECTORY: i64 = 2;
 pub const PHASE_DONE: i64 = 3;
 
+/// How far the latest fan-out got, for following it from outside.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FanoutProgress {
+    pub step_id: i64,
+    pub phase: i64,
+    pub cursor: i64,
+    pub notices: i64,
+    pub done_at: Option<i64>,
+}
+
 /// A facility without a registered phone, whose address the directory is asked about.
 #[derive(Debug, Clone)]
 pub struct DirectoryTarget {
@@ -417,6 +427,29 @@ impl Store {
             (n, true)
         });
         Ok(Some(result))
+    }
+
+    /// The most recent step's fan-out; None before the first notifying step.
+    pub async fn fanout_progress(&self) -> anyhow::Result<Option<FanoutProgress>> {
+        let p = on_pool!(self, pool => {
+            match sqlx::query(
+                "SELECT f.step_id, f.phase, f.cursor, f.done_at, s.notices FROM fanouts f JOIN outage_steps s ON s.id = f.step_id
+                 ORDER BY f.step_id DESC LIMIT 1",
+            )
+            .fetch_optional(pool)
+            .await?
+            {
+                None => None,
+                Some(r) => Some(FanoutProgress {
+                    step_id: r.try_get("step_id")?,
+                    phase: r.try_get("phase")?,
+                    cursor: r.try_get("cursor")?,
+                    notices: r.try_get("notices")?,
+                    done_at: r.try_get("done_at")?,
+                }),
+            }
+        });
+        Ok(p)
     }
 
     /// Marks the fan-out done and lets its lease go.

@@ -678,17 +678,6 @@ impl Store {
         Ok(Some(rec))
     }
 
-    /// The notices written so far for the most recent step of any outage, for following a
-    /// fan-out from outside (the storm benchmark); None before the first step.
-    pub async fn latest_step_notices(&self) -> anyhow::Result<Option<i64>> {
-        let n = on_pool!(self, pool => {
-            sqlx::query_scalar("SELECT notices FROM outage_steps ORDER BY id DESC LIMIT 1")
-                .fetch_optional(pool)
-                .await?
-        });
-        Ok(n)
-    }
-
     pub async fn outage_ids(
         &self,
         tenant_id: i64,
