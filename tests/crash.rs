@@ -232,7 +232,8 @@ async fn postgres_crash_mid_dispatch_loses_nothing() {
 const FANOUT_FACILITIES: usize = 1000;
 
 fn fanout_phone(i: usize) -> Option<String> {
-    (i % 2 == 0).then(|| format!("+4670{:07}", 2_000_000 + i))
+    i.is_multiple_of(2)
+        .then(|| format!("+4670{:07}", 2_000_000 + i))
 }
 
 fn directory_number(house: &str) -> String {
