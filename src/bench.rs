@@ -6,8 +6,8 @@
 //! 46elks' API (e-mails go to the sink). It prints the seconds from the declaration until
 //! the affected set is committed, the first chunk of notices is durable, every notice is
 //! durable, the first SMS reaches the provider and the last notice is sent; the dispatch
-//! rate; how many SMS arrived twice; and peak memory of the declaration and dispatch (the
-//! seeding is left out of that figure). With `instances` > 1 (PostgreSQL), that many
+//! rate; how many SMS arrived twice; and the peak memory of the process that declares and
+//! dispatches (the seeding runs in a process of its own). With `instances` > 1 (PostgreSQL), that many
 //! dispatchers, each with its own connection pool as a separate `varsel serve` would have,
 //! share the storm.
 
@@ -131,19 +131,13 @@ fn peak_rss_mib() -> f64 {
         .unwrap_or(0.0)
 }
 
-/// Starts the peak-memory figure afresh (Linux: writing 5 to clear_refs resets VmHWM).
-fn reset_peak_rss() {
-    if std::fs::write("/proc/self/clear_refs", "5").is_err() {
-        tracing::warn!("cannot reset the peak memory figure; it includes the seeding");
-    }
-}
-
 /// Runs the storm on one store: `sqlite` or a PostgreSQL admin URL under which a scratch
 /// database is created and dropped.
 pub async fn storm(
     store: &str,
     facilities: usize,
     instances: usize,
+    dispatch_after_fanout: bool,
     progress: &(dyn Fn(&str) + Sync),
 ) -> anyhow::Result<StormFigures> {
     let dir =
@@ -169,7 +163,15 @@ pub async fn storm(
         let base = store.rsplit_once('/').map(|(b, _)| b).unwrap_or(store);
         (format!("{base}/{name}"), Some((store.to_string(), name)))
     };
-    let result = run(&dir, &db_url, facilities, instances.max(1), progress).await;
+    let result = run(
+        &dir,
+        &db_url,
+        facilities,
+        instances.max(1),
+        dispatch_after_fanout,
+        progress,
+    )
+    .await;
     if let Some((admin_url, name)) = pg
         && let Ok(admin) = sqlx::PgPool::connect(&admin_url).await
     {
@@ -216,18 +218,12 @@ fn write_directory(path: &std::path::Path, n: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn run(
+/// The files and settings a seeded storm lives in: `dir` holds the data key, the
+/// directory file and the configuration.
+fn config_files(
     dir: &std::path::Path,
-    db_url: &str,
-    n: usize,
-    instances: usize,
-    progress: &(dyn Fn(&str) + Sync),
-) -> anyhow::Result<StormFigures> {
-    let epoch = Instant::now();
-    let (elks_url, received) = loopback_elks(epoch).await?;
-    let seed_start = Instant::now();
-    let directory = dir.join("directory.csv");
-    write_directory(&directory, n)?;
+    elks_url: &str,
+) -> anyhow::Result<(std::path::PathBuf, std::path::PathBuf)> {
     let sms = format!(
         "[sms]\nprovider = \"46elks\"\nurl = \"{elks_url}\"\nusername = \"bench\"\npassword = \"bench\"\nrate_per_second = 1000000\n[dispatch]\nbatch_size = 1000\nconcurrency = 64\n"
     );
@@ -236,18 +232,32 @@ async fn run(
         &with_directory,
         format!(
             "{sms}[directory]\nkind = \"file\"\nfile = \"{}\"\n",
-            directory.display()
+            dir.join("directory.csv").display()
         ),
     )?;
     let without_directory = dir.join("bench-dispatch.toml");
     std::fs::write(&without_directory, &sms)?;
-    let vars = vec![
+    Ok((with_directory, without_directory))
+}
+
+fn vars(dir: &std::path::Path, db_url: &str) -> Vec<(String, String)> {
+    vec![
         ("VARSEL_DATA_DIR".to_string(), dir.display().to_string()),
         ("VARSEL_DATABASE_URL".to_string(), db_url.to_string()),
-    ];
-    progress(&format!("seeding {n} facilities"));
-    let state =
-        crate::app::build_state(Config::from_sources(Some(&with_directory), &vars)?).await?;
+    ]
+}
+
+/// Seeds the storm's tenant, facilities, subscriptions and directory file into `dir` and
+/// the database: run in a process of its own (`varsel bench storm-seed`), so the memory it
+/// takes is not counted against the declaration and dispatch.
+pub async fn seed(dir: &std::path::Path, db_url: &str, n: usize) -> anyhow::Result<()> {
+    write_directory(&dir.join("directory.csv"), n)?;
+    let (_, without_directory) = config_files(dir, "http://127.0.0.1:9")?;
+    let state = crate::app::build_state(Config::from_sources(
+        Some(&without_directory),
+        &vars(dir, db_url),
+    )?)
+    .await?;
     let tenant = state
         .store
         .create_tenant(&NewTenant {
@@ -312,23 +322,72 @@ async fn run(
         }
         state.store.insert_subscriptions(tenant.id, &subs).await?;
     }
+    state.store.close().await;
+    Ok(())
+}
+
+async fn run(
+    dir: &std::path::Path,
+    db_url: &str,
+    n: usize,
+    instances: usize,
+    dispatch_after_fanout: bool,
+    progress: &(dyn Fn(&str) + Sync),
+) -> anyhow::Result<StormFigures> {
+    progress(&format!("seeding {n} facilities (in a process of its own)"));
+    let seed_start = Instant::now();
+    let exe = std::env::current_exe().context("cannot find the varsel executable")?;
+    let mut seeding = std::process::Command::new(exe);
+    seeding
+        .args([
+            "bench",
+            "storm-seed",
+            "--facilities",
+            &n.to_string(),
+            "--dir",
+        ])
+        .arg(dir)
+        .args(["--database-url", db_url]);
+    let status = tokio::task::spawn_blocking(move || seeding.status())
+        .await?
+        .context("cannot start the seeding process")?;
+    anyhow::ensure!(status.success(), "seeding the storm failed");
+    let seed_secs = seed_start.elapsed().as_secs_f64();
+    let epoch = Instant::now();
+    let (elks_url, received) = loopback_elks(epoch).await?;
+    let (with_directory, without_directory) = config_files(dir, &elks_url)?;
+    let vars = vars(dir, db_url);
+    let state =
+        crate::app::build_state(Config::from_sources(Some(&with_directory), &vars)?).await?;
+    let tenant = state
+        .store
+        .tenant_by_slug("storm")
+        .await?
+        .context("the seeded tenant is missing")?;
     let mut others = Vec::new();
     for _ in 1..instances {
         others.push(
             crate::app::build_state(Config::from_sources(Some(&without_directory), &vars)?).await?,
         );
     }
-    let seed_secs = seed_start.elapsed().as_secs_f64();
-    reset_peak_rss();
 
     progress(&format!(
-        "declaring the outage; {instances} dispatching instance(s)"
+        "declaring the outage; {instances} dispatching instance(s) (peak memory so far {:.0} MiB)",
+        peak_rss_mib()
     ));
     let stop = Arc::new(tokio::sync::Notify::new());
-    let mut dispatchers = vec![tokio::spawn(state.dispatcher.clone().run(stop.clone()))];
-    for other in &others {
-        dispatchers.push(tokio::spawn(other.dispatcher.clone().run(stop.clone())));
-    }
+    let start_dispatchers = || {
+        let mut d = vec![tokio::spawn(state.dispatcher.clone().run(stop.clone()))];
+        for other in &others {
+            d.push(tokio::spawn(other.dispatcher.clone().run(stop.clone())));
+        }
+        d
+    };
+    let mut dispatchers = if dispatch_after_fanout {
+        Vec::new()
+    } else {
+        start_dispatchers()
+    };
     // Watches the fan-out from outside, as an operator would: when the step (with its
     // affected set) is committed and when the first chunk of notices is.
     let watch = {
@@ -365,9 +424,13 @@ async fn run(
     let durable_secs = (epoch.elapsed() - declared_at).as_secs_f64();
     let notices = outcome.step.notices;
     progress(&format!(
-        "{notices} notices durable after {durable_secs:.2} s; dispatching"
+        "{notices} notices durable after {durable_secs:.2} s; dispatching (peak memory so far {:.0} MiB)",
+        peak_rss_mib()
     ));
     let (affected_at, first_chunk_at) = watch.await?;
+    if dispatch_after_fanout {
+        dispatchers = start_dispatchers();
+    }
     let since = |t: Option<Duration>| {
         t.map(|t| t.saturating_sub(declared_at).as_secs_f64())
             .unwrap_or(f64::NAN)

@@ -73,6 +73,21 @@ enum BenchCommand {
         /// connection pool as separate `varsel serve` processes would have.
         #[arg(long, default_value_t = 1)]
         instances: usize,
+        /// Start dispatching only once every notice is written, to measure the fan-out
+        /// without the dispatcher competing for the cores.
+        #[arg(long)]
+        dispatch_after_fanout: bool,
+    },
+    /// Seeds a storm into a data directory and database (the benchmark runs it in a
+    /// process of its own, so seeding does not count against the measured memory).
+    #[command(hide = true)]
+    StormSeed {
+        #[arg(long)]
+        facilities: usize,
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long)]
+        database_url: String,
     },
 }
 
@@ -293,11 +308,16 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             facilities,
             stores,
             instances,
+            dispatch_after_fanout,
         }) => {
             if let [store] = stores.as_slice() {
-                let f = varsel::bench::storm(store, facilities, instances, &|msg| {
-                    eprintln!("  [{store}] {msg}")
-                })
+                let f = varsel::bench::storm(
+                    store,
+                    facilities,
+                    instances,
+                    dispatch_after_fanout,
+                    &|msg| eprintln!("  [{store}] {msg}"),
+                )
                 .await?;
                 println!(
                     "{:<8} x{} notices {:>8}  seed {:>6.1} s  affected set {:>5.2} s  first chunk {:>5.2} s  all durable {:>6.2} s  first send {:>5.2} s  all sent {:>6.1} s  dispatch {:>7.0}/s  SMS {} (twice: {})  peak RSS {:>5.0} MiB",
@@ -337,6 +357,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                         "--instances",
                         &instances.to_string(),
                     ])
+                    .args(dispatch_after_fanout.then_some("--dispatch-after-fanout"))
                     .status()
                     .context("cannot start the benchmark process")?;
                 if !status.success() {
@@ -345,6 +366,11 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Bench(BenchCommand::StormSeed {
+            facilities,
+            dir,
+            database_url,
+        }) => varsel::bench::seed(&dir, &database_url, facilities).await,
         Command::Openapi => {
             println!("{}", serde_json::to_string_pretty(&varsel::web::openapi())?);
             Ok(())

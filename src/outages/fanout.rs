@@ -20,12 +20,22 @@ use crate::store::fanout::{
 };
 use crate::store::{FanoutJob, Store};
 
+/// One page of the directory phase, ready to write.
+struct DirectoryPage {
+    contacts: Vec<NewDirectoryContact>,
+    /// The last facility id of the page: the cursor once it is written.
+    last: i64,
+}
+
 pub struct FanOut {
     store: Store,
     keyring: Arc<Keyring>,
     directory: Option<Arc<dyn Directory>>,
     wakeup: Arc<Notify>,
     chunk: i64,
+    /// Facilities per directory page: smaller than a chunk, as a page holds every number
+    /// looked up, sealed, while the previous page is written.
+    directory_page: i64,
     lease_secs: i64,
 }
 
@@ -44,6 +54,7 @@ impl FanOut {
             directory,
             wakeup,
             chunk: i64::from(chunk),
+            directory_page: i64::from(chunk / 4).max(1),
             lease_secs: i64::from(lease_secs),
         }
     }
@@ -60,44 +71,12 @@ impl FanOut {
                         .fanout_registered(&mut job, self.lease_secs)
                         .await?
                 }
-                PHASE_DIRECTORY if job.kind.starts() => match &self.directory {
-                    None => return self.finish(&mut job).await,
-                    Some(directory) => {
-                        let targets = self.store.directory_targets(&job, self.chunk).await?;
-                        let Some(last) = targets.last().map(|t| t.facility_id) else {
-                            return self.finish(&mut job).await;
-                        };
-                        let mut languages: HashMap<AddressKey, String> = HashMap::new();
-                        for t in &targets {
-                            languages
-                                .entry(AddressKey::new(&t.street, &t.house_number, &t.postcode))
-                                .or_insert_with(|| t.language.clone());
-                        }
-                        drop(targets);
-                        let keys: Vec<AddressKey> = languages.keys().cloned().collect();
-                        let t0 = std::time::Instant::now();
-                        let found = directory.lookup(&keys).await;
-                        let t1 = t0.elapsed();
-                        let contacts = self.seal(job.tenant_id, found, &languages).await?;
-                        tracing::debug!(
-                            lookup_ms = t1.as_millis() as u64,
-                            seal_ms = (t0.elapsed() - t1).as_millis() as u64,
-                            since_chunk_ms = timer.elapsed().as_millis() as u64,
-                            "directory page"
-                        );
-                        let addresses: Vec<String> =
-                            keys.iter().map(|k| k.as_str().to_string()).collect();
-                        self.store
-                            .fanout_directory_page(
-                                &mut job,
-                                &contacts,
-                                &addresses,
-                                last,
-                                self.lease_secs,
-                            )
-                            .await?
-                    }
-                },
+                PHASE_DIRECTORY if job.kind.starts() => {
+                    return match &self.directory {
+                        None => self.finish(&mut job).await,
+                        Some(directory) => self.directory_phase(job, directory.as_ref()).await,
+                    };
+                }
                 PHASE_DIRECTORY => {
                     match self
                         .store
@@ -128,6 +107,103 @@ impl FanOut {
                 Some(_) => {}
             }
         }
+    }
+
+    /// The directory phase of a start step: pages of facilities without a registered phone
+    /// are read, looked up and sealed one page ahead of the page being written, so the
+    /// directory's answer time and the sealing overlap the database writes.
+    async fn directory_phase(
+        &self,
+        mut job: FanoutJob,
+        directory: &dyn Directory,
+    ) -> anyhow::Result<()> {
+        let (pages, mut next) = tokio::sync::mpsc::channel::<anyhow::Result<DirectoryPage>>(1);
+        let reading = job.clone();
+        let read = async {
+            let mut after = reading.cursor;
+            loop {
+                let page = self.directory_page(&reading, after, directory).await;
+                let done = match &page {
+                    Ok(Some(p)) => {
+                        after = p.last;
+                        false
+                    }
+                    _ => true,
+                };
+                let Some(page) = page.transpose() else { break };
+                if pages.send(page).await.is_err() || done {
+                    break;
+                }
+            }
+            drop(pages);
+        };
+        let write = async {
+            while let Some(page) = next.recv().await {
+                let page = page?;
+                let timer = std::time::Instant::now();
+                match self
+                    .store
+                    .fanout_directory_page(&mut job, &page.contacts, page.last, self.lease_secs)
+                    .await?
+                {
+                    None => {
+                        tracing::info!(step = job.step_id, "another worker took this fan-out over");
+                        return Ok(());
+                    }
+                    Some(n) => {
+                        tracing::debug!(
+                            step = job.step_id,
+                            cursor = page.last,
+                            notices = n,
+                            ms = timer.elapsed().as_millis() as u64,
+                            "fan-out directory page written"
+                        );
+                        if n > 0 {
+                            self.wakeup.notify_waiters();
+                        }
+                    }
+                }
+            }
+            self.finish(&mut job).await
+        };
+        let ((), written) = tokio::join!(read, write);
+        written
+    }
+
+    /// The next page of a start step's facilities without a registered phone after facility
+    /// `after`, looked up in the directory and sealed; None when none are left.
+    async fn directory_page(
+        &self,
+        job: &FanoutJob,
+        after: i64,
+        directory: &dyn Directory,
+    ) -> anyhow::Result<Option<DirectoryPage>> {
+        let timer = std::time::Instant::now();
+        let targets = self
+            .store
+            .directory_targets(job, after, self.directory_page)
+            .await?;
+        let Some(last) = targets.last().map(|t| t.facility_id) else {
+            return Ok(None);
+        };
+        let mut languages: HashMap<AddressKey, String> = HashMap::new();
+        for t in targets {
+            languages
+                .entry(AddressKey::new(&t.street, &t.house_number, &t.postcode))
+                .or_insert(t.language);
+        }
+        let keys: Vec<AddressKey> = languages.keys().cloned().collect();
+        let found = directory.lookup(&keys).await;
+        drop(keys);
+        let contacts = self.seal(job.tenant_id, found, &languages).await?;
+        tracing::debug!(
+            step = job.step_id,
+            cursor = last,
+            numbers = contacts.len(),
+            ms = timer.elapsed().as_millis() as u64,
+            "fan-out directory page read, looked up and sealed"
+        );
+        Ok(Some(DirectoryPage { contacts, last }))
     }
 
     async fn finish(&self, job: &mut FanoutJob) -> anyhow::Result<()> {

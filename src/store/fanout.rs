@@ -17,7 +17,6 @@
 use sqlx::Row;
 
 use super::outages::parse_stored;
-use super::selection::{ListOf, json_text};
 use super::{Store, now, on_pool};
 use crate::crypto::{FieldRef, Sealed};
 use crate::domain::outage::StepKind;
@@ -267,11 +266,12 @@ impl Store {
         Ok(Some(written))
     }
 
-    /// The next page of a start step's facilities without a registered phone, after the
-    /// job's cursor (a facility id).
+    /// The next page of a start step's facilities without a registered phone, after
+    /// facility id `after`.
     pub async fn directory_targets(
         &self,
         job: &FanoutJob,
+        after: i64,
         limit: i64,
     ) -> anyhow::Result<Vec<DirectoryTarget>> {
         let targets = on_pool!(self, pool => {
@@ -284,7 +284,7 @@ impl Store {
                  ORDER BY o.facility_id LIMIT $4",
             )
             .bind(job.outage_id)
-            .bind(job.cursor)
+            .bind(after)
             .bind(job.step_id)
             .bind(limit)
             .fetch_all(pool)
@@ -310,7 +310,6 @@ impl Store {
         &self,
         job: &mut FanoutJob,
         contacts: &[NewDirectoryContact],
-        addresses: &[String],
         last_facility: i64,
         lease_secs: i64,
     ) -> anyhow::Result<Option<u64>> {
@@ -325,27 +324,39 @@ impl Store {
              SELECT $1, $2, v.a, v.b, v.c, v.k, v.l, $3 FROM ({rows}) AS v WHERE true
              ON CONFLICT DO NOTHING"
         );
-        let notify = format!(
+        let notify =
             "INSERT INTO notices (tenant_id, outage_id, step_id, channel, recipient_bidx, directory_id, facilities, status, next_attempt_at, created_at)
              SELECT $1, $2, $3, 'sms', d.phone_bidx, MIN(d.id), 0, 'pending', $4, $4 FROM directory_contacts d
-             WHERE d.outage_id = $2 AND d.address_key IN ({}) GROUP BY d.phone_bidx
-             ON CONFLICT DO NOTHING",
-            self.json_list(5, ListOf::Text)
-        );
-        let list: Vec<serde_json::Value> = contacts
+             WHERE d.outage_id = $2 AND d.id > $5 GROUP BY d.phone_bidx
+             ON CONFLICT DO NOTHING";
+        #[derive(serde::Serialize)]
+        struct Row<'a> {
+            a: &'a str,
+            b: String,
+            c: String,
+            k: i64,
+            l: &'a str,
+        }
+        let list: Vec<Row<'_>> = contacts
             .iter()
-            .map(|c| {
-                serde_json::json!({"a": c.address_key, "b": crate::crypto::hex_encode(&c.bidx),
-                    "c": crate::crypto::hex_encode(&c.sealed.ciphertext), "k": c.sealed.key_id, "l": c.language})
+            .map(|c| Row {
+                a: &c.address_key,
+                b: crate::crypto::hex_encode(&c.bidx),
+                c: crate::crypto::hex_encode(&c.sealed.ciphertext),
+                k: c.sealed.key_id,
+                l: &c.language,
             })
             .collect();
         let list = serde_json::to_string(&list)?;
-        let addresses = json_text(addresses);
         let next = (PHASE_DIRECTORY, last_facility);
         let t = now();
-        let t0 = std::time::Instant::now();
         let written = on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
+            // The page's numbers are the rows this transaction adds; a number the outage
+            // already keeps at that address was told with an earlier page or step.
+            let before: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM directory_contacts")
+                .fetch_one(&mut *tx)
+                .await?;
             if !contacts.is_empty() {
                 sqlx::query(sqlx::AssertSqlSafe(keep))
                     .bind(job.tenant_id)
@@ -355,13 +366,12 @@ impl Store {
                     .execute(&mut *tx)
                     .await?;
             }
-            tracing::debug!(ms = t0.elapsed().as_millis() as u64, "directory contacts kept");
-            let n = sqlx::query(sqlx::AssertSqlSafe(notify))
+            let n = sqlx::query(notify)
                 .bind(job.tenant_id)
                 .bind(job.outage_id)
                 .bind(job.step_id)
                 .bind(t)
-                .bind(&addresses)
+                .bind(before)
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
