@@ -1,7 +1,8 @@
 //! Telecom directory adapters: the mobile numbers listed at an address. The numbers serve
-//! one outage's notices and are not kept anywhere else (they live sealed in those notice
-//! rows only). A directory that fails or is slow yields nothing for the addresses it did not
-//! answer, so registered recipients are never held up.
+//! one outage's notices and are kept nowhere else: sealed, once per outage and address, in
+//! `directory_contacts` (see `store/fanout.rs`). A directory that fails or is slow yields
+//! nothing for the addresses it did not answer; it is asked after every registered contact
+//! of the step is written, so registered recipients are never held up.
 
 use std::collections::HashMap;
 use std::future::Future;

@@ -5,7 +5,11 @@
 //!   chose its number, and that choice replaces the directory.
 //! - A facility without one gets an SMS to each mobile the directory lists at its address.
 //! - One person gets one notice per step and channel, however many facilities or sources
-//!   lead to them; the notice can say how many of their facilities are affected.
+//!   lead to them; the notice can say how many of the facilities they registered are
+//!   affected (a directory number hears of its address, not of a count).
+//!
+//! The store applies this rule in SQL at storm scale (`store/fanout.rs`); this function is
+//! the rule as written, and `tests/rule_model.rs` checks the database against it.
 
 use std::collections::HashMap;
 
@@ -91,7 +95,8 @@ pub struct Recipient {
     pub source: Source,
     /// Language of the first facility (lowest id) that leads to this person.
     pub language: Language,
-    /// How many affected facilities lead to this person.
+    /// How many affected facilities this person registered (0: reached through the
+    /// directory only).
     pub facilities: u32,
 }
 
@@ -101,31 +106,27 @@ pub fn recipients(
     directory: &HashMap<AddressKey, Vec<PhoneNumber>>,
 ) -> Vec<Recipient> {
     let mut order: Vec<Recipient> = Vec::new();
-    let mut index: HashMap<(Channel, String), (usize, i64)> =
-        HashMap::with_capacity(affected.len());
-    let mut add =
-        |channel: Channel, address: String, source: Source, f: &AffectedFacility| match index
-            .get_mut(&(channel, address.clone()))
-        {
-            Some((i, last_facility)) => {
+    let mut index: HashMap<(Channel, String), usize> = HashMap::with_capacity(affected.len());
+    let mut add = |channel: Channel, address: String, source: Source, f: &AffectedFacility| {
+        let registered = u32::from(source == Source::Registered);
+        match index.get(&(channel, address.clone())) {
+            Some(i) => {
                 let r = &mut order[*i];
-                if *last_facility != f.facility_id {
-                    r.facilities += 1;
-                    *last_facility = f.facility_id;
-                }
+                r.facilities += registered;
                 r.source = r.source.min(source);
             }
             None => {
-                index.insert((channel, address.clone()), (order.len(), f.facility_id));
+                index.insert((channel, address.clone()), order.len());
                 order.push(Recipient {
                     channel,
                     address,
                     source,
                     language: f.language,
-                    facilities: 1,
+                    facilities: registered,
                 });
             }
-        };
+        }
+    };
     let mut sorted: Vec<&AffectedFacility> = affected.iter().collect();
     sorted.sort_by_key(|f| f.facility_id);
     sorted.dedup_by_key(|f| f.facility_id);
@@ -201,7 +202,8 @@ mod tests {
     #[test]
     fn one_person_gets_one_notice_naming_how_many_facilities() {
         // The same number registered for two facilities, and listed in the directory at a
-        // third facility's address: one SMS, three facilities, counted as registered.
+        // third facility's address: one SMS, counted as registered, naming the two
+        // facilities the person registered.
         let dir = HashMap::from([(AddressKey::new("Storgatan", "3", "12345"), vec![phone(1)])]);
         let r = recipients(
             &[
@@ -214,7 +216,7 @@ mod tests {
         assert_eq!(r.len(), 2);
         assert_eq!(
             (r[0].channel, r[0].facilities, r[0].source),
-            (Channel::Sms, 3, Source::Registered)
+            (Channel::Sms, 2, Source::Registered)
         );
         assert_eq!(
             (r[1].channel, r[1].facilities, r[1].address.as_str()),
@@ -293,9 +295,14 @@ mod tests {
                     prop_assert!(sms.contains(p.e164()));
                 }
             }
-            // Facility counts never exceed the distinct affected facilities.
-            let distinct: HashSet<i64> = affected.iter().map(|f| f.facility_id).collect();
-            prop_assert!(r.iter().all(|x| x.facilities >= 1 && x.facilities as usize <= distinct.len()));
+            // The count is exactly the affected facilities that registered this address.
+            for x in &r {
+                let registered = affected.iter().filter(|f| match x.channel {
+                    Channel::Sms => f.phone.as_ref().is_some_and(|p| p.e164() == x.address),
+                    Channel::Email => f.verified_email.as_ref().is_some_and(|e| e.normalized() == x.address),
+                }).count();
+                prop_assert_eq!(x.facilities as usize, registered);
+            }
         }
     }
 }

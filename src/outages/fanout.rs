@@ -117,7 +117,7 @@ impl FanOut {
         mut job: FanoutJob,
         directory: &dyn Directory,
     ) -> anyhow::Result<()> {
-        let (pages, mut next) = tokio::sync::mpsc::channel::<anyhow::Result<DirectoryPage>>(1);
+        let (pages, next) = tokio::sync::mpsc::channel::<anyhow::Result<DirectoryPage>>(1);
         let reading = job.clone();
         let read = async {
             let mut after = reading.cursor;
@@ -137,7 +137,10 @@ impl FanOut {
             }
             drop(pages);
         };
-        let write = async {
+        // The receiver moves into the writer, so a writer that stops (an error, another
+        // worker's takeover) stops the reader too: its next send fails.
+        let write = async move {
+            let mut next = next;
             while let Some(page) = next.recv().await {
                 let page = page?;
                 let timer = std::time::Instant::now();

@@ -240,8 +240,9 @@ impl Store {
         // whole per chunk is the quadratic one.
         let plan = (job.chunks > 1 && self.is_postgres())
             .then_some("SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off");
+        let begin = self.begin_write();
         let written = on_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_with(begin).await?;
             if let Some(p) = plan {
                 sqlx::raw_sql(p).execute(&mut *tx).await?;
             }
@@ -350,8 +351,9 @@ impl Store {
         let list = serde_json::to_string(&list)?;
         let next = (PHASE_DIRECTORY, last_facility);
         let t = now();
+        let begin = self.begin_write();
         let written = on_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_with(begin).await?;
             // The page's numbers are the rows this transaction adds; a number the outage
             // already keeps at that address was told with an earlier page or step.
             let before: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM directory_contacts")
@@ -405,6 +407,7 @@ impl Store {
             told(job.kind, "sms", "d.phone_bidx"),
         );
         let t = now();
+        let begin = self.begin_write();
         let result = on_pool!(self, pool => {
             let upper: Option<i64> = sqlx::query_scalar(
                 "SELECT MAX(id) FROM (SELECT id FROM directory_contacts WHERE outage_id = $1 AND id > $2 ORDER BY id LIMIT $3) AS page",
@@ -417,7 +420,7 @@ impl Store {
             let Some(upper) = upper else {
                 return Ok(Some((0, false)));
             };
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_with(begin).await?;
             let n = sqlx::query(sqlx::AssertSqlSafe(sql))
                 .bind(job.tenant_id)
                 .bind(job.outage_id)

@@ -114,6 +114,17 @@ impl Store {
         (params / columns.max(1)).max(1)
     }
 
+    /// How a transaction that writes begins. SQLite's default (deferred) transaction that
+    /// reads first cannot take the write lock once another connection has written in
+    /// between, and fails at once without waiting; an immediate one takes the lock first
+    /// and waits its turn (`busy_timeout`).
+    pub(crate) fn begin_write(&self) -> &'static str {
+        match self.backend {
+            Backend::Sqlite(_) => "BEGIN IMMEDIATE",
+            Backend::Postgres(_) => "BEGIN",
+        }
+    }
+
     pub fn backend_name(&self) -> &'static str {
         match self.backend {
             Backend::Sqlite(_) => "sqlite",

@@ -362,8 +362,9 @@ impl Store {
             OutageChange::New { service, .. } => Some(service.as_str()),
             OutageChange::Existing { .. } => None,
         };
+        let begin = self.begin_write();
         let written = on_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_with(begin).await?;
             let outage_id: i64 = match &w.change {
                 OutageChange::New { service, started_at, selector } => {
                     sqlx::query_scalar(sqlx::AssertSqlSafe(insert_outage))
