@@ -25,7 +25,7 @@ use crate::config::{DispatchConfig, SmsConfig};
 use crate::crypto::{Keyring, random_bytes};
 use crate::domain::email::Email;
 use crate::domain::language::Language;
-use crate::domain::phone::{PhoneNumber, Region};
+use crate::domain::phone::PhoneNumber;
 use crate::domain::recipients::Channel;
 use crate::mail::{Mailer, OutgoingMail};
 use crate::store::{ClaimedNotice, Pause, SendResult, StepFacts, Store};
@@ -527,7 +527,7 @@ impl Dispatcher {
         };
         match n.channel {
             Channel::Sms => {
-                let Ok(to) = PhoneNumber::parse(&address, Region::Se) else {
+                let Ok(to) = PhoneNumber::from_stored(&address) else {
                     tracing::error!(
                         notice = n.id,
                         facility = n.facility_id,

@@ -143,6 +143,7 @@ impl Store {
                 "UPDATE notices SET status = 'sending', claimed_until = $1, attempts = attempts + 1 WHERE id IN ({inner})
                  RETURNING id, tenant_id, outage_id, step_id, facilities, attempts, created_at, subscription_id"
             );
+            let _writer = self.writer().await;
             on_pool!(self, pool => {
                 for r in sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
                     .bind(t + lease_secs)
@@ -319,6 +320,7 @@ impl Store {
              FROM {from} WHERE n.id = v.id AND n.status = 'sending'"
         );
         let body = serde_json::to_string(&rows)?;
+        let _writer = self.writer().await;
         on_pool!(self, pool => {
             sqlx::query(sqlx::AssertSqlSafe(sql)).bind(body).bind(t).execute(pool).await?;
         });

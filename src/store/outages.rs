@@ -363,6 +363,7 @@ impl Store {
             OutageChange::Existing { .. } => None,
         };
         let begin = self.begin_write();
+        let _writer = self.writer().await;
         let written = on_pool!(self, pool => {
             let mut tx = pool.begin_with(begin).await?;
             let outage_id: i64 = match &w.change {
