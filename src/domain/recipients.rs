@@ -70,16 +70,6 @@ impl Channel {
     }
 }
 
-impl std::str::FromStr for Channel {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Channel::ALL
-            .into_iter()
-            .find(|c| c.as_str() == s)
-            .ok_or_else(|| format!("unknown channel {s:?}"))
-    }
-}
-
 /// Where a recipient's address came from; registered wins when both lead to one person.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Source {

@@ -182,11 +182,11 @@ impl FanOut {
         directory: &dyn Directory,
     ) -> anyhow::Result<Option<DirectoryPage>> {
         let timer = std::time::Instant::now();
-        let targets = self
+        let Some((targets, last)) = self
             .store
             .directory_targets(job, after, self.directory_page)
-            .await?;
-        let Some(last) = targets.last().map(|t| t.facility_id) else {
+            .await?
+        else {
             return Ok(None);
         };
         let mut languages: HashMap<AddressKey, String> = HashMap::new();
