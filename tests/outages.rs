@@ -57,15 +57,7 @@ async fn town(app: &TestApp) -> String {
             .sign_in("alvstad", "electricity", customer, facility)
             .await;
         if let Some(p) = phone {
-            let r = app
-                .client
-                .put(app.url("/api/v1/registration/phone"))
-                .bearer_auth(&session)
-                .json(&json!({"phone": p}))
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(r.status(), 200);
+            app.register_phone(&session, p).await;
         }
         if let Some(e) = email {
             let r = app
@@ -659,15 +651,7 @@ async fn counts_and_endings_reach_only_those_told(db: Db) {
         let session = app
             .sign_in("alvstad", "electricity", customer, facility)
             .await;
-        let r = app
-            .client
-            .put(app.url("/api/v1/registration/phone"))
-            .bearer_auth(&session)
-            .json(&json!({"phone": phone}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200);
+        app.register_phone(&session, phone).await;
     }
     let (s, step) = post(
         &app,

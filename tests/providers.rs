@@ -29,30 +29,27 @@ async fn storm_of_three_with_id(app: &TestApp) -> (Value, i64, String) {
         let s = app
             .sign_in("alvstad", "electricity", &i.to_string(), &i.to_string())
             .await;
-        let r = app
-            .client
-            .put(app.url("/api/v1/registration/phone"))
-            .bearer_auth(&s)
-            .json(&json!({"phone": format!("+4670000000{i}")}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200);
+        app.register_phone(&s, &format!("+4670000000{i}")).await;
     }
+    let id = declare(app, &token, json!({"postcodes": ["12345"]})).await;
+    let counts = common::settle(&app.client, &app.base, &token, id).await;
+    (counts, id, token)
+}
+
+/// Declares an electricity outage over `affected`; returns its id.
+async fn declare(app: &TestApp, token: &str, affected: Value) -> i64 {
     let resp = app
         .client
         .post(app.url("/api/v1/outages"))
-        .bearer_auth(&token)
-        .json(&json!({"service": "electricity", "affected": {"postcodes": ["12345"]}}))
+        .bearer_auth(token)
+        .json(&json!({"service": "electricity", "affected": affected}))
         .send()
         .await
         .unwrap();
     assert_eq!(resp.status(), 201);
-    let id = resp.json::<Value>().await.unwrap()["outage_id"]
+    resp.json::<Value>().await.unwrap()["outage_id"]
         .as_i64()
-        .unwrap();
-    let counts = common::settle(&app.client, &app.base, &token, id).await;
-    (counts, id, token)
+        .unwrap()
 }
 
 fn recipients(received: &std::sync::Mutex<Vec<(String, String, String)>>) -> Vec<String> {
@@ -108,18 +105,7 @@ async fn a_provider_outage_delays_notices_and_loses_none(db: Db, status: u16) {
     let outage_lasts = Duration::from_secs(4);
     *elks.refusing.lock().unwrap() = Some((std::time::Instant::now() + outage_lasts, status));
     let started = std::time::Instant::now();
-    let resp = app
-        .client
-        .post(app.url("/api/v1/outages"))
-        .bearer_auth(&token)
-        .json(&json!({"service": "electricity", "affected": {"grid_nodes": ["N1"]}}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 201);
-    let id = resp.json::<Value>().await.unwrap()["outage_id"]
-        .as_i64()
-        .unwrap();
+    let id = declare(&app, &token, json!({"grid_nodes": ["N1"]})).await;
     let counts = common::settle(&app.client, &app.base, &token, id).await;
     assert_eq!(counts, json!({"sent": PHONES}), "nothing failed or expired");
     assert!(
@@ -199,15 +185,7 @@ async fn failover_to_the_secondary_and_back(db: Db) {
         (),
     );
     let token = app.token(&tenant, &[Scope::Operator]).await;
-    let resp = app
-        .client
-        .post(app.url("/api/v1/outages"))
-        .bearer_auth(&token)
-        .json(&json!({"service": "electricity", "affected": {"facility_numbers": ["1"]}}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 201);
+    declare(&app, &token, json!({"facility_numbers": ["1"]})).await;
     for _ in 0..100 {
         if !primary.received.lock().unwrap().is_empty() {
             break;

@@ -51,6 +51,31 @@ macro_rules! advance {
     }};
 }
 
+/// Inserts a chunk's notices in `tx` (the statement binds tenant, outage, step, the time and
+/// the chunk's two bounds, in that order) and moves the record to `$next`; commits and
+/// gives the notices written, or rolls back and returns `Ok(None)` from the calling function
+/// when another worker moved the record first.
+macro_rules! write_chunk {
+    ($tx:ident, $sql:expr, $job:expr, $t:expr, ($lo:expr, $hi:expr), $next:expr, $lease:expr) => {{
+        let n = sqlx::query($sql)
+            .bind($job.tenant_id)
+            .bind($job.outage_id)
+            .bind($job.step_id)
+            .bind($t)
+            .bind($lo)
+            .bind($hi)
+            .execute(&mut *$tx)
+            .await?
+            .rows_affected();
+        if !advance!($tx, $job, $next, n, $lease) {
+            $tx.rollback().await?;
+            return Ok(None);
+        }
+        $tx.commit().await?;
+        n
+    }};
+}
+
 /// A fan-out to run (or resume), leased to whoever holds this.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FanoutJob {
@@ -247,22 +272,7 @@ impl Store {
             if let Some(p) = plan {
                 sqlx::raw_sql(p).execute(&mut *tx).await?;
             }
-            let n = sqlx::query(sqlx::AssertSqlSafe(sql))
-                .bind(job.tenant_id)
-                .bind(job.outage_id)
-                .bind(job.step_id)
-                .bind(t)
-                .bind(&lo)
-                .bind(&hi)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-            if !advance!(tx, job, next, n, t + lease_secs) {
-                tx.rollback().await?;
-                return Ok(None);
-            }
-            tx.commit().await?;
-            n
+            write_chunk!(tx, sqlx::AssertSqlSafe(sql), job, t, (&lo, &hi), next, t + lease_secs)
         });
         (job.phase, job.cursor) = next;
         Ok(Some(written))
@@ -402,22 +412,7 @@ impl Store {
             let after: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM directory_contacts")
                 .fetch_one(&mut *tx)
                 .await?;
-            let n = sqlx::query(notify)
-                .bind(job.tenant_id)
-                .bind(job.outage_id)
-                .bind(job.step_id)
-                .bind(t)
-                .bind(before)
-                .bind(after)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-            if !advance!(tx, job, next, n, t + lease_secs) {
-                tx.rollback().await?;
-                return Ok(None);
-            }
-            tx.commit().await?;
-            n
+            write_chunk!(tx, notify, job, t, (before, after), next, t + lease_secs)
         });
         (job.phase, job.cursor) = next;
         Ok(Some(written))
@@ -457,21 +452,7 @@ impl Store {
                 return Ok(Some((0, false)));
             };
             let mut tx = pool.begin_with(begin).await?;
-            let n = sqlx::query(sqlx::AssertSqlSafe(sql))
-                .bind(job.tenant_id)
-                .bind(job.outage_id)
-                .bind(job.step_id)
-                .bind(t)
-                .bind(job.cursor)
-                .bind(upper)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-            if !advance!(tx, job, (PHASE_DIRECTORY, upper), n, t + lease_secs) {
-                tx.rollback().await?;
-                return Ok(None);
-            }
-            tx.commit().await?;
+            let n = write_chunk!(tx, sqlx::AssertSqlSafe(sql), job, t, (job.cursor, upper), (PHASE_DIRECTORY, upper), t + lease_secs);
             job.cursor = upper;
             (n, true)
         });

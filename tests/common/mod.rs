@@ -214,6 +214,19 @@ impl TestApp {
     }
 
     /// PUTs facilities as a JSON array and returns the import report.
+    /// Registers `phone` for a household session through the API, as its page would.
+    pub async fn register_phone(&self, session: &str, phone: &str) {
+        let r = self
+            .client
+            .put(self.url("/api/v1/registration/phone"))
+            .bearer_auth(session)
+            .json(&serde_json::json!({"phone": phone}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "registering {phone}");
+    }
+
     pub async fn put_facilities(&self, token: &str, body: serde_json::Value) -> serde_json::Value {
         let resp = self
             .client
