@@ -60,6 +60,7 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
         wakeup.clone(),
         config.outages.fanout_chunk,
         config.outages.fanout_lease_seconds,
+        config.outages.directory_days,
     ));
     let dispatcher = Arc::new(Dispatcher::new(
         store.clone(),

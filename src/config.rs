@@ -39,6 +39,9 @@ pub struct OutagesConfig {
     /// How long a fan-out stays with the worker writing it before another may resume it
     /// (after a crash). Renewed with every chunk.
     pub fanout_lease_seconds: u32,
+    /// Directory numbers kept for an outage are erased this many days after it ended (once
+    /// none of their notices is still being sent): the delivery window.
+    pub directory_days: u32,
 }
 
 impl Default for OutagesConfig {
@@ -47,6 +50,7 @@ impl Default for OutagesConfig {
             material_etr_minutes: 30,
             fanout_chunk: 20_000,
             fanout_lease_seconds: 30,
+            directory_days: 7,
         }
     }
 }

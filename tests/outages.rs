@@ -628,7 +628,7 @@ async fn counts_and_endings_reach_only_those_told(db: Db) {
     let path = dir.path().join("directory.csv");
     std::fs::write(&path, BLOCK_DIRECTORY).unwrap();
     let toml = format!(
-        "[dispatch]\nenabled = false\n[directory]\nkind = \"file\"\nfile = \"{}\"\n",
+        "[outages]\ndirectory_days = 0\nfanout_lease_seconds = 2\n[dispatch]\nenabled = false\n[directory]\nkind = \"file\"\nfile = \"{}\"\n",
         path.display()
     );
     let app = TestApp::spawn_full(db, &[], &toml).await;
@@ -691,6 +691,11 @@ async fn counts_and_endings_reach_only_those_told(db: Db) {
         "nobody registered more than one affected facility: {sms:?}"
     );
 
+    assert_eq!(
+        app.state.store.directory_contacts_kept(id).await.unwrap(),
+        3,
+        "the numbers listed at the block are kept for the outage's later steps"
+    );
     let (s, restored) = post(
         &app,
         &token,
@@ -716,6 +721,18 @@ async fn counts_and_endings_reach_only_those_told(db: Db) {
         vec!["+46701111111", "+46702222222", "+46703333333"],
         "'back' only to those told it was out"
     );
+    // The three numbers listed at the block were kept (sealed) for the outage's later
+    // steps; once it has ended and the delivery window (0 days here) has passed, they go.
+    let store = &app.state.store;
+    let mut kept = store.directory_contacts_kept(id).await.unwrap();
+    for _ in 0..50 {
+        if kept == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        kept = store.directory_contacts_kept(id).await.unwrap();
+    }
+    assert_eq!(kept, 0, "directory numbers outlived the delivery window");
     app.finish().await;
 }
 

@@ -161,7 +161,10 @@ impl Dispatcher {
             }
         }
         stop.notified().await;
-        let _ = tell.send(true);
+        // Fails only when every worker has ended already: nothing left to tell.
+        if tell.send(true).is_err() {
+            tracing::debug!("the dispatch workers had stopped");
+        }
         while set.join_next().await.is_some() {}
     }
 
@@ -384,7 +387,7 @@ impl Dispatcher {
                 results.push((n.id, SendResult::Withdrawn));
                 continue;
             };
-            let (text, facts) = match self.text(&n, &recipient.language).await {
+            let (text, facts) = match self.text(&n, recipient.language.as_deref()).await {
                 Ok(t) => t,
                 Err(e) => {
                     tracing::error!(
@@ -433,7 +436,7 @@ impl Dispatcher {
     async fn text(
         &self,
         n: &ClaimedNotice,
-        language: &str,
+        language: Option<&str>,
     ) -> anyhow::Result<(Text, Arc<StepFacts>)> {
         let facts = {
             let cached = self.facts.lock().await.get(&n.step_id).cloned();
@@ -456,7 +459,10 @@ impl Dispatcher {
             }
         };
         let now = crate::store::now();
-        let language = language.parse().unwrap_or(facts.default_language);
+        // A contact whose language is not known (or not one we write) gets the tenant's.
+        let language = language
+            .and_then(|l| l.parse().ok())
+            .unwrap_or(facts.default_language);
         let key = TextKey {
             step_id: n.step_id,
             channel: n.channel,

@@ -37,6 +37,8 @@ pub struct FanOut {
     /// looked up, sealed, while the previous page is written.
     directory_page: i64,
     lease_secs: i64,
+    /// Seconds after an outage ended that its directory numbers are erased.
+    directory_secs: i64,
 }
 
 impl FanOut {
@@ -47,6 +49,7 @@ impl FanOut {
         wakeup: Arc<Notify>,
         chunk: u32,
         lease_secs: u32,
+        directory_days: u32,
     ) -> Self {
         Self {
             store,
@@ -56,6 +59,7 @@ impl FanOut {
             chunk: i64::from(chunk),
             directory_page: i64::from(chunk / 4).max(1),
             lease_secs: i64::from(lease_secs),
+            directory_secs: i64::from(directory_days) * 86_400,
         }
     }
 
@@ -222,10 +226,20 @@ impl FanOut {
         found: HashMap<AddressKey, Vec<crate::domain::phone::PhoneNumber>>,
         languages: &HashMap<AddressKey, String>,
     ) -> anyhow::Result<Vec<NewDirectoryContact>> {
+        // Only addresses this page asked about: numbers a directory answers for any other
+        // address belong to strangers to this outage.
         let pending: Vec<(String, String, String)> = found
             .into_iter()
-            .flat_map(|(address, numbers)| {
-                let language = languages.get(&address).cloned().unwrap_or_default();
+            .filter_map(|(address, numbers)| {
+                let language = languages.get(&address).cloned();
+                if language.is_none() {
+                    tracing::warn!(
+                        "the directory answered for an address it was not asked about; ignored"
+                    );
+                }
+                Some((address, numbers, language?))
+            })
+            .flat_map(|(address, numbers, language)| {
                 numbers.into_iter().map(move |n| {
                     (
                         address.as_str().to_string(),
@@ -275,8 +289,10 @@ impl FanOut {
         .await?
     }
 
-    /// Resumes fan-outs cut short (a crash, a restart) until `stop` is notified. With
-    /// `take_all_first`, the first round takes every unfinished fan-out at once: a single
+    /// Resumes fan-outs cut short (a crash, a restart), and erases the directory numbers
+    /// of outages that ended more than `outages.directory_days` ago, until `stop` is
+    /// notified. With `take_all_first`, the first round takes every unfinished fan-out at
+    /// once: a single
     /// process on SQLite knows nobody else is writing them.
     pub async fn resume(self: Arc<Self>, stop: Arc<Notify>, take_all_first: bool) {
         let mut all = take_all_first;
@@ -300,6 +316,20 @@ impl FanOut {
                 ),
             }
             all = false;
+            // The directory numbers' erase path rides on this loop until timed work has a
+            // scheduler of its own.
+            match self
+                .store
+                .purge_directory_contacts(crate::store::now() - self.directory_secs)
+                .await
+            {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(erased = n, "directory numbers of ended outages erased"),
+                Err(e) => tracing::error!(
+                    error = format!("{e:#}"),
+                    "cannot erase the directory numbers of ended outages"
+                ),
+            }
             tokio::select! {
                 () = stop.notified() => return,
                 () = tokio::time::sleep(every) => {},

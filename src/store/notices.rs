@@ -25,7 +25,8 @@ use crate::domain::service::ServiceKind;
 pub struct SealedRecipient {
     pub field: FieldRef<'static>,
     pub sealed: Sealed,
-    pub language: String,
+    /// The language of the facility it came from, as stored.
+    pub language: Option<String>,
 }
 
 /// A claimed notice, ready to send.
@@ -210,8 +211,7 @@ impl Store {
                     },
                 };
                 if let Some((field, sealed, language)) = found {
-                    let language: Option<String> = language;
-                    recipients.insert(id, SealedRecipient { field, sealed, language: language.unwrap_or_default() });
+                    recipients.insert(id, SealedRecipient { field, sealed, language });
                 }
             }
         });
