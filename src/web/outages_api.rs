@@ -65,6 +65,15 @@ fn body<T>(b: JsonBody<T>) -> Result<T, ApiError> {
         .map_err(|e| ApiError::bad_request(e.body_text()))
 }
 
+/// The body of a step that needs none: absent (no body, or no Content-Type) means the
+/// defaults, so `curl -X POST .../restore` does what it says; present, it must be JSON.
+type OptionalBody<T> = Result<Option<Json<T>>, axum::extract::rejection::JsonRejection>;
+
+fn optional_body<T: Default>(b: OptionalBody<T>) -> Result<T, ApiError> {
+    b.map(|j| j.map(|Json(v)| v).unwrap_or_default())
+        .map_err(|e| ApiError::bad_request(e.body_text()))
+}
+
 fn step_response(o: StepOutcome) -> (StatusCode, Json<StepOutcome>) {
     (
         if o.replayed {
@@ -268,7 +277,7 @@ async fn release(
 }
 
 /// The outage is over: every facility still affected gets the "back" notice.
-#[utoipa::path(post, path = "/outages/{id}/restore", tag = "outages", request_body = End, params(("id" = i64, Path)),
+#[utoipa::path(post, path = "/outages/{id}/restore", tag = "outages", request_body(content = Option<End>, description = "optional: without a body, now and the outage's cause and texts"), params(("id" = i64, Path)),
     responses((status = 201, body = StepOutcome), (status = 409, body = ErrorBody), (status = 404, body = ErrorBody)),
     security(("token" = ["operator"])))]
 async fn restore(
@@ -276,13 +285,20 @@ async fn restore(
     auth: TenantAuth,
     Path(id): Path<i64>,
     headers: HeaderMap,
-    req: JsonBody<End>,
+    req: OptionalBody<End>,
 ) -> Result<(StatusCode, Json<StepOutcome>), ApiError> {
-    take_step(state, auth, id, headers, StepCommand::Restore(body(req)?)).await
+    take_step(
+        state,
+        auth,
+        id,
+        headers,
+        StepCommand::Restore(optional_body(req)?),
+    )
+    .await
 }
 
 /// The outage was declared in error: households get an apology; pending notices are superseded.
-#[utoipa::path(post, path = "/outages/{id}/cancel", tag = "outages", request_body = End, params(("id" = i64, Path)),
+#[utoipa::path(post, path = "/outages/{id}/cancel", tag = "outages", request_body(content = Option<End>, description = "optional"), params(("id" = i64, Path)),
     responses((status = 201, body = StepOutcome), (status = 409, body = ErrorBody), (status = 404, body = ErrorBody)),
     security(("token" = ["operator"])))]
 async fn cancel(
@@ -290,7 +306,14 @@ async fn cancel(
     auth: TenantAuth,
     Path(id): Path<i64>,
     headers: HeaderMap,
-    req: JsonBody<End>,
+    req: OptionalBody<End>,
 ) -> Result<(StatusCode, Json<StepOutcome>), ApiError> {
-    take_step(state, auth, id, headers, StepCommand::Cancel(body(req)?)).await
+    take_step(
+        state,
+        auth,
+        id,
+        headers,
+        StepCommand::Cancel(optional_body(req)?),
+    )
+    .await
 }
