@@ -135,7 +135,7 @@ struct ListQuery {
 }
 
 /// The tenant's outages, newest first (at most 500).
-#[utoipa::path(get, path = "/outages", tag = "outages", params(ListQuery),
+#[utoipa::path(get, path = "/outages", tag = "outages", operation_id = "list_outages", params(ListQuery),
     responses((status = 200, body = Vec<OutageRecord>), (status = 401, body = ErrorBody)),
     security(("token" = ["operator"])))]
 async fn list(
