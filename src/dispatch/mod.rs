@@ -593,6 +593,7 @@ impl Dispatcher {
                         let smtp = e
                             .chain()
                             .find_map(|c| c.downcast_ref::<lettre::transport::smtp::Error>());
+                        // The reply code where the server gave one.
                         let code = smtp
                             .and_then(|s| s.status())
                             .map(|c| format!(" ({c})"))

@@ -383,6 +383,7 @@ async fn call(
     if status.is_success() {
         return Ok(body);
     }
+    // The provider's error code where it gives one; the status alone otherwise.
     let code = body
         .get("code")
         .and_then(serde_json::Value::as_i64)

@@ -79,6 +79,7 @@ pub async fn preview(
                     continue;
                 }
                 directory_total += 1;
+                // Counted under its address's language, or the tenant's when unknown.
                 let lang = languages
                     .get(address)
                     .and_then(|l| l.parse().ok())

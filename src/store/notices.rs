@@ -95,6 +95,7 @@ pub struct Pause {
 }
 
 fn first_language(stored: &str) -> anyhow::Result<Language> {
+    // An empty list fails to parse and says so: a tenant always has a language.
     parse_stored(
         stored
             .split(',')
