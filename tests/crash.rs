@@ -240,35 +240,12 @@ fn directory_number(house: &str) -> String {
     format!("+4673{:07}", house.parse::<usize>().unwrap())
 }
 
-async fn slow_directory(delay: Duration) -> (String, tokio::task::JoinHandle<()>) {
-    async fn lookup(
-        axum::extract::State(delay): axum::extract::State<Duration>,
-        axum::Json(q): axum::Json<Value>,
-    ) -> axum::Json<Value> {
-        tokio::time::sleep(delay).await;
-        let results: Vec<Value> = q["addresses"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|a| json!({"street": a["street"], "house_number": a["house_number"], "postcode": a["postcode"],
-                            "numbers": [directory_number(a["house_number"].as_str().unwrap())]}))
-            .collect();
-        axum::Json(json!({"results": results}))
-    }
-    let app = axum::Router::new()
-        .route("/lookup", axum::routing::post(lookup))
-        .with_state(delay);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/lookup", listener.local_addr().unwrap());
-    (
-        url,
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() }),
-    )
-}
-
 async fn crash_mid_fanout(db: Db) {
     let elks = FakeElks::start(0, None, Duration::ZERO).await;
-    let (directory, server) = slow_directory(Duration::from_millis(300)).await;
+    let (directory, server) = common::fake_directory(Duration::from_millis(300), None, |a| {
+        vec![directory_number(a["house_number"].as_str().unwrap())]
+    })
+    .await;
     let config = |dispatch: bool| {
         format!(
             "{}[outages]\nfanout_chunk = 100\nfanout_lease_seconds = 2\n[dispatch]\nenabled = {dispatch}\n[directory]\nkind = \"http\"\nurl = \"{directory}\"\ntimeout_ms = 5000\n",
@@ -336,27 +313,13 @@ async fn crash_mid_fanout(db: Db) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(done.is_some(), "the fan-out was not resumed");
-    let outages: Vec<Value> = client
-        .get(format!("{}/api/v1/outages", service.base))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let outages: Vec<Value> =
+        common::get_json(&client, &format!("{}/api/v1/outages", service.base), &token).await;
     let id = outages[0]["id"].as_i64().unwrap();
     assert_eq!(outages[0]["steps"][0]["notices"], FANOUT_FACILITIES);
     let counts = common::settle(&client, &service.base, &token, id).await;
     assert_eq!(counts, json!({"sent": FANOUT_FACILITIES}));
-    let mut to: Vec<String> = elks
-        .received
-        .lock()
-        .unwrap()
-        .iter()
-        .map(|(_, to, _)| to.clone())
-        .collect();
-    to.sort();
+    let to = common::sorted_recipients(&elks.received);
     let mut expected: Vec<String> = (0..FANOUT_FACILITIES)
         .map(|i| fanout_phone(i).unwrap_or_else(|| directory_number(&i.to_string())))
         .collect();

@@ -747,36 +747,16 @@ async fn postgres_counts_and_endings_reach_only_those_told() {
     counts_and_endings_reach_only_those_told(Db::Postgres).await;
 }
 
+/// The HTTP directory lists two numbers (one of them not a number at all) at house 2.
 async fn http_directory(delay: Duration) -> (String, tokio::task::JoinHandle<()>) {
-    async fn lookup(
-        axum::extract::State(delay): axum::extract::State<Duration>,
-        headers: axum::http::HeaderMap,
-        axum::Json(q): axum::Json<Value>,
-    ) -> axum::response::Response {
-        use axum::response::IntoResponse;
-        tokio::time::sleep(delay).await;
-        if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some("Bearer dir-token") {
-            return axum::http::StatusCode::UNAUTHORIZED.into_response();
+    common::fake_directory(delay, Some("dir-token"), |a| {
+        if a["house_number"] == "2" {
+            vec!["070-999 00 02".into(), "not a number".into()]
+        } else {
+            Vec::new()
         }
-        let results: Vec<Value> = q["addresses"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|a| a["house_number"] == "2")
-            .map(|a| json!({"street": a["street"], "house_number": a["house_number"], "postcode": a["postcode"],
-                            "numbers": ["070-999 00 02", "not a number"]}))
-            .collect();
-        axum::Json(json!({"results": results})).into_response()
-    }
-    let app = axum::Router::new()
-        .route("/lookup", axum::routing::post(lookup))
-        .with_state(delay);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/lookup", listener.local_addr().unwrap());
-    (
-        url,
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() }),
-    )
+    })
+    .await
 }
 
 async fn the_http_directory_and_its_deadline(db: Db) {

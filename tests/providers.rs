@@ -52,17 +52,6 @@ async fn declare(app: &TestApp, token: &str, affected: Value) -> i64 {
         .unwrap()
 }
 
-fn recipients(received: &std::sync::Mutex<Vec<(String, String, String)>>) -> Vec<String> {
-    let mut to: Vec<String> = received
-        .lock()
-        .unwrap()
-        .iter()
-        .map(|(_, to, _)| to.clone())
-        .collect();
-    to.sort();
-    to
-}
-
 async fn elks_with_retries_and_a_refused_number(db: Db) {
     let elks = FakeElks::start(2, Some("+46700000002"), Duration::ZERO).await;
     let toml = format!("{}[dispatch]\nbackoff_seconds = 1\n", elks.toml());
@@ -74,7 +63,7 @@ async fn elks_with_retries_and_a_refused_number(db: Db) {
         "the refused number fails at once; 503s are retried"
     );
     assert_eq!(
-        recipients(&elks.received),
+        common::sorted_recipients(&elks.received),
         vec!["+46700000001", "+46700000003"]
     );
     let received = elks.received.lock().unwrap().clone();
@@ -112,7 +101,7 @@ async fn a_provider_outage_delays_notices_and_loses_none(db: Db, status: u16) {
         started.elapsed() >= outage_lasts,
         "the notices waited for the provider"
     );
-    let mut to = recipients(&elks.received);
+    let mut to = common::sorted_recipients(&elks.received);
     to.dedup();
     assert_eq!(to.len(), PHONES, "everyone got it once");
     assert_eq!(elks.received.lock().unwrap().len(), PHONES);
@@ -138,7 +127,7 @@ async fn each_provider_api(db: Db) {
         let counts = storm_of_three(&app).await;
         assert_eq!(counts, json!({"sent": 2, "failed": 1}), "{api:?}");
         assert_eq!(
-            recipients(&fake.received),
+            common::sorted_recipients(&fake.received),
             vec!["+46700000001", "+46700000003"],
             "{api:?}"
         );
@@ -167,7 +156,7 @@ async fn failover_to_the_secondary_and_back(db: Db) {
     let counts = storm_of_three(&app).await;
     assert_eq!(counts, json!({"sent": 3}));
     assert_eq!(
-        recipients(&secondary.received).len(),
+        common::sorted_recipients(&secondary.received).len(),
         3,
         "the secondary carried the traffic"
     );
@@ -193,7 +182,7 @@ async fn failover_to_the_secondary_and_back(db: Db) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(
-        recipients(&primary.received),
+        common::sorted_recipients(&primary.received),
         vec!["+46700000001"],
         "handed back to the primary"
     );

@@ -202,15 +202,7 @@ impl TestApp {
 
     /// GETs `path` with a bearer token and decodes the JSON answer.
     pub async fn get_json<T: serde::de::DeserializeOwned>(&self, path: &str, token: &str) -> T {
-        self.client
-            .get(self.url(path))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
+        get_json(&self.client, &self.url(path), token).await
     }
 
     /// PUTs facilities as a JSON array and returns the import report.
@@ -764,15 +756,12 @@ pub async fn settle(
 ) -> serde_json::Value {
     let mut counts = serde_json::Value::Null;
     for _ in 0..300 {
-        counts = client
-            .get(format!("{base}/api/v1/outages/{id}/notices"))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        counts = get_json(
+            client,
+            &format!("{base}/api/v1/outages/{id}/notices"),
+            token,
+        )
+        .await;
         if counts.get("pending").is_none() && counts.get("sending").is_none() {
             return counts;
         }
@@ -838,4 +827,87 @@ pub async fn seed_phones(
         .await
         .unwrap();
     }
+}
+
+/// GETs `url` with a bearer token and reads the JSON answer.
+pub async fn get_json<T: serde::de::DeserializeOwned>(
+    client: &reqwest::Client,
+    url: &str,
+    token: &str,
+) -> T {
+    client
+        .get(url)
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// The numbers a fake SMS provider received, sorted.
+pub fn sorted_recipients(
+    received: &std::sync::Mutex<Vec<(String, String, String)>>,
+) -> Vec<String> {
+    let mut to: Vec<String> = received
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(_, to, _)| to.clone())
+        .collect();
+    to.sort();
+    to
+}
+
+/// A local server speaking the HTTP directory's API (`POST` addresses, answer numbers per
+/// address): it answers after `delay`, refuses a request without `Bearer <token>` when a
+/// token is given, and lists `numbers(address)` at each address that has any. Returns its
+/// URL and the server task.
+pub async fn fake_directory(
+    delay: Duration,
+    token: Option<&'static str>,
+    numbers: fn(&serde_json::Value) -> Vec<String>,
+) -> (String, tokio::task::JoinHandle<()>) {
+    use axum::response::IntoResponse;
+    type Behaviour = (
+        Duration,
+        Option<&'static str>,
+        fn(&serde_json::Value) -> Vec<String>,
+    );
+    async fn lookup(
+        axum::extract::State((delay, token, numbers)): axum::extract::State<Behaviour>,
+        headers: axum::http::HeaderMap,
+        axum::Json(q): axum::Json<serde_json::Value>,
+    ) -> axum::response::Response {
+        tokio::time::sleep(delay).await;
+        if let Some(t) = token
+            && headers.get("authorization").and_then(|v| v.to_str().ok())
+                != Some(&format!("Bearer {t}"))
+        {
+            return axum::http::StatusCode::UNAUTHORIZED.into_response();
+        }
+        let results: Vec<serde_json::Value> = q["addresses"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|a| {
+                let listed = numbers(a);
+                (!listed.is_empty()).then(|| {
+                    serde_json::json!({"street": a["street"], "house_number": a["house_number"],
+                    "postcode": a["postcode"], "numbers": listed})
+                })
+            })
+            .collect();
+        axum::Json(serde_json::json!({"results": results})).into_response()
+    }
+    let app = axum::Router::new()
+        .route("/lookup", axum::routing::post(lookup))
+        .with_state((delay, token, numbers));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/lookup", listener.local_addr().unwrap());
+    (
+        url,
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() }),
+    )
 }
