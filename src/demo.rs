@@ -6,6 +6,7 @@
 use crate::crypto::{new_secret, secret_hash};
 use crate::domain::email::Email;
 use crate::domain::facility::RawFacility;
+use crate::domain::grid::GridNode;
 use crate::domain::language::Language;
 use crate::domain::phone::{PhoneNumber, Region};
 use crate::domain::scope::Scope;
@@ -135,36 +136,15 @@ pub fn facilities() -> Vec<RawFacility> {
 }
 
 /// The grid: one primary substation, four feeders, twenty secondary substations; and the
-/// district-heating network's plant with four branches.
-pub fn grid_nodes() -> Vec<(String, Option<String>, String)> {
-    let mut nodes = vec![(
-        "ALV-T1".to_string(),
-        None,
-        "Älvstad fördelningsstation 130/20 kV".to_string(),
-    )];
-    for f in 1..=4 {
-        nodes.push((
-            format!("ALV-F{f}"),
-            Some("ALV-T1".into()),
-            format!("Linje {f} 20 kV"),
-        ));
-    }
-    for n in 1..=20 {
-        nodes.push((
-            format!("ALV-N{n:02}"),
-            Some(format!("ALV-F{}", (n - 1) / 5 + 1)),
-            format!("Nätstation {n:02} 20/0,4 kV"),
-        ));
-    }
-    nodes.push(("ALV-DH".into(), None, "Älvstad värmeverk".into()));
-    for b in 1..=4 {
-        nodes.push((
-            format!("ALV-DH{b}"),
-            Some("ALV-DH".into()),
-            format!("Fjärrvärmegren {b}"),
-        ));
-    }
-    nodes
+/// district-heating network's plant with four branches. It is the example file of the grid
+/// import format, loaded through that import, so the documented example always loads.
+pub fn grid_nodes() -> anyhow::Result<Vec<GridNode>> {
+    let (rows, bad) =
+        crate::import::grid::read_csv(include_bytes!("../docs/examples/grid-nodes.csv"))
+            .map_err(anyhow::Error::msg)?;
+    anyhow::ensure!(bad.is_empty(), "docs/examples/grid-nodes.csv: {bad:?}");
+    crate::domain::grid::forest(rows)
+        .map_err(|e| anyhow::anyhow!("docs/examples/grid-nodes.csv: {e:?}"))
 }
 
 /// Creates the demo tenant and town if missing, and a fresh admin token either way.
@@ -184,7 +164,9 @@ pub async fn seed(state: &AppState) -> anyhow::Result<DemoInfo> {
                     services: vec![ServiceKind::Electricity, ServiceKind::DistrictHeating],
                 })
                 .await?;
-            store.upsert_grid_nodes(tenant.id, &grid_nodes()).await?;
+            store
+                .replace_grid(tenant.id, &grid_nodes()?, &|_| {})
+                .await?;
             let records = facilities()
                 .iter()
                 .map(|r| {
@@ -290,10 +272,10 @@ mod tests {
         for r in &rows {
             r.validate(Language::Sv).unwrap();
         }
-        let nodes = grid_nodes();
+        let nodes = grid_nodes().unwrap();
         for r in &rows {
             let node = r.grid_node.as_deref().unwrap();
-            assert!(nodes.iter().any(|(id, _, _)| id == node), "{node}");
+            assert!(nodes.iter().any(|n| n.node_id == node), "{node}");
         }
     }
 }

@@ -5,7 +5,6 @@
 
 pub mod app;
 pub mod bench;
-pub mod cis;
 pub mod config;
 pub mod crypto;
 pub mod demo;
@@ -13,6 +12,7 @@ pub mod directory;
 pub mod dispatch;
 pub mod domain;
 pub mod i18n;
+pub mod import;
 pub mod mail;
 pub mod outages;
 pub mod registration;

@@ -13,8 +13,9 @@ use varsel::domain::language::Language;
 use varsel::domain::scope::Scope;
 use varsel::domain::sender_id::SenderId;
 use varsel::domain::service::ServiceKind;
+use varsel::import::{ImportStatus, facilities, grid};
 use varsel::store::{NewTenant, Store};
-use varsel::{app, cis, demo};
+use varsel::{app, demo};
 
 #[derive(Parser)]
 #[command(name = "varsel", version, about = "Outage notifications for Nordic utilities", long_about = None)]
@@ -158,15 +159,37 @@ enum OutageCommand {
     },
 }
 
+/// Exit codes of every import: 0 every row went in; 3 some rows were refused and the rest
+/// went in; 4 nothing was loaded (unreadable file, bad header, every row refused, a grid that
+/// is not a tree, unknown tenant, database unreachable).
+const IMPORT_EXIT_CODES: &str = "Exit status: 0 every row went in; 3 some rows were refused, the rest went in; 4 nothing was loaded.";
+
 #[derive(Subcommand)]
 enum ImportCommand {
     /// Create or update facilities from a CSV file (comma or semicolon separated, UTF-8).
+    #[command(after_help = IMPORT_EXIT_CODES)]
     Facilities {
-        /// The CSV file; its header names the columns (see README, "CIS import format").
+        /// The CSV file; its header names the columns (see docs/import-formats.md).
         file: PathBuf,
         /// Slug of the tenant the facilities belong to.
         #[arg(long)]
         tenant: String,
+        /// Print the report as one JSON object on stdout (for scripts) instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Replace the grid topology with the nodes of a CSV file; loaded whole, or not at all.
+    #[command(after_help = IMPORT_EXIT_CODES)]
+    Grid {
+        /// The CSV file: node_id, parent_id, name[, kind, latitude, longitude] (see
+        /// docs/import-formats.md and docs/examples/grid-nodes.csv).
+        file: PathBuf,
+        /// Slug of the tenant the grid belongs to.
+        #[arg(long)]
+        tenant: String,
+        /// Print the report as one JSON object on stdout (for scripts) instead of text.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -248,6 +271,9 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
+    if let Command::Import(cmd) = cli.command {
+        return std::process::ExitCode::from(runtime.block_on(import(config, cmd)));
+    }
     match runtime.block_on(run(cli.command, config)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
@@ -276,8 +302,8 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             print_demo(&info, &state.config.public_url);
             Ok(())
         }
-        Command::Import(ImportCommand::Facilities { file, tenant }) => {
-            import_facilities(config, &file, &tenant).await
+        Command::Import(_) => {
+            unreachable!("imports run on their own in main, for their exit codes")
         }
         Command::Tenant(cmd) => tenant(config, cmd).await,
         Command::Token(TokenCommand::Create {
@@ -416,44 +442,95 @@ fn print_demo(info: &demo::DemoInfo, public_url: &str) {
     println!("Admin API token (shown once): {}", info.token);
 }
 
-async fn import_facilities(
-    config: Config,
-    file: &std::path::Path,
+/// Runs an import and answers its exit code; every failure is reported (as text, or as JSON
+/// with `--json`) rather than returned, so scripts always get a report and a code.
+async fn import(config: Config, cmd: ImportCommand) -> u8 {
+    let (file, json) = match &cmd {
+        ImportCommand::Facilities { file, json, .. } | ImportCommand::Grid { file, json, .. } => {
+            (file.clone(), *json)
+        }
+    };
+    let outcome = match cmd {
+        ImportCommand::Facilities { file, tenant, .. } => {
+            import_facilities(config, &file, &tenant, json).await
+        }
+        ImportCommand::Grid { file, tenant, .. } => import_grid(config, &file, &tenant, json).await,
+    };
+    match outcome {
+        Ok(status) => status.exit_code(),
+        Err(e) => {
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({"file": file.display().to_string(), "status": ImportStatus::Failed, "error": format!("{e:#}")})
+                );
+            } else {
+                eprintln!("error: {e:#}");
+                eprintln!("Nothing was loaded.");
+            }
+            ImportStatus::Failed.exit_code()
+        }
+    }
+}
+
+/// Progress on stderr when it is a terminal: a bar of `done/total noun`.
+fn progress_bar(total: u64, noun: &'static str) -> impl Fn(u64) + Send + Sync {
+    let done = AtomicU64::new(0);
+    let tty = std::io::stderr().is_terminal();
+    move |n: u64| {
+        let d = done.fetch_add(n, Ordering::Relaxed) + n;
+        if tty {
+            let width = 30u64;
+            let filled = (d * width).checked_div(total).unwrap_or(width).min(width);
+            eprint!(
+                "\r[{}{}] {d}/{total} {noun}",
+                "#".repeat(filled as usize),
+                " ".repeat((width - filled) as usize)
+            );
+            if d >= total {
+                eprintln!();
+            }
+            let _ = std::io::stderr().flush();
+        }
+    }
+}
+
+async fn import_store(
+    config: &Config,
     slug: &str,
-) -> anyhow::Result<()> {
-    let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
-    let (rows, rejected) =
-        cis::read_csv(&bytes).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+) -> anyhow::Result<(Store, varsel::store::Tenant)> {
     let store = Store::connect(&config.database_url).await?;
     let tenant = store
         .tenant_by_slug(slug)
         .await?
         .with_context(|| format!("no tenant {slug:?} (varsel tenant list shows them)"))?;
-    let total = rows.len() as u64;
-    let done = AtomicU64::new(0);
-    let tty = std::io::stderr().is_terminal();
-    let progress = |n: u64| {
-        let d = done.fetch_add(n, Ordering::Relaxed) + n;
-        if tty {
-            let width = 30u64;
-            let filled = (d * width).checked_div(total).unwrap_or(width);
-            eprint!(
-                "\r[{}{}] {d}/{total} facilities",
-                "#".repeat(filled as usize),
-                " ".repeat((width - filled) as usize)
-            );
-            let _ = std::io::stderr().flush();
-        }
-    };
+    Ok((store, tenant))
+}
+
+async fn import_facilities(
+    config: Config,
+    file: &std::path::Path,
+    slug: &str,
+    json: bool,
+) -> anyhow::Result<ImportStatus> {
+    let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let (rows, rejected) =
+        facilities::read_csv(&bytes).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    let (store, tenant) = import_store(&config, slug).await?;
+    let progress = progress_bar(rows.len() as u64, "facilities");
     let source = format!(
         "csv:{}",
         file.file_name()
             .map(|f| f.to_string_lossy())
             .unwrap_or_default()
     );
-    let report = cis::import(&store, &tenant, rows, rejected, &source, &progress).await?;
-    if tty {
-        eprintln!();
+    let report = facilities::import(&store, &tenant, rows, rejected, &source, &progress).await?;
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({"file": file.display().to_string(), "report": report})
+        );
+        return Ok(report.status);
     }
     println!(
         "{}: {} rows read: {} inserted, {} updated, {} unchanged, {} rejected; {} holder changes (subscriptions erased)",
@@ -476,7 +553,73 @@ async fn import_facilities(
             r.reason
         );
     }
-    Ok(())
+    match report.status {
+        ImportStatus::Complete => {}
+        ImportStatus::Partial => println!("Some rows were refused; the others went in."),
+        ImportStatus::Failed => println!("Nothing was loaded."),
+    }
+    Ok(report.status)
+}
+
+async fn import_grid(
+    config: Config,
+    file: &std::path::Path,
+    slug: &str,
+    json: bool,
+) -> anyhow::Result<ImportStatus> {
+    let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let (rows, rejected) =
+        grid::read_csv(&bytes).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    let (store, tenant) = import_store(&config, slug).await?;
+    let progress = progress_bar(rows.len() as u64, "grid nodes");
+    let report = grid::load(&store, &tenant, rows, rejected, &progress).await?;
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({"file": file.display().to_string(), "report": report})
+        );
+        return Ok(report.status);
+    }
+    match &report.loaded {
+        Some(l) => {
+            println!(
+                "{}: {} nodes read: the tree now has {} nodes ({} new, {} removed)",
+                file.display(),
+                report.received,
+                l.nodes,
+                l.added,
+                l.removed
+            );
+            if l.facilities_outside_tree > 0 {
+                println!(
+                    "warning: {} facilities name grid nodes the tree does not have; an outage on a node cannot reach them:",
+                    l.facilities_outside_tree
+                );
+                for m in &l.missing_nodes {
+                    println!("  {} ({} facilities)", m.grid_node, m.facilities);
+                }
+            }
+        }
+        None => {
+            println!(
+                "{}: {} nodes read; not a tree, so nothing was loaded and the previous tree stays:",
+                file.display(),
+                report.received
+            );
+            for r in &report.rejected {
+                println!(
+                    "  line {}{}: {}",
+                    r.line,
+                    r.node_id
+                        .as_deref()
+                        .map(|n| format!(" (node {n})"))
+                        .unwrap_or_default(),
+                    r.reason
+                );
+            }
+        }
+    }
+    Ok(report.status)
 }
 
 fn parse_scopes(scopes: &[String]) -> anyhow::Result<Vec<Scope>> {

@@ -112,13 +112,20 @@ async fn tenant_import_and_demo(db: Db) {
          FV-1;fjernvarme;1001;Storgata;1;0150;Oslo;nb\n",
     )
     .unwrap();
-    let report = cli.ok(&[
-        "import",
-        "facilities",
-        csv.to_str().unwrap(),
-        "--tenant",
-        "norrkraft",
-    ]);
+    let import = |file: &str, json: bool| {
+        let mut args = vec!["import", "facilities", file, "--tenant", "norrkraft"];
+        if json {
+            args.push("--json");
+        }
+        let out = cli.run(&args);
+        (
+            out.status.code(),
+            String::from_utf8(out.stdout).unwrap(),
+            String::from_utf8(out.stderr).unwrap(),
+        )
+    };
+    let (code, report, _) = import(csv.to_str().unwrap(), false);
+    assert_eq!(code, Some(3), "some rows refused: {report}");
     assert!(
         report.contains("5 rows read: 3 inserted, 0 updated, 0 unchanged, 2 rejected"),
         "{report}"
@@ -128,37 +135,48 @@ async fn tenant_import_and_demo(db: Db) {
         "{report}"
     );
     assert!(report.contains("line 5"), "{report}");
-    let again = cli.ok(&[
-        "import",
-        "facilities",
-        csv.to_str().unwrap(),
-        "--tenant",
-        "norrkraft",
-    ]);
-    assert!(
-        again.contains("0 inserted, 0 updated, 3 unchanged"),
-        "{again}"
+    let (code, again, _) = import(csv.to_str().unwrap(), true);
+    assert_eq!(code, Some(3));
+    let again: serde_json::Value = serde_json::from_str(&again).unwrap();
+    assert_eq!(again["report"]["status"], "partial");
+    assert_eq!(again["report"]["unchanged"], 3);
+    assert_eq!(again["report"]["rejected"][0]["line"], 4);
+
+    let clean = cli.dir.path().join("clean.csv");
+    std::fs::write(
+        &clean,
+        "facility_number,service,customer_number,street,house_number,postcode,town\n\
+         707057500000000009,el,1009,Storgata,9,0150,Oslo\n",
+    )
+    .unwrap();
+    let (code, report, _) = import(clean.to_str().unwrap(), true);
+    assert_eq!(code, Some(0), "{report}");
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&report).unwrap()["report"]["status"],
+        "complete"
     );
 
-    let missing = cli.run(&[
-        "import",
-        "facilities",
-        "/nonexistent.csv",
-        "--tenant",
-        "norrkraft",
-    ]);
-    assert!(!missing.status.success());
-    assert!(String::from_utf8_lossy(&missing.stderr).contains("cannot read /nonexistent.csv"));
+    let (code, _, stderr) = import("/nonexistent.csv", false);
+    assert_eq!(code, Some(4));
+    assert!(stderr.contains("cannot read /nonexistent.csv"), "{stderr}");
+    assert!(stderr.contains("Nothing was loaded"), "{stderr}");
     std::fs::write(&csv, "facility_number,phone\n1,0701234567\n").unwrap();
-    let bad_header = cli.run(&[
-        "import",
-        "facilities",
-        csv.to_str().unwrap(),
-        "--tenant",
-        "norrkraft",
-    ]);
-    assert!(!bad_header.status.success());
-    assert!(String::from_utf8_lossy(&bad_header.stderr).contains("unknown column \"phone\""));
+    let (code, _, stderr) = import(csv.to_str().unwrap(), false);
+    assert_eq!(code, Some(4));
+    assert!(stderr.contains("unknown column \"phone\""), "{stderr}");
+    let (code, out, _) = import(csv.to_str().unwrap(), true);
+    assert_eq!(code, Some(4));
+    let failed: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(failed["status"], "failed");
+    assert!(failed["error"].as_str().unwrap().contains("unknown column"));
+    std::fs::write(
+        &csv,
+        "facility_number,service,customer_number,street,house_number,postcode,town\n1,gas,1,S,1,0150,Oslo\n",
+    )
+    .unwrap();
+    let (code, report, _) = import(csv.to_str().unwrap(), false);
+    assert_eq!(code, Some(4), "every row refused: {report}");
+    assert!(report.contains("Nothing was loaded"), "{report}");
 
     let demo = cli.ok(&["demo"]);
     assert!(demo.contains("created with 5000 facilities"), "{demo}");
@@ -168,6 +186,83 @@ async fn tenant_import_and_demo(db: Db) {
         demo_again.contains("already present with 5000 facilities"),
         "{demo_again}"
     );
+
+    // The grid: refused whole when it is not a tree, replaced whole when it is.
+    let grid = cli.dir.path().join("grid.csv");
+    let import_grid = |json: bool| {
+        let mut args = vec![
+            "import",
+            "grid",
+            grid.to_str().unwrap(),
+            "--tenant",
+            "alvstad",
+        ];
+        if json {
+            args.push("--json");
+        }
+        let out = cli.run(&args);
+        (out.status.code(), String::from_utf8(out.stdout).unwrap())
+    };
+    std::fs::write(
+        &grid,
+        "node_id;parent_id;name;kind\nT1;;Station;substation\nF1;T1;Linje 1;feeder\nA;C;a;other\nB;A;b;other\nC;B;c;other\nN9;F7;n;secondary_substation\n",
+    )
+    .unwrap();
+    let (code, out) = import_grid(false);
+    assert_eq!(code, Some(4), "{out}");
+    assert!(out.contains("nothing was loaded"), "{out}");
+    assert!(
+        out.contains("line 7 (node N9): parent F7 is not in the file"),
+        "{out}"
+    );
+    std::fs::write(
+        &grid,
+        "node_id,parent_id,name\nT1,,Station\nA,C,a\nB,A,b\nC,B,c\n",
+    )
+    .unwrap();
+    let (code, out) = import_grid(true);
+    assert_eq!(code, Some(4));
+    let refused: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(refused["report"]["status"], "failed");
+    assert!(refused["report"]["loaded"].is_null());
+    let lines: Vec<_> = refused["report"]["rejected"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["line"].as_u64().unwrap())
+        .collect();
+    assert_eq!(lines, [3, 4, 5], "{out}");
+
+    let example = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/docs/examples/grid-nodes.csv"
+    ))
+    .unwrap();
+    let without_n01: String = example
+        .lines()
+        .filter(|l| !l.starts_with("ALV-N01,"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&grid, &without_n01).unwrap();
+    let (code, out) = import_grid(false);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("the tree now has 29 nodes (0 new, 1 removed)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("facilities name grid nodes the tree does not have"),
+        "{out}"
+    );
+    assert!(out.contains("  ALV-N01 ("), "{out}");
+    std::fs::write(&grid, &example).unwrap();
+    let (code, out) = import_grid(true);
+    assert_eq!(code, Some(0), "{out}");
+    let loaded: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(loaded["report"]["status"], "complete");
+    assert_eq!(loaded["report"]["loaded"]["nodes"], 30);
+    assert_eq!(loaded["report"]["loaded"]["added"], 1);
+    assert_eq!(loaded["report"]["loaded"]["facilities_outside_tree"], 0);
 
     let list = cli.ok(&["tenant", "list"]);
     assert!(list.contains("alvstad") && list.contains("norrkraft"));

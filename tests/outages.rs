@@ -14,7 +14,7 @@ use varsel::domain::service::ServiceKind::{DistrictHeating, Electricity};
 /// two directory numbers), 3 (1003 and 1004 registered by the same person, who also has a
 /// verified e-mail on both), and 1005 on Kyrkogatan outside most selections.
 async fn town(app: &TestApp) -> String {
-    let (tenant, token) = app
+    let (_, token) = app
         .tenant("alvstad", &[Electricity, DistrictHeating], &[Scope::Admin])
         .await;
     let f = |n: &str, c: &str, street: &str, house: &str, node: &str, lat: f64| {
@@ -33,19 +33,16 @@ async fn town(app: &TestApp) -> String {
         ]),
     )
     .await;
-    app.state
-        .store
-        .upsert_grid_nodes(
-            tenant.id,
-            &[
-                ("T1".into(), None, "T1".into()),
-                ("N1".into(), Some("T1".into()), "N1".into()),
-                ("N2".into(), Some("T1".into()), "N2".into()),
-                ("N3".into(), None, "N3".into()),
-            ],
-        )
-        .await
-        .unwrap();
+    app.put_grid(
+        &token,
+        &[
+            ("T1", None),
+            ("N1", Some("T1")),
+            ("N2", Some("T1")),
+            ("N3", None),
+        ],
+    )
+    .await;
     for (facility, customer, phone, email) in [
         ("1001", "1", Some("070-000 00 01"), None),
         ("1003", "3", Some("070-000 00 03"), Some("same@example.com")),

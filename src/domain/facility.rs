@@ -44,7 +44,7 @@ pub struct RawFacility {
     pub language: Option<String>,
 }
 
-fn number_or_text<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+pub(crate) fn number_or_text<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum NumOrText {
@@ -85,6 +85,32 @@ impl Postcode {
 pub struct Coordinates {
     pub latitude: f64,
     pub longitude: f64,
+}
+
+impl Coordinates {
+    /// WGS84 degrees as a CIS or NIS file gives them: both or neither.
+    pub fn parse(
+        latitude: Option<String>,
+        longitude: Option<String>,
+    ) -> Result<Option<Self>, String> {
+        match (latitude, longitude) {
+            (None, None) => Ok(None),
+            (Some(lat), Some(lon)) => match (lat.parse::<f64>(), lon.parse::<f64>()) {
+                (Ok(la), Ok(lo))
+                    if (-90.0..=90.0).contains(&la) && (-180.0..=180.0).contains(&lo) =>
+                {
+                    Ok(Some(Coordinates {
+                        latitude: la,
+                        longitude: lo,
+                    }))
+                }
+                _ => Err(format!(
+                    "latitude/longitude {lat:?}/{lon:?} are not WGS84 degrees (latitude -90..90, longitude -180..180, decimal point)"
+                )),
+            },
+            _ => Err("give both latitude and longitude, or neither".into()),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -182,29 +208,9 @@ impl RawFacility {
                 .map_err(|e| reasons.push(format!("language: {e}")))
                 .ok(),
         };
-        let coordinates = match (clean(&self.latitude), clean(&self.longitude)) {
-            (None, None) => Some(None),
-            (Some(lat), Some(lon)) => match (lat.parse::<f64>(), lon.parse::<f64>()) {
-                (Ok(la), Ok(lo))
-                    if (-90.0..=90.0).contains(&la) && (-180.0..=180.0).contains(&lo) =>
-                {
-                    Some(Some(Coordinates {
-                        latitude: la,
-                        longitude: lo,
-                    }))
-                }
-                _ => {
-                    reasons.push(format!(
-                        "latitude/longitude {lat:?}/{lon:?} are not WGS84 degrees (latitude -90..90, longitude -180..180, decimal point)"
-                    ));
-                    None
-                }
-            },
-            _ => {
-                reasons.push("give both latitude and longitude, or neither".into());
-                None
-            }
-        };
+        let coordinates = Coordinates::parse(clean(&self.latitude), clean(&self.longitude))
+            .map_err(|e| reasons.push(e))
+            .ok();
         let mut optional = |name: &str, value: &Option<String>| -> Option<String> {
             let v = clean(value)?;
             if v.chars().count() > MAX_TEXT {
@@ -266,7 +272,7 @@ impl RawFacility {
 }
 
 /// Trims, and treats blank as absent; control characters are not text anyone meant to send.
-fn clean(value: &Option<String>) -> Option<String> {
+pub(crate) fn clean(value: &Option<String>) -> Option<String> {
     let v = value.as_deref()?.trim();
     if v.is_empty() {
         return None;

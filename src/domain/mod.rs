@@ -3,6 +3,7 @@
 pub mod email;
 pub mod facility;
 pub mod geo;
+pub mod grid;
 pub mod ids;
 pub mod language;
 pub mod outage;

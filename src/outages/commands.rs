@@ -10,7 +10,7 @@ use crate::domain::outage::{OutageState, StepKind, UpdateDelta, update_is_materi
 use crate::domain::selector::{Selector, SelectorSpec};
 use crate::domain::service::ServiceKind;
 use crate::state::AppState;
-use crate::store::{Affect, OutageChange, StepWrite, StepWritten, Tenant, Texts};
+use crate::store::{Affect, NodeReach, OutageChange, StepWrite, StepWritten, Tenant, Texts};
 
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -202,6 +202,37 @@ pub(super) fn declaration(
     })
 }
 
+/// The grid nodes `selector` names, with the facilities of `service` at or below each. An
+/// id that neither the topology nor any facility knows is refused: a typo in a feeder's id
+/// would otherwise declare an outage that reaches nobody.
+pub(super) async fn grid_reach(
+    state: &AppState,
+    tenant: &Tenant,
+    service: ServiceKind,
+    selector: &Selector,
+) -> Result<Vec<NodeReach>, OutageError> {
+    if selector.grid_nodes().is_empty() {
+        return Ok(Vec::new());
+    }
+    let reach = state
+        .store
+        .grid_reach(tenant.id, service.as_str(), selector.grid_nodes())
+        .await?;
+    let unknown: Vec<&str> = reach
+        .iter()
+        .filter(|r| r.name.is_none() && r.facilities_below == 0)
+        .map(|r| r.node_id.as_str())
+        .collect();
+    if !unknown.is_empty() {
+        return Err(OutageError::Invalid(format!(
+            "unknown grid node {}: neither the topology nor any {} facility has it (GET /api/v1/grid-nodes lists the tree)",
+            unknown.join(", "),
+            service.as_str()
+        )));
+    }
+    Ok(reach)
+}
+
 /// Declares an unplanned outage; answers once every notice is durable.
 pub async fn declare(
     state: &AppState,
@@ -214,6 +245,7 @@ pub async fn declare(
         return Ok(done);
     }
     let d = declaration(state, tenant, actor, idempotency_key, req)?;
+    grid_reach(state, tenant, d.service, &d.selector).await?;
     write(
         state,
         tenant,
@@ -281,10 +313,12 @@ pub async fn step(
         }
         StepCommand::Extend(c) => {
             selector = parse_selector(&c.affected)?;
+            grid_reach(state, tenant, cur.service, &selector).await?;
             Affect::Add(&selector)
         }
         StepCommand::Release(c) => {
             selector = parse_selector(&c.affected)?;
+            grid_reach(state, tenant, cur.service, &selector).await?;
             Affect::Release(&selector)
         }
         StepCommand::Restore(e) | StepCommand::Cancel(e) => {

@@ -5,14 +5,14 @@ use std::collections::{BTreeMap, HashSet};
 
 use serde::Serialize;
 
-use super::commands::{Declare, declaration};
+use super::commands::{Declare, declaration, grid_reach};
 use super::{Actor, OutageError};
 use crate::domain::language::Language;
 use crate::domain::outage::StepKind;
 use crate::domain::recipients::{AddressKey, Channel};
 use crate::domain::sms_text;
 use crate::state::AppState;
-use crate::store::{Affect, Tenant};
+use crate::store::{Affect, NodeReach, Tenant};
 use crate::texts::{self, Custom, StepGroup, TextFacts};
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -22,6 +22,8 @@ pub struct Preview {
     pub email_recipients: i64,
     /// Recipients reached through the telecom directory (facilities without a registered phone).
     pub directory_recipients: i64,
+    /// Each grid node the selector names, with the facilities of the service below it.
+    pub grid_nodes: Vec<NodeReach>,
     pub texts: Vec<PreviewText>,
 }
 
@@ -46,6 +48,7 @@ pub async fn preview(
     req: &Declare,
 ) -> Result<Preview, OutageError> {
     let d = declaration(state, tenant, actor, None, req)?;
+    let grid_nodes = grid_reach(state, tenant, d.service, &d.selector).await?;
     let counts = state
         .store
         .preview_step(&d.write, Affect::Add(&d.selector))
@@ -158,6 +161,7 @@ pub async fn preview(
         sms_recipients: counts.phones + directory_total,
         email_recipients: counts.emails,
         directory_recipients: directory_total,
+        grid_nodes,
         texts,
     })
 }

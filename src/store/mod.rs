@@ -17,6 +17,7 @@ use sqlx::sqlite::{
 
 mod facilities;
 pub mod fanout;
+mod grid;
 mod notices;
 mod outages;
 pub mod registration;
@@ -25,6 +26,7 @@ mod tenants;
 
 pub use facilities::{FacilityAuth, FacilitySummary, MoveOutOutcome, UpsertSummary};
 pub use fanout::FanoutJob;
+pub use grid::{GridLoad, MissingNode, NodeReach};
 pub use notices::{ClaimedNotice, Pause, SealedRecipient, SendResult, StatusCounts, StepFacts};
 pub use outages::{
     Affect, OutageChange, OutageRecord, OutageSnapshot, PreviewCounts, StepRecord, StepWrite,

@@ -221,31 +221,6 @@ impl Store {
         });
         Ok(n == 1)
     }
-
-    /// Replaces the tenant's grid topology nodes given as (node, parent, name).
-    pub async fn upsert_grid_nodes(
-        &self,
-        tenant_id: i64,
-        nodes: &[(String, Option<String>, String)],
-    ) -> anyhow::Result<()> {
-        on_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
-            for (node, parent, name) in nodes {
-                sqlx::query(
-                    "INSERT INTO grid_nodes (tenant_id, node_id, parent_id, name) VALUES ($1, $2, $3, $4)
-                     ON CONFLICT (tenant_id, node_id) DO UPDATE SET parent_id = excluded.parent_id, name = excluded.name",
-                )
-                .bind(tenant_id)
-                .bind(node)
-                .bind(parent)
-                .bind(name)
-                .execute(&mut *tx)
-                .await?;
-            }
-            tx.commit().await?;
-        });
-        Ok(())
-    }
 }
 
 enum TenantKey<'a> {

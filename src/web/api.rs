@@ -12,7 +12,6 @@ use utoipa_axum::routes;
 
 use super::ClientAddr;
 use super::error::{ApiError, ErrorBody};
-use crate::cis::{self, ImportReport};
 use crate::crypto::{new_secret, secret_hash};
 use crate::domain::email::Email;
 use crate::domain::ids::FacilityNumber;
@@ -20,6 +19,7 @@ use crate::domain::language::Language;
 use crate::domain::phone::PhoneNumber;
 use crate::domain::scope::Scope;
 use crate::domain::service::ServiceKind;
+use crate::import::facilities::{self as cis, ImportReport};
 use crate::registration::{
     self, EmailOutcome, RegistrationView, Session, SetEmailError, SignInError,
 };
@@ -41,6 +41,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(verify_email))
         .merge(super::outages_api::router())
         .merge(super::templates_api::router())
+        .merge(super::grid_api::router())
 }
 
 /// A tenant API token from `Authorization: Bearer`, with its tenant.

@@ -16,6 +16,7 @@ use crate::state::AppState;
 
 pub mod api;
 pub mod error;
+mod grid_api;
 mod outages_api;
 mod pages;
 mod templates_api;

@@ -232,6 +232,25 @@ impl TestApp {
         resp.json().await.unwrap()
     }
 
+    /// Replaces the grid topology through the API; nodes are `(id, parent)` pairs named after
+    /// their ids. Panics unless the tree was taken.
+    pub async fn put_grid(&self, token: &str, nodes: &[(&str, Option<&str>)]) -> serde_json::Value {
+        let body: Vec<serde_json::Value> = nodes
+            .iter()
+            .map(|(id, parent)| serde_json::json!({"node_id": id, "parent_id": parent, "name": id}))
+            .collect();
+        let resp = self
+            .client
+            .put(self.url("/api/v1/grid-nodes"))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "{:?}", resp.text().await);
+        resp.json().await.unwrap()
+    }
+
     /// Signs in with an invoice pair and returns the session secret.
     pub async fn sign_in(
         &self,

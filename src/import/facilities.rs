@@ -6,6 +6,7 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 
+use super::{BadRow, ImportStatus};
 use crate::domain::facility::{FacilityRecord, RawFacility};
 use crate::store::{Store, Tenant, UpsertSummary};
 
@@ -21,6 +22,8 @@ pub struct RowError {
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ImportReport {
+    /// complete (every row went in), partial (some refused) or failed (nothing loaded).
+    pub status: ImportStatus,
     pub received: u64,
     pub inserted: u64,
     pub updated: u64,
@@ -53,102 +56,26 @@ pub const CSV_COLUMNS: [&str; 17] = [
 
 pub type Rows = Vec<(u64, RawFacility)>;
 
-/// Reads a CSV file (comma or semicolon separated, UTF-8, optional BOM, header row with
-/// column names from `CSV_COLUMNS` in any order). A bad header refuses the whole file; a bad
-/// row is reported and skipped.
-pub fn read_csv(bytes: &[u8]) -> Result<(Rows, Vec<RowError>), String> {
-    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
-    let first_line = bytes.split(|b| *b == b'\n').next().unwrap_or_default();
-    let delimiter = if first_line.iter().filter(|b| **b == b';').count()
-        > first_line.iter().filter(|b| **b == b',').count()
-    {
-        b';'
-    } else {
-        b','
-    };
-    let mut reader = csv::ReaderBuilder::new()
-        .delimiter(delimiter)
-        .flexible(true)
-        .from_reader(bytes);
-    let headers = reader
-        .byte_headers()
-        .map_err(|e| format!("cannot read the header row: {e}"))?
-        .clone();
-    if headers.is_empty() || (headers.len() == 1 && headers[0].is_empty()) {
-        return Err("the file is empty: it needs a header row naming the columns".into());
-    }
-    let mut index = Vec::with_capacity(headers.len());
-    for h in headers.iter() {
-        let name = std::str::from_utf8(h)
-            .map_err(|_| "the header row is not UTF-8 text: save the file as UTF-8".to_string())?
-            .trim()
-            .to_ascii_lowercase();
-        if !CSV_COLUMNS.contains(&name.as_str()) {
-            return Err(format!(
-                "unknown column {name:?} in the header row; the columns are {}",
-                CSV_COLUMNS.join(", ")
-            ));
-        }
-        if index.contains(&name) {
-            return Err(format!("column {name:?} appears twice in the header row"));
-        }
-        index.push(name);
-    }
-    let missing: Vec<_> = CSV_COLUMNS[..7]
-        .iter()
-        .filter(|c| !index.iter().any(|i| i == *c))
-        .collect();
-    if !missing.is_empty() {
-        return Err(format!(
-            "the header row lacks required columns: {}",
-            missing
-                .iter()
-                .map(|c| c.to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ));
-    }
+fn row_errors(bad: Vec<BadRow<RawFacility>>) -> Vec<RowError> {
+    bad.into_iter()
+        .map(|b| RowError {
+            line: b.line,
+            facility_number: b.partial.and_then(|p| p.facility_number),
+            reason: b.reason,
+        })
+        .collect()
+}
 
-    let mut rows = Vec::new();
-    let mut errors = Vec::new();
-    for record in reader.byte_records() {
-        let record = match record {
-            Ok(r) => r,
-            Err(e) => {
-                let line = e.position().map(|p| p.line()).unwrap_or(0);
-                errors.push(RowError {
-                    line,
-                    facility_number: None,
-                    reason: format!("unreadable CSV: {e}"),
-                });
-                continue;
-            }
-        };
-        let line = record.position().map(|p| p.line()).unwrap_or(0);
-        if record.iter().all(|f| f.iter().all(u8::is_ascii_whitespace)) {
-            continue;
-        }
-        if record.len() != index.len() {
-            errors.push(RowError {
-                line,
-                facility_number: None,
-                reason: format!(
-                    "the row has {} fields but the header has {}",
-                    record.len(),
-                    index.len()
-                ),
-            });
-            continue;
-        }
-        let mut raw = RawFacility::default();
-        let mut bad_utf8 = false;
-        for (name, field) in index.iter().zip(record.iter()) {
-            let Ok(text) = std::str::from_utf8(field) else {
-                bad_utf8 = true;
-                continue;
-            };
-            let value = Some(text.to_string());
-            match name.as_str() {
+/// Reads a CSV file with columns from `CSV_COLUMNS` (the first seven required); see
+/// `super::read_csv` for the dialect.
+pub fn read_csv(bytes: &[u8]) -> Result<(Rows, Vec<RowError>), String> {
+    let (rows, bad) = super::read_csv(
+        bytes,
+        &CSV_COLUMNS,
+        &CSV_COLUMNS[..7],
+        |raw: &mut RawFacility, name, value| {
+            let value = Some(value);
+            match name {
                 "facility_number" => raw.facility_number = value,
                 "service" => raw.service = value,
                 "customer_number" => raw.customer_number = value,
@@ -167,60 +94,21 @@ pub fn read_csv(bytes: &[u8]) -> Result<(Rows, Vec<RowError>), String> {
                 "postal_country" => raw.postal_country = value,
                 _ => raw.language = value,
             }
-        }
-        if bad_utf8 {
-            errors.push(RowError {
-                line,
-                facility_number: raw.facility_number,
-                reason: "the row is not UTF-8 text: save the file as UTF-8".into(),
-            });
-            continue;
-        }
-        rows.push((line, raw));
-    }
-    Ok((rows, errors))
+        },
+    )?;
+    Ok((rows, row_errors(bad)))
 }
 
-/// Reads newline-delimited JSON: one facility object per line; blank lines are skipped.
+/// Reads newline-delimited JSON: one facility object per line.
 pub fn read_ndjson(bytes: &[u8]) -> (Rows, Vec<RowError>) {
-    let mut rows = Vec::new();
-    let mut errors = Vec::new();
-    for (i, line) in bytes.split(|b| *b == b'\n').enumerate() {
-        let line_no = i as u64 + 1;
-        if line.iter().all(u8::is_ascii_whitespace) {
-            continue;
-        }
-        match serde_json::from_slice::<RawFacility>(line) {
-            Ok(raw) => rows.push((line_no, raw)),
-            Err(e) => errors.push(RowError {
-                line: line_no,
-                facility_number: None,
-                reason: format!("not a facility object: {e}"),
-            }),
-        }
-    }
-    (rows, errors)
+    let (rows, bad) = super::read_ndjson(bytes, "facility");
+    (rows, row_errors(bad))
 }
 
-/// Reads a JSON array of facility objects; an element that is not one is reported by its
-/// position. Anything but an array refuses the whole body.
+/// Reads a JSON array of facility objects.
 pub fn read_json_array(bytes: &[u8]) -> Result<(Rows, Vec<RowError>), String> {
-    let items: Vec<serde_json::Value> = serde_json::from_slice(bytes)
-        .map_err(|e| format!("the body must be a JSON array of facility objects: {e}"))?;
-    let mut rows = Vec::with_capacity(items.len());
-    let mut errors = Vec::new();
-    for (i, item) in items.into_iter().enumerate() {
-        let pos = i as u64 + 1;
-        match serde_json::from_value::<RawFacility>(item) {
-            Ok(raw) => rows.push((pos, raw)),
-            Err(e) => errors.push(RowError {
-                line: pos,
-                facility_number: None,
-                reason: format!("not a facility object: {e}"),
-            }),
-        }
-    }
-    Ok((rows, errors))
+    let (rows, bad) = super::read_json_array(bytes, "facility")?;
+    Ok((rows, row_errors(bad)))
 }
 
 /// Validates rows and writes the good ones in one transaction. Rows for a service the
@@ -287,6 +175,7 @@ pub async fn import(
         .upsert_facilities(tenant.id, &records, source, progress)
         .await?;
     Ok(ImportReport {
+        status: ImportStatus::of(inserted + updated + unchanged, rejected.len()),
         received,
         inserted,
         updated,
