@@ -9,6 +9,7 @@ use crate::domain::language::Language;
 use crate::domain::outage::StepKind;
 use crate::domain::recipients::Channel;
 use crate::domain::service::ServiceKind;
+use crate::domain::when;
 
 /// Steps that share one wording.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -68,7 +69,10 @@ impl std::str::FromStr for StepGroup {
 }
 
 /// The variables a template may use, for help texts and errors.
-pub const VARIABLES: &str = "tenant, headline, back, start, etr, end, cause, text, facilities";
+pub const VARIABLES: &str = "tenant, headline, back, start, etr, end, cause, text, facilities; \
+    start, etr and end are local times, with the day unless it is today: \
+    05:00, i morgon 05:00, i går 22:10, tors 14/1 05:00, tors 14/1 2027 05:00 \
+    (nb: i morgen, tor. 14.1.; en: tomorrow, Thu 14 Jan)";
 
 /// What a notice text may mention.
 #[derive(Debug, Clone)]
@@ -84,7 +88,7 @@ pub struct TextFacts<'a> {
     pub text: Option<&'a str>,
     pub facilities: i64,
     pub time_zone: &'a str,
-    /// "Now", for choosing between "14:30" and "24/11 14:30".
+    /// "Now", for choosing between "14:30" and "i morgon 14:30".
     pub now: i64,
 }
 
@@ -169,21 +173,27 @@ fn headline(lang: Language, s: ServiceKind) -> (&'static str, &'static str) {
     }
 }
 
-/// Local clock time, with the date when it is not today.
-fn local_time(ts: i64, tz: &str, now: i64) -> String {
-    let zone = jiff::tz::TimeZone::get(tz).unwrap_or(jiff::tz::TimeZone::UTC);
-    let (Ok(t), Ok(n)) = (
+/// Local clock time, with the day when it is not today (see `domain::when`).
+fn local_time(ts: i64, tz: &str, now: i64, lang: Language) -> String {
+    let zone = jiff::tz::TimeZone::get(tz).unwrap_or_else(|e| {
+        // Tenants' zones are checked when they are created; one that has since left the
+        // tz database still gets its notice, in UTC rather than not at all.
+        tracing::warn!(error = %e, time_zone = tz, "unknown time zone; notice times in UTC");
+        jiff::tz::TimeZone::UTC
+    });
+    match (
         jiff::Timestamp::from_second(ts),
         jiff::Timestamp::from_second(now),
-    ) else {
-        return String::new();
-    };
-    let t = t.to_zoned(zone.clone());
-    let n = n.to_zoned(zone);
-    if t.date() == n.date() {
-        t.strftime("%H:%M").to_string()
-    } else {
-        t.strftime("%-d/%-m %H:%M").to_string()
+    ) {
+        (Ok(t), Ok(n)) => when::local_time(t, n, &zone, lang),
+        _ => {
+            tracing::warn!(
+                ts,
+                now,
+                "a notice time is outside years -9999 to 9999; left out"
+            );
+            String::new()
+        }
     }
 }
 
@@ -202,9 +212,9 @@ fn context_of(f: &TextFacts<'_>, lang: Language) -> minijinja::Value {
         tenant => f.tenant,
         headline => head,
         back => back,
-        start => local_time(f.started_at, f.time_zone, f.now),
-        etr => f.etr.map(|t| local_time(t, f.time_zone, f.now)),
-        end => local_time(f.ended_at.unwrap_or(f.now), f.time_zone, f.now),
+        start => local_time(f.started_at, f.time_zone, f.now, lang),
+        etr => f.etr.map(|t| local_time(t, f.time_zone, f.now, lang)),
+        end => local_time(f.ended_at.unwrap_or(f.now), f.time_zone, f.now, lang),
         cause => f.cause,
         text => f.text,
         facilities => f.facilities,
@@ -401,7 +411,7 @@ mod tests {
         f.facilities = 3;
         f.etr = Some(1_768_491_000 + 86_400);
         let en = render(&f, Language::En);
-        assert!(en.contains("around 16/1 16:30"), "{en}");
+        assert!(en.contains("around tomorrow 16:30"), "{en}");
         assert!(en.ends_with("Affects 3 of your facilities."), "{en}");
         let nb = render(&facts(StepKind::Restored), Language::Nb);
         assert!(
@@ -412,5 +422,69 @@ mod tests {
             subject(&facts(StepKind::Restored), Language::Sv),
             "Älvstad Energi: Strömmen är tillbaka"
         );
+    }
+
+    #[test]
+    fn times_past_midnight_carry_their_day_and_keep_sms_in_gsm7() {
+        let mut f = facts(StepKind::Declared);
+        // Started yesterday 22:10, expected back Saturday 17 January 05:00.
+        f.started_at = 1_768_425_000;
+        f.etr = Some(1_768_622_400);
+        let sms = |lang| compose(&f, None, Channel::Sms, lang).1;
+        let sv = sms(Language::Sv);
+        assert_eq!(
+            sv,
+            "Älvstad Energi: Strömavbrott i ditt område sedan i går 22:10. Orsak: storm. Beräknas klart ca lör 17/1 05:00."
+        );
+        let nb = sms(Language::Nb);
+        assert!(
+            nb.contains("siden i går 22:10.") && nb.contains("ca. lør. 17.1. 05:00."),
+            "{nb}"
+        );
+        let en = sms(Language::En);
+        assert!(
+            en.contains("since yesterday 22:10.") && en.contains("around Sat 17 Jan 05:00."),
+            "{en}"
+        );
+        for text in [sv, nb, en] {
+            assert_eq!(
+                crate::domain::sms_text::analyze(&text).encoding,
+                crate::domain::sms_text::Encoding::Gsm7,
+                "{text}"
+            );
+        }
+        let mut restored = facts(StepKind::Restored);
+        restored.ended_at = Some(1_768_425_000);
+        assert_eq!(
+            render(&restored, Language::Nb),
+            "Älvstad Energi: Strømmen er tilbake siden i går 22:10. Takk for tålmodigheten."
+        );
+    }
+
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn any_facts_render_without_panicking(
+            started_at in any::<i64>(),
+            etr in any::<Option<i64>>(),
+            ended_at in any::<Option<i64>>(),
+            now in any::<i64>(),
+            time_zone in prop_oneof![Just("Europe/Oslo".to_string()), "\\PC{0,20}"],
+            kind in 0..StepKind::ALL.len(),
+        ) {
+            let f = TextFacts {
+                started_at,
+                etr,
+                ended_at,
+                now,
+                time_zone: &time_zone,
+                ..facts(StepKind::ALL[kind])
+            };
+            for lang in [Language::Sv, Language::Nb, Language::En] {
+                let text = render(&f, lang);
+                prop_assert!(text.starts_with("Älvstad Energi: "), "{}", text);
+            }
+        }
     }
 }

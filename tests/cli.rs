@@ -316,7 +316,7 @@ async fn outages_from_the_command_line(db: Db) {
         "{preview}"
     );
     assert!(
-        preview.contains("Beräknas klart ca 15/1 18:00. Vi felsöker."),
+        preview.contains("Beräknas klart ca tis 15/1 2030 18:00. Vi felsöker."),
         "{preview}"
     );
     let declared = cli.ok(&[

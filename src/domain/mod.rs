@@ -14,3 +14,4 @@ pub mod selector;
 pub mod sender_id;
 pub mod service;
 pub mod sms_text;
+pub mod when;
