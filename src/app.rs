@@ -60,7 +60,6 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
         wakeup.clone(),
         config.outages.fanout_chunk,
         config.outages.fanout_lease_seconds,
-        config.outages.directory_days,
     ));
     let dispatcher = Arc::new(Dispatcher::new(
         store.clone(),
@@ -90,7 +89,7 @@ pub async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
     })
 }
 
-/// Serves HTTP, runs the dispatcher and resumes fan-outs cut short, until `shutdown`
+/// Serves HTTP, runs the dispatcher and the scheduler and resumes fan-outs cut short, until `shutdown`
 /// resolves; in-flight requests and the batches being sent finish first.
 pub async fn serve(
     state: AppState,
@@ -112,6 +111,14 @@ pub async fn serve(
             .clone()
             .resume(stop_resume.clone(), state.store.backend_name() == "sqlite"),
     );
+    let stop_scheduler = Arc::new(tokio::sync::Notify::new());
+    let scheduler = tokio::spawn(
+        Arc::new(crate::scheduler::Scheduler::new(
+            state.store.clone(),
+            state.config.clone(),
+        ))
+        .run(stop_scheduler.clone()),
+    );
     let app = crate::web::router(state);
     let served = axum::serve(
         listener,
@@ -122,10 +129,12 @@ pub async fn serve(
     .context("the HTTP server failed");
     stop.notify_one();
     stop_resume.notify_one();
+    stop_scheduler.notify_one();
     if let Some(d) = dispatcher {
         let _ = d.await;
     }
     let _ = resumer.await;
+    let _ = scheduler.await;
     served
 }
 

@@ -25,6 +25,29 @@ pub struct Config {
     pub dispatch: DispatchConfig,
     pub sms: SmsConfig,
     pub directory: Option<DirectoryConfig>,
+    pub retention: RetentionConfig,
+}
+
+/// How long personal data is kept once its purpose is served, and how often the scheduler
+/// looks for what is due. (Directory numbers: `outages.directory_days`.)
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetentionConfig {
+    /// Notices are anonymised this many days after they were written: the outage, step,
+    /// channel, status and times stay (for statistics and complaints), the link to the
+    /// person goes.
+    pub notice_days: u32,
+    /// How often each retention job runs.
+    pub every_minutes: u32,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        Self {
+            notice_days: 90,
+            every_minutes: 60,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -201,6 +224,8 @@ struct FileConfig {
     #[serde(default)]
     registration: RegistrationConfig,
     #[serde(default)]
+    retention: RetentionConfig,
+    #[serde(default)]
     outages: OutagesConfig,
     #[serde(default)]
     dispatch: DispatchConfig,
@@ -315,6 +340,9 @@ impl Config {
         if r.attempts_per_client_per_minute == 0 || r.attempts_per_facility_per_hour == 0 {
             bail!("registration attempt limits must be at least 1");
         }
+        if fc.retention.notice_days == 0 || fc.retention.every_minutes == 0 {
+            bail!("retention.notice_days and retention.every_minutes must be at least 1");
+        }
         let mut sms = fc.sms;
         if let Some(p) = var("VARSEL_SMS_PROVIDER") {
             sms.provider = p;
@@ -377,6 +405,7 @@ impl Config {
             dispatch: fc.dispatch,
             sms,
             directory: fc.directory,
+            retention: fc.retention,
         })
     }
 

@@ -16,6 +16,7 @@ pub mod import;
 pub mod mail;
 pub mod outages;
 pub mod registration;
+pub mod scheduler;
 pub mod state;
 pub mod store;
 pub mod texts;

@@ -49,6 +49,9 @@ enum Command {
     /// Show or rotate the data key that seals phone numbers and e-mails.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Run the retention jobs now, or show what they erased and when.
+    #[command(subcommand)]
+    Retention(RetentionCommand),
     /// Declare, update and end outages (the same steps as the API).
     #[command(subcommand)]
     Outage(OutageCommand),
@@ -194,6 +197,19 @@ enum ImportCommand {
 }
 
 #[derive(Subcommand)]
+enum RetentionCommand {
+    /// Run every retention job now (the service also runs them every
+    /// `retention.every_minutes`); prints what each erased, per tenant.
+    Run,
+    /// Each job's period, next run, and its latest runs with what they erased.
+    Status {
+        /// Runs shown per job.
+        #[arg(long, default_value_t = 3)]
+        runs: i64,
+    },
+}
+
+#[derive(Subcommand)]
 enum TenantCommand {
     /// Create a tenant and print its first admin token (shown once).
     Create {
@@ -329,6 +345,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Keys(cmd) => keys(config, cmd).await,
+        Command::Retention(cmd) => retention(config, cmd).await,
         Command::Outage(cmd) => outage(config, cmd).await,
         Command::Bench(BenchCommand::Storm {
             facilities,
@@ -440,6 +457,90 @@ fn print_demo(info: &demo::DemoInfo, public_url: &str) {
         println!("  {:<17} {customer:<8} {facility}", service.as_str());
     }
     println!("Admin API token (shown once): {}", info.token);
+}
+
+async fn retention(config: Config, cmd: RetentionCommand) -> anyhow::Result<()> {
+    use varsel::scheduler::{JobKind, Scheduler};
+    let store = Store::connect(&config.database_url).await?;
+    let tenants: std::collections::HashMap<i64, String> = store
+        .list_tenants()
+        .await?
+        .into_iter()
+        .map(|t| (t.id, t.slug))
+        .collect();
+    let describe = |counts: &varsel::store::Counts| -> String {
+        if counts.is_empty() {
+            return "nothing to erase".into();
+        }
+        counts
+            .iter()
+            .map(|(t, c)| {
+                let what: Vec<String> = c.iter().map(|(k, n)| format!("{n} {k}")).collect();
+                format!(
+                    "{}: {}",
+                    tenants
+                        .get(t)
+                        .map(String::as_str)
+                        .unwrap_or("(deleted tenant)"),
+                    what.join(", ")
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    let now = varsel::store::now();
+    let scheduler = Scheduler::new(store.clone(), std::sync::Arc::new(config));
+    scheduler.ensure_jobs(now).await?;
+    match cmd {
+        RetentionCommand::Run => {
+            let kinds = JobKind::RETENTION.map(JobKind::as_str);
+            store.make_due(&kinds, now).await?;
+            let mut failed = false;
+            for r in scheduler.run_due(now).await? {
+                match &r.error {
+                    None => println!("{}: {}", r.kind, describe(&r.counts)),
+                    Some(e) => {
+                        failed = true;
+                        println!("{}: FAILED: {e}", r.kind);
+                    }
+                }
+            }
+            if failed {
+                bail!("a retention job failed; it runs again within five minutes in the service");
+            }
+        }
+        RetentionCommand::Status { runs } => {
+            let when = |t: i64| {
+                jiff::Timestamp::from_second(t)
+                    .map(|t| t.strftime("%Y-%m-%d %H:%M:%S UTC").to_string())
+                    .unwrap_or_else(|_| t.to_string())
+            };
+            for job in store.jobs().await? {
+                let every = job
+                    .every_seconds
+                    .map(|s| format!("every {} min", s / 60))
+                    .unwrap_or_else(|| "once".into());
+                println!("{} ({every}), next {}", job.kind, when(job.due_at));
+                for run in store.job_runs(&job.kind, runs).await? {
+                    let result: serde_json::Value = serde_json::from_str(&run.result)?;
+                    let counts: varsel::store::Counts = serde_json::from_value(
+                        result["counts"].clone(),
+                    )
+                    .context("a job run's recorded result is not what this version writes")?;
+                    println!(
+                        "  {} {}: {}",
+                        when(run.started_at),
+                        run.outcome,
+                        result["error"]
+                            .as_str()
+                            .map(String::from)
+                            .unwrap_or_else(|| describe(&counts))
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Runs an import and answers its exit code; every failure is reported (as text, or as JSON

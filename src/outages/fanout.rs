@@ -37,8 +37,6 @@ pub struct FanOut {
     /// looked up, sealed, while the previous page is written.
     directory_page: i64,
     lease_secs: i64,
-    /// Seconds after an outage ended that its directory numbers are erased.
-    directory_secs: i64,
 }
 
 impl FanOut {
@@ -49,7 +47,6 @@ impl FanOut {
         wakeup: Arc<Notify>,
         chunk: u32,
         lease_secs: u32,
-        directory_days: u32,
     ) -> Self {
         Self {
             store,
@@ -59,7 +56,6 @@ impl FanOut {
             chunk: i64::from(chunk),
             directory_page: i64::from(chunk / 4).max(1),
             lease_secs: i64::from(lease_secs),
-            directory_secs: i64::from(directory_days) * 86_400,
         }
     }
 
@@ -289,10 +285,8 @@ impl FanOut {
         .await?
     }
 
-    /// Resumes fan-outs cut short (a crash, a restart), and erases the directory numbers
-    /// of outages that ended more than `outages.directory_days` ago, until `stop` is
-    /// notified. With `take_all_first`, the first round takes every unfinished fan-out at
-    /// once: a single
+    /// Resumes fan-outs cut short (a crash, a restart) until `stop` is notified. With
+    /// `take_all_first`, the first round takes every unfinished fan-out at once: a single
     /// process on SQLite knows nobody else is writing them.
     pub async fn resume(self: Arc<Self>, stop: Arc<Notify>, take_all_first: bool) {
         let mut all = take_all_first;
@@ -316,20 +310,6 @@ impl FanOut {
                 ),
             }
             all = false;
-            // The directory numbers' erase path rides on this loop until timed work has a
-            // scheduler of its own.
-            match self
-                .store
-                .purge_directory_contacts(crate::store::now() - self.directory_secs)
-                .await
-            {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(erased = n, "directory numbers of ended outages erased"),
-                Err(e) => tracing::error!(
-                    error = format!("{e:#}"),
-                    "cannot erase the directory numbers of ended outages"
-                ),
-            }
             tokio::select! {
                 () = stop.notified() => return,
                 () = tokio::time::sleep(every) => {},

@@ -154,10 +154,17 @@ fn placeholders(rows: usize, cols: usize, offset: usize) -> String {
 }
 
 /// Deletes a facility's subscription, sessions and pending verifications inside the caller's
-/// transaction; evaluates to whether a subscription existed.
+/// transaction, after its notices forgot the contacts (`$forget`: `forget_sql` of the
+/// store); evaluates to whether a subscription existed.
 macro_rules! erase_subscription {
-    ($conn:expr, $facility_id:expr) => {{
+    ($conn:expr, $facility_id:expr, $forget:expr) => {{
         let conn = $conn;
+        for sql in $forget.iter() {
+            sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+                .bind($facility_id)
+                .execute(&mut *conn)
+                .await?;
+        }
         let n = sqlx::query("DELETE FROM subscriptions WHERE facility_id = $1")
             .bind($facility_id)
             .execute(&mut *conn)
@@ -191,6 +198,7 @@ impl Store {
         let at = now();
         let rows_per_chunk = self.rows_per_statement(19);
         let postgres = matches!(self.backend, super::Backend::Postgres(_));
+        let forget = &self.forget_sql();
         on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
             if postgres {
@@ -224,7 +232,7 @@ impl Store {
                         Some((_, old)) if *old == cols => summary.unchanged += 1,
                         Some((id, old)) => {
                             if old.customer_number.is_some() && old.customer_number != cols.customer_number {
-                                let erased = erase_subscription!(&mut *tx, *id);
+                                let erased = erase_subscription!(&mut *tx, *id, forget);
                                 sqlx::query(
                                     "INSERT INTO facility_events (tenant_id, facility_id, kind, source, subscription_erased, at)
                                      VALUES ($1, $2, 'holder_changed', $3, $4, $5)",
@@ -278,6 +286,7 @@ impl Store {
         service: Option<ServiceKind>,
         source: &str,
     ) -> anyhow::Result<MoveOutOutcome> {
+        let forget = &self.forget_sql();
         let outcome = on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
             let rows = sqlx::query("SELECT id, service FROM facilities WHERE tenant_id = $1 AND facility_number = $2")
@@ -296,7 +305,7 @@ impl Store {
             match matches.as_slice() {
                 [] => MoveOutOutcome::NotFound,
                 [(id, _)] => {
-                    let erased = erase_subscription!(&mut *tx, *id);
+                    let erased = erase_subscription!(&mut *tx, *id, forget);
                     sqlx::query(
                         "UPDATE facilities SET customer_number = NULL, holder_name = NULL, postal_street = NULL,
                          postal_postcode = NULL, postal_town = NULL, postal_country = NULL, updated_at = $1 WHERE id = $2",

@@ -482,24 +482,6 @@ impl Store {
         Ok(p)
     }
 
-    /// Erases the directory numbers of outages that ended before `cutoff`, except those a
-    /// notice is still being sent to; returns how many. A notice not yet sent to an erased
-    /// number is withdrawn when its turn comes.
-    pub async fn purge_directory_contacts(&self, cutoff: i64) -> anyhow::Result<u64> {
-        let n = on_pool!(self, pool => {
-            sqlx::query(
-                "DELETE FROM directory_contacts WHERE outage_id IN
-                     (SELECT id FROM outages WHERE state <> 'active' AND ended_at IS NOT NULL AND ended_at < $1)
-                   AND NOT EXISTS (SELECT 1 FROM notices n WHERE n.directory_id = directory_contacts.id AND n.status = 'sending')",
-            )
-            .bind(cutoff)
-            .execute(pool)
-            .await?
-            .rows_affected()
-        });
-        Ok(n)
-    }
-
     /// Directory numbers kept for an outage (sealed), for checking their erasure.
     pub async fn directory_contacts_kept(&self, outage_id: i64) -> anyhow::Result<i64> {
         let n = on_pool!(self, pool => {

@@ -21,6 +21,8 @@ mod grid;
 mod notices;
 mod outages;
 pub mod registration;
+mod retention;
+mod scheduler;
 mod selection;
 mod tenants;
 
@@ -33,6 +35,8 @@ pub use outages::{
     StepWritten, Texts,
 };
 pub use registration::{SealedContact, SubscriptionRow, VerifyOutcome};
+pub use retention::Counts;
+pub use scheduler::{ClaimedJob, JobRow, JobRun};
 pub use tenants::{NewTenant, TemplateRow, Tenant, TokenInfo};
 
 #[derive(Clone)]
@@ -84,6 +88,8 @@ impl Store {
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Normal)
                 .foreign_keys(true)
+                // Erased contacts must not live on in free pages of the file.
+                .pragma("secure_delete", "ON")
                 .busy_timeout(Duration::from_secs(10));
             let pool = SqlitePoolOptions::new()
                 .max_connections(4)
@@ -163,6 +169,6 @@ impl Store {
     }
 }
 
-pub(crate) fn now() -> i64 {
+pub fn now() -> i64 {
     jiff::Timestamp::now().as_second()
 }

@@ -4,6 +4,7 @@ use sqlx::Row;
 
 use super::{Store, now, on_pool};
 use crate::crypto::{FieldRef, Keyring, Sealed};
+use crate::domain::recipients::Channel;
 
 /// A sealed contact value with its blind index.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,6 +55,32 @@ fn contact(ct: Option<Vec<u8>>, key: Option<i64>, bidx: Option<Vec<u8>>) -> Opti
     }
 }
 
+/// Inside the caller's transaction: when the facility's contact in `$col` is about to be
+/// replaced by a different one, the notices sent to the old one forget it.
+macro_rules! forget_replaced {
+    ($conn:expr, $facility_id:expr, $col:literal, $new_bidx:expr, $forget:expr) => {{
+        let conn = $conn;
+        let old: Option<Option<Vec<u8>>> = sqlx::query_scalar(concat!(
+            "SELECT ",
+            $col,
+            " FROM subscriptions WHERE facility_id = $1"
+        ))
+        .bind($facility_id)
+        .fetch_optional(&mut *conn)
+        .await?;
+        if let Some(Some(old)) = old
+            && old.as_slice() != $new_bidx.as_slice()
+        {
+            for sql in $forget.iter() {
+                sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+                    .bind($facility_id)
+                    .execute(&mut *conn)
+                    .await?;
+            }
+        }
+    }};
+}
+
 impl Store {
     pub async fn subscription(&self, facility_id: i64) -> anyhow::Result<Option<SubscriptionRow>> {
         let sub = on_pool!(self, pool => {
@@ -76,7 +103,8 @@ impl Store {
         Ok(sub)
     }
 
-    /// Sets (or replaces) the facility's mobile number.
+    /// Sets (or replaces) the facility's mobile number; the notices sent to a replaced number
+    /// forget it (see `forget_contact_sql`).
     pub async fn set_phone(
         &self,
         tenant_id: i64,
@@ -84,7 +112,11 @@ impl Store {
         phone: &SealedContact,
     ) -> anyhow::Result<()> {
         let at = now();
+        let forget = self.forget_contact_sql(Channel::Sms);
+        let _writer = self.writer().await;
         on_pool!(self, pool => {
+            let mut tx = pool.begin_with(self.begin_write()).await?;
+            forget_replaced!(&mut *tx, facility_id, "phone_bidx", &phone.bidx, &forget);
             sqlx::query(
                 "INSERT INTO subscriptions (facility_id, tenant_id, phone_ct, phone_key, phone_bidx, created_at, updated_at)
                  VALUES ($1, $2, $3, $4, $5, $6, $6)
@@ -97,8 +129,9 @@ impl Store {
             .bind(phone.sealed.key_id)
             .bind(&phone.bidx)
             .bind(at)
-            .execute(pool)
+            .execute(&mut *tx)
             .await?;
+            tx.commit().await?;
         });
         Ok(())
     }
@@ -114,8 +147,11 @@ impl Store {
         expires_at: i64,
     ) -> anyhow::Result<()> {
         let at = now();
+        let forget = self.forget_contact_sql(Channel::Email);
+        let _writer = self.writer().await;
         on_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_with(self.begin_write()).await?;
+            forget_replaced!(&mut *tx, facility_id, "email_bidx", &email.bidx, &forget);
             sqlx::query(
                 "INSERT INTO subscriptions (facility_id, tenant_id, email_ct, email_key, email_bidx, email_verified_at, created_at, updated_at)
                  VALUES ($1, $2, $3, $4, $5, NULL, $6, $6)
@@ -163,8 +199,16 @@ impl Store {
                  updated_at = $1 WHERE facility_id = $2 AND email_ct IS NOT NULL"
             }
         };
+        let forget = self.forget_contact_sql(match column {
+            Contact::Phone => Channel::Sms,
+            Contact::Email => Channel::Email,
+        });
+        let _writer = self.writer().await;
         let changed = on_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_with(self.begin_write()).await?;
+            for f in &forget {
+                sqlx::query(sqlx::AssertSqlSafe(f.as_str())).bind(facility_id).execute(&mut *tx).await?;
+            }
             let n = sqlx::query(sql).bind(now()).bind(facility_id).execute(&mut *tx).await?.rows_affected();
             if column == Contact::Email {
                 sqlx::query("DELETE FROM email_verifications WHERE facility_id = $1")

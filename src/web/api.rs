@@ -42,6 +42,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(super::outages_api::router())
         .merge(super::templates_api::router())
         .merge(super::grid_api::router())
+        .merge(super::retention_api::router())
 }
 
 /// A tenant API token from `Authorization: Bearer`, with its tenant.

@@ -19,6 +19,7 @@ pub mod error;
 mod grid_api;
 mod outages_api;
 mod pages;
+mod retention_api;
 mod templates_api;
 mod webhooks;
 
