@@ -45,7 +45,7 @@ pub async fn preview(
     actor: &Actor,
     req: &Declare,
 ) -> Result<Preview, OutageError> {
-    let d = declaration(state, tenant, actor, None, req)?;
+    let d = declaration(state, tenant, actor, None, req).await?;
     let counts = state
         .store
         .preview_step(&d.write, Affect::Add(&d.selector))
@@ -119,7 +119,12 @@ pub async fn preview(
                 },
                 etr: d.write.etr,
                 ended_at: None,
-                cause: d.write.cause.as_deref(),
+                cause: d
+                    .write
+                    .cause
+                    .as_ref()
+                    .and_then(|c| c.texts.get(&lang))
+                    .map(String::as_str),
                 text: req.texts.get(lang.as_str()).map(String::as_str),
                 facilities: 1,
                 time_zone: &tenant.time_zone,

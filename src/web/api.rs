@@ -41,6 +41,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(verify_email))
         .merge(super::outages_api::router())
         .merge(super::templates_api::router())
+        .merge(super::causes_api::router())
 }
 
 /// A tenant API token from `Authorization: Bearer`, with its tenant.
