@@ -411,7 +411,7 @@ async fn run(
         service: "electricity".into(),
         started_at: None,
         etr: None,
-        cause: Some("storm".into()),
+        cause: Some(crate::domain::cause::CauseInput::code("storm")),
         texts: HashMap::new(),
         affected: SelectorSpec {
             postcodes: vec!["12345".into()],

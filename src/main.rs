@@ -55,6 +55,9 @@ enum Command {
     /// Declare, update and end outages (the same steps as the API).
     #[command(subcommand)]
     Outage(OutageCommand),
+    /// The cause codes outages can name, with their texts.
+    #[command(subcommand)]
+    Causes(CausesCommand),
     /// Print the OpenAPI document of the HTTP API.
     Openapi,
     /// Measure the service under load.
@@ -119,6 +122,7 @@ enum OutageCommand {
         /// Estimated restoration, e.g. 2026-01-15T16:30 (tenant's local time) or Unix seconds.
         #[arg(long)]
         etr: Option<String>,
+        /// A cause code, e.g. storm (`varsel causes list` shows them).
         #[arg(long)]
         cause: Option<String>,
         /// Free text per language, e.g. sv="Vi felsöker" (repeat).
@@ -135,6 +139,7 @@ enum OutageCommand {
         id: i64,
         #[arg(long)]
         etr: Option<String>,
+        /// A cause code, e.g. fallen_tree (`varsel causes list` shows them); "" clears it.
         #[arg(long)]
         cause: Option<String>,
         #[arg(long = "text")]
@@ -145,6 +150,7 @@ enum OutageCommand {
         #[arg(long)]
         tenant: String,
         id: i64,
+        /// A cause code, e.g. fallen_tree (`varsel causes list` shows them).
         #[arg(long)]
         cause: Option<String>,
     },
@@ -166,6 +172,15 @@ enum OutageCommand {
 /// went in; 4 nothing was loaded (unreadable file, bad header, every row refused, a grid that
 /// is not a tree, unknown tenant, database unreachable).
 const IMPORT_EXIT_CODES: &str = "Exit status: 0 every row went in; 3 some rows were refused, the rest went in; 4 nothing was loaded.";
+
+#[derive(Subcommand)]
+enum CausesCommand {
+    /// List the tenant's cause codes (ours and its own) with their text per language.
+    List {
+        #[arg(long)]
+        tenant: String,
+    },
+}
 
 #[derive(Subcommand)]
 enum ImportCommand {
@@ -347,6 +362,25 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Keys(cmd) => keys(config, cmd).await,
         Command::Retention(cmd) => retention(config, cmd).await,
         Command::Outage(cmd) => outage(config, cmd).await,
+        Command::Causes(CausesCommand::List { tenant }) => {
+            let store = Store::connect(&config.database_url).await?;
+            let t = store
+                .tenant_by_slug(&tenant)
+                .await?
+                .with_context(|| format!("no tenant {tenant:?} (varsel tenant list shows them)"))?;
+            for e in store.cause_catalogue(t.id).await?.entries() {
+                let origin = match (e.built_in, e.customized) {
+                    (true, false) => "built-in",
+                    (true, true) => "built-in, own text",
+                    (false, _) => "own code",
+                };
+                println!("{} ({origin})", e.code);
+                for (lang, text) in &e.texts {
+                    println!("  {lang}: {text}");
+                }
+            }
+            Ok(())
+        }
         Command::Bench(BenchCommand::Storm {
             facilities,
             stores,
@@ -907,6 +941,7 @@ fn print_step(o: &varsel::outages::StepOutcome) {
 }
 
 async fn outage(config: Config, cmd: OutageCommand) -> anyhow::Result<()> {
+    use varsel::domain::cause::CauseInput;
     use varsel::outages::{self, Actor, End, StepCommand, Update};
     let state = app::build_state(config).await?;
     let slug = match &cmd {
@@ -956,7 +991,7 @@ async fn outage(config: Config, cmd: OutageCommand) -> anyhow::Result<()> {
                     .as_deref()
                     .map(|t| parse_time(t, &tenant.time_zone))
                     .transpose()?,
-                cause,
+                cause: cause.as_deref().map(CauseInput::code),
                 texts: parse_texts(&texts)?,
                 affected: varsel::domain::selector::SelectorSpec {
                     facility_numbers: facilities,
@@ -1010,7 +1045,7 @@ async fn outage(config: Config, cmd: OutageCommand) -> anyhow::Result<()> {
                     .map(|t| parse_time(t, &tenant.time_zone))
                     .transpose()?
                     .map(Some),
-                cause,
+                cause: cause.as_deref().map(CauseInput::code),
                 texts: if texts.is_empty() {
                     None
                 } else {
@@ -1023,7 +1058,7 @@ async fn outage(config: Config, cmd: OutageCommand) -> anyhow::Result<()> {
         OutageCommand::Restore { id, cause, .. } => {
             let req = End {
                 at: None,
-                cause,
+                cause: cause.as_deref().map(CauseInput::code),
                 texts: None,
             };
             let step = step(id, StepCommand::Restore(req));
@@ -1046,6 +1081,17 @@ async fn outage(config: Config, cmd: OutageCommand) -> anyhow::Result<()> {
                 o.state.as_str(),
                 o.affected_facilities
             );
+            if !o.cause_texts.is_empty() {
+                println!(
+                    "  cause {}: {}",
+                    o.cause.as_ref().map_or("(free text)", |c| c.as_str()),
+                    o.cause_texts
+                        .iter()
+                        .map(|(lang, text)| format!("{lang} \"{text}\""))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+            }
             let zone = jiff::tz::TimeZone::get(&tenant.time_zone)?;
             for s in &o.steps {
                 let at = jiff::Timestamp::from_second(s.at)?.to_zoned(zone.clone());

@@ -330,6 +330,8 @@ async fn outages_from_the_command_line(db: Db) {
         "ALV-N03",
         "--etr",
         "2030-01-15 18:00",
+        "--cause",
+        "fallen_tree",
     ]);
     assert_eq!(
         declared.trim(),
@@ -369,9 +371,38 @@ async fn outages_from_the_command_line(db: Db) {
         "tomorrow",
     ]);
     assert!(String::from_utf8_lossy(&bad_time.stderr).contains("is not a time such as"));
+    let bad_cause = cli.run(&[
+        "outage",
+        "declare",
+        "--tenant",
+        "alvstad",
+        "--service",
+        "el",
+        "--postcode",
+        "86330",
+        "--cause",
+        "lightning",
+    ]);
+    assert!(
+        String::from_utf8_lossy(&bad_cause.stderr).contains(
+            "cause: \"lightning\" is not a cause code of this tenant; use one of equipment_fault"
+        ),
+        "{bad_cause:?}"
+    );
+    let causes = cli.ok(&["causes", "list", "--tenant", "alvstad"]);
+    assert!(
+        causes.contains("fallen_tree (built-in)\n  sv: ett träd har fallit över ledningen\n"),
+        "{causes}"
+    );
     let show = cli.ok(&["outage", "show", "--tenant", "alvstad", "1"]);
     assert!(
         show.starts_with("outage 1 (electricity) restored: 0 facilities affected now"),
+        "{show}"
+    );
+    assert!(
+        show.contains(
+            "cause fallen_tree: sv \"ett träd har fallit över ledningen\", nb \"et tre har falt over linjen\", en \"a tree has fallen on the line\""
+        ),
         "{show}"
     );
     assert!(
@@ -399,7 +430,7 @@ fn help_describes_every_command() {
         .unwrap();
     let help = String::from_utf8(out.stdout).unwrap();
     for cmd in [
-        "serve", "demo", "import", "tenant", "token", "keys", "openapi",
+        "serve", "demo", "import", "tenant", "token", "keys", "outage", "causes", "openapi",
     ] {
         assert!(help.contains(cmd), "{cmd} missing from --help");
     }

@@ -734,6 +734,461 @@ async fn counts_and_endings_reach_only_those_told(db: Db) {
     app.finish().await;
 }
 
+/// Sends a JSON body with `method` and answers (status, body).
+async fn send(
+    app: &TestApp,
+    token: &str,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut req = app.client.request(method, app.url(path)).bearer_auth(token);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+/// The SMS written to the sink after the first `skip`, by recipient.
+fn sms_by_phone(app: &TestApp, skip: usize) -> std::collections::BTreeMap<String, String> {
+    sink_lines(app, "sms.jsonl")
+        .into_iter()
+        .skip(skip)
+        .map(|m| {
+            (
+                m["to"].as_str().unwrap().to_string(),
+                m["body"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// A cause is named by code and every household reads it in its own language; a tenant's
+/// edit of the catalogue reaches the next outage and leaves what earlier steps said alone.
+async fn causes_read_in_each_households_language(db: Db) {
+    use reqwest::Method;
+    use varsel::domain::language::Language;
+    let app = spawn(db, true).await;
+    let tenant = app
+        .state
+        .store
+        .create_tenant(&varsel::store::NewTenant {
+            slug: "nordvik".into(),
+            name: "Nordvik Kraft".into(),
+            sms_sender_id: varsel::domain::sender_id::SenderId::parse("Nordvik").unwrap(),
+            languages: vec![Language::Sv, Language::Nb, Language::En],
+            time_zone: "Europe/Stockholm".into(),
+            privacy_contact: "privacy@example.com".into(),
+            services: vec![Electricity],
+        })
+        .await
+        .unwrap();
+    let token = app.token(&tenant, &[Scope::Admin]).await;
+    let households = [
+        ("3001", "sv", "+46700000011"),
+        ("3002", "nb", "+46700000012"),
+        ("3003", "en", "+46700000013"),
+    ];
+    app.put_facilities(
+        &token,
+        Value::Array(
+            households
+                .iter()
+                .map(|(f, lang, _)| {
+                    json!({"facility_number": f, "service": "electricity", "customer_number": f,
+                           "street": "Fjordgatan", "house_number": f, "postcode": "12345",
+                           "town": "Nordvik", "language": lang})
+                })
+                .collect(),
+        ),
+    )
+    .await;
+    for (f, _, phone) in households {
+        let session = app.sign_in("nordvik", "electricity", f, f).await;
+        app.register_phone(&session, phone).await;
+    }
+    let everyone = json!({"facility_numbers": ["3001", "3002", "3003"]});
+    let declare = |cause: Value| {
+        let app = &app;
+        let token = &token;
+        let everyone = everyone.clone();
+        async move {
+            post(
+                app,
+                token,
+                "/api/v1/outages",
+                json!({"service": "electricity", "cause": cause, "affected": everyone}),
+                None,
+            )
+            .await
+        }
+    };
+
+    let (s, first) = declare(json!("fallen_tree")).await;
+    assert_eq!(s, 201, "{first}");
+    assert_eq!(first["step"]["cause"], "fallen_tree");
+    let first_id = first["outage_id"].as_i64().unwrap();
+    let (s, preview) = post(
+        &app,
+        &token,
+        "/api/v1/outages/preview",
+        json!({"service": "electricity", "cause": "thunder", "affected": everyone}),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "{preview}");
+    let nb = preview["texts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["language"] == "nb" && t["channel"] == "sms")
+        .unwrap();
+    assert!(
+        nb["text"].as_str().unwrap().contains("Årsak: tordenvær."),
+        "{nb}"
+    );
+    assert_eq!(settle(&app, &token, first_id).await, json!({"sent": 3}));
+    let sms = sms_by_phone(&app, 0);
+    for (phone, said) in [
+        ("+46700000011", "Orsak: ett träd har fallit över ledningen."),
+        ("+46700000012", "Årsak: et tre har falt over linjen."),
+        ("+46700000013", "Cause: a tree has fallen on the line."),
+    ] {
+        assert!(sms[phone].contains(said), "{phone}: {}", sms[phone]);
+    }
+
+    // An unknown code is refused with the codes there are, and nothing is written.
+    let (s, err) = declare(json!("lightning")).await;
+    assert_eq!(s, 400);
+    let message = err["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("cause: \"lightning\" is not a cause code of this tenant; use one of equipment_fault, excavation_damage, fallen_tree, overlying_grid, planned_work, snow_and_ice, storm, thunder, unknown"),
+        "{message}"
+    );
+    let (s, _) = post(
+        &app,
+        &token,
+        &format!("/api/v1/outages/{first_id}/updates"),
+        json!({"cause": "lightning"}),
+        None,
+    )
+    .await;
+    assert_eq!(s, 400);
+    let list: Vec<Value> = app.get_json("/api/v1/outages", &token).await;
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0]["steps"].as_array().unwrap().len(), 1);
+
+    // The catalogue: our nine codes; operators read it, only admins change it.
+    let operator = app.token(&tenant, &[Scope::Operator]).await;
+    let causes: Vec<Value> = app.get_json("/api/v1/causes", &operator).await;
+    assert_eq!(causes.len(), 9);
+    assert!(
+        causes
+            .iter()
+            .all(|c| c["built_in"] == true && c["customized"] == false)
+    );
+    let (s, _) = send(
+        &app,
+        &operator,
+        Method::PUT,
+        "/api/v1/causes/storm",
+        Some(json!({"texts": {"sv": "oväder", "nb": "uvær", "en": "bad weather"}})),
+    )
+    .await;
+    assert_eq!(s, 403);
+    for (path, body, needle) in [
+        (
+            "/api/v1/causes/Cable%20fire",
+            json!({"texts": {"sv": "a", "nb": "b", "en": "c"}}),
+            "lowercase letter",
+        ),
+        (
+            "/api/v1/causes/cable_fire",
+            json!({"texts": {"sv": "kabelbrand", "en": "a cable fire"}}),
+            "the nb text is missing",
+        ),
+        (
+            "/api/v1/causes/cable_fire",
+            json!({"texts": {"sv": "kabelbrand", "nb": " ", "en": "a cable fire"}}),
+            "nb text is empty",
+        ),
+        (
+            "/api/v1/causes/cable_fire",
+            json!({"texts": {"sv": "kabelbrand", "nb": "kabelbrann", "en": "a cable fire."}}),
+            "full stop",
+        ),
+        (
+            "/api/v1/causes/cable_fire",
+            json!({"texts": {"sv": "kabelbrand", "nb": "kabelbrann", "en": "a cable fire", "de": "Kabelbrand"}}),
+            "not supported",
+        ),
+        (
+            "/api/v1/causes/cable_fire",
+            json!({"text": {"sv": "kabelbrand"}}),
+            "unknown field",
+        ),
+    ] {
+        let (s, err) = send(&app, &token, Method::PUT, path, Some(body.clone())).await;
+        assert_eq!(s, 400, "{body}");
+        assert!(
+            err["message"].as_str().unwrap().contains(needle),
+            "{body}: {err}"
+        );
+    }
+
+    // The tenant rewords one of ours: the next outage says it, the first one's step keeps
+    // what it said, and naming the same code again is no news.
+    let (s, saved) = send(&app, &token, Method::PUT, "/api/v1/causes/fallen_tree",
+        Some(json!({"texts": {"sv": "träd över ledningen", "nb": "tre over linjen", "en": "a tree on the line"}}))).await;
+    assert_eq!(s, 200, "{saved}");
+    assert_eq!(
+        (saved["built_in"].as_bool(), saved["customized"].as_bool()),
+        (Some(true), Some(true))
+    );
+    let before = sink_lines(&app, "sms.jsonl").len();
+    let (s, second) = declare(json!("fallen_tree")).await;
+    assert_eq!(s, 201, "{second}");
+    let second_id = second["outage_id"].as_i64().unwrap();
+    settle(&app, &token, second_id).await;
+    let sms = sms_by_phone(&app, before);
+    assert!(
+        sms["+46700000011"].contains("Orsak: träd över ledningen."),
+        "{sms:?}"
+    );
+    assert!(
+        sms["+46700000012"].contains("Årsak: tre over linjen."),
+        "{sms:?}"
+    );
+    let (s, same) = post(
+        &app,
+        &token,
+        &format!("/api/v1/outages/{first_id}/updates"),
+        json!({"cause": "FALLEN_TREE"}),
+        None,
+    )
+    .await;
+    assert_eq!(s, 201);
+    assert_eq!(same["step"]["notify"], false, "{same}");
+    let first: Value = app
+        .get_json(&format!("/api/v1/outages/{first_id}"), &token)
+        .await;
+    assert_eq!(first["cause"], "fallen_tree");
+    for step in first["steps"].as_array().unwrap() {
+        assert_eq!(
+            step["cause_texts"]["sv"], "ett träd har fallit över ledningen",
+            "{step}"
+        );
+        assert_eq!(
+            step["cause_texts"]["en"], "a tree has fallen on the line",
+            "{step}"
+        );
+    }
+
+    // A code of the tenant's own is news on an update; deleting it leaves the outage's text.
+    let (s, _) = send(
+        &app,
+        &token,
+        Method::PUT,
+        "/api/v1/causes/cable_fire",
+        Some(json!({"texts": {"sv": "kabelbrand", "nb": "kabelbrann", "en": "a cable fire"}})),
+    )
+    .await;
+    assert_eq!(s, 200);
+    let before = sink_lines(&app, "sms.jsonl").len();
+    let (s, update) = post(
+        &app,
+        &token,
+        &format!("/api/v1/outages/{second_id}/updates"),
+        json!({"cause": "cable_fire"}),
+        None,
+    )
+    .await;
+    assert_eq!(s, 201);
+    assert_eq!(update["step"]["notify"], true, "{update}");
+    settle(&app, &token, second_id).await;
+    let sms = sms_by_phone(&app, before);
+    assert!(
+        sms["+46700000012"].contains("Årsak: kabelbrann."),
+        "{sms:?}"
+    );
+    for (path, status) in [
+        ("/api/v1/causes/cable_fire", 204),
+        ("/api/v1/causes/cable_fire", 404),
+        ("/api/v1/causes/fallen_tree", 204),
+        ("/api/v1/causes/fallen_tree", 404),
+    ] {
+        let (s, _) = send(&app, &token, Method::DELETE, path, None).await;
+        assert_eq!(s, status, "{path}");
+    }
+    let causes: Vec<Value> = app.get_json("/api/v1/causes", &operator).await;
+    let tree = causes.iter().find(|c| c["code"] == "fallen_tree").unwrap();
+    assert_eq!(
+        tree["texts"]["sv"], "ett träd har fallit över ledningen",
+        "ours again"
+    );
+    assert_eq!(causes.len(), 9);
+    let second: Value = app
+        .get_json(&format!("/api/v1/outages/{second_id}"), &token)
+        .await;
+    assert_eq!(second["cause"], "cable_fire");
+    assert_eq!(second["cause_texts"]["nb"], "kabelbrann");
+
+    // Free text per language: a language the tenant uses but the text lacks reads the
+    // tenant's first language.
+    let before = sink_lines(&app, "sms.jsonl").len();
+    let (s, free) =
+        declare(json!({"sv": "kabelbrand i nätstationen", "en": "a cable fire in the substation"}))
+            .await;
+    assert_eq!(s, 201, "{free}");
+    assert_eq!(free["step"]["cause"], Value::Null);
+    let free_id = free["outage_id"].as_i64().unwrap();
+    settle(&app, &token, free_id).await;
+    let sms = sms_by_phone(&app, before);
+    assert!(
+        sms["+46700000012"].contains("Årsak: kabelbrand i nätstationen."),
+        "{sms:?}"
+    );
+    assert!(
+        sms["+46700000013"].contains("Cause: a cable fire in the substation."),
+        "{sms:?}"
+    );
+
+    // Another tenant writes in Swedish and English only: Norwegian is refused, and it
+    // sees none of Nordvik's codes.
+    let (_, other) = app.tenant("alvstad", &[Electricity], &[Scope::Admin]).await;
+    let (s, err) = post(
+        &app,
+        &other,
+        "/api/v1/outages",
+        json!({"service": "electricity", "cause": {"nb": "kabelbrann"}, "affected": {"postcodes": ["12345"]}}),
+        None,
+    )
+    .await;
+    assert_eq!(s, 400);
+    assert_eq!(
+        err["message"],
+        "cause: nb is not one of the tenant's languages (sv, en)"
+    );
+    let (s, err) = send(
+        &app,
+        &other,
+        Method::PUT,
+        "/api/v1/causes/storm",
+        Some(json!({"texts": {"sv": "oväder", "nb": "uvær", "en": "bad weather"}})),
+    )
+    .await;
+    assert_eq!(s, 400);
+    assert!(
+        err["message"]
+            .as_str()
+            .unwrap()
+            .contains("nb is not one of the tenant's languages"),
+        "{err}"
+    );
+    let (s, _) = send(
+        &app,
+        &token,
+        Method::PUT,
+        "/api/v1/causes/cable_fire",
+        Some(json!({"texts": {"sv": "kabelbrand", "nb": "kabelbrann", "en": "a cable fire"}})),
+    )
+    .await;
+    assert_eq!(s, 200);
+    let theirs: Vec<Value> = app.get_json("/api/v1/causes", &other).await;
+    assert_eq!(theirs.len(), 9, "{theirs:?}");
+    app.finish().await;
+}
+
+/// An outage written before the cause catalogue (migration 0009) keeps saying what it
+/// said: its free-text cause becomes its text in every language, with no code.
+async fn causes_from_before_the_catalogue_are_kept(db: Db) {
+    let dir = common::TempDir::new();
+    let test_db = common::TestDb::create(db, dir.path()).await;
+    let backend = match db {
+        Db::Sqlite => "sqlite",
+        Db::Postgres => "postgres",
+    };
+    let old = dir.path().join("migrations");
+    std::fs::create_dir(&old).unwrap();
+    let all = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("migrations")
+        .join(backend);
+    for f in std::fs::read_dir(all).unwrap() {
+        let f = f.unwrap();
+        if f.file_name().to_str().unwrap() < "0009" {
+            std::fs::copy(f.path(), old.join(f.file_name())).unwrap();
+        }
+    }
+    let migrator = sqlx::migrate::Migrator::new(old.as_path()).await.unwrap();
+    let legacy = [
+        "INSERT INTO tenants (slug, name, sms_sender_id, languages, time_zone, privacy_contact, created_at)
+         VALUES ('old', 'Old Energi', 'Old', 'sv,en', 'Europe/Stockholm', 'p@example.com', 0)",
+        "INSERT INTO outages (tenant_id, service, state, started_at, cause, texts, selector, created_at, updated_at)
+         VALUES (1, 'electricity', 'active', 0, 'Kabelfel', '{}', '{}', 0, 0)",
+        "INSERT INTO outage_steps (outage_id, tenant_id, seq, kind, at, actor, cause, notify, notices)
+         VALUES (1, 1, 1, 'declared', 0, 'cli:old', 'Kabelfel', 1, 0)",
+    ];
+    macro_rules! before_0009 {
+        ($pool:expr) => {{
+            let pool = $pool;
+            migrator.run(&pool).await.unwrap();
+            for sql in legacy {
+                sqlx::query(sql).execute(&pool).await.unwrap();
+            }
+            pool.close().await;
+        }};
+    }
+    match db {
+        Db::Sqlite => before_0009!(
+            sqlx::SqlitePool::connect_with(
+                test_db
+                    .url
+                    .parse::<sqlx::sqlite::SqliteConnectOptions>()
+                    .unwrap()
+                    .create_if_missing(true)
+            )
+            .await
+            .unwrap()
+        ),
+        Db::Postgres => before_0009!(sqlx::PgPool::connect(&test_db.url).await.unwrap()),
+    }
+    let store = varsel::store::Store::connect(&test_db.url).await.unwrap();
+    let outage = store.outage(1, 1).await.unwrap().unwrap();
+    let said = json!({"sv": "Kabelfel", "nb": "Kabelfel", "en": "Kabelfel"});
+    assert_eq!(outage.cause, None);
+    assert_eq!(serde_json::to_value(&outage.cause_texts).unwrap(), said);
+    assert_eq!(
+        serde_json::to_value(&outage.steps[0].cause_texts).unwrap(),
+        said
+    );
+    let facts = store.step_facts(outage.steps[0].id).await.unwrap().unwrap();
+    assert_eq!(serde_json::to_value(&facts.cause).unwrap(), said);
+    store.close().await;
+    test_db.drop_db().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_causes_from_before_the_catalogue_are_kept() {
+    causes_from_before_the_catalogue_are_kept(Db::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_causes_from_before_the_catalogue_are_kept() {
+    causes_from_before_the_catalogue_are_kept(Db::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_causes_read_in_each_households_language() {
+    causes_read_in_each_households_language(Db::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_causes_read_in_each_households_language() {
+    causes_read_in_each_households_language(Db::Postgres).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_counts_and_endings_reach_only_those_told() {
     counts_and_endings_reach_only_those_told(Db::Sqlite).await;

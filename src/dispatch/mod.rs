@@ -495,7 +495,7 @@ impl Dispatcher {
             started_at: facts.started_at,
             etr: facts.etr,
             ended_at: ended,
-            cause: facts.cause.as_deref(),
+            cause: facts.cause.get(&language).map(String::as_str),
             text: local_text,
             facilities: n.facilities,
             time_zone: &facts.time_zone,

@@ -39,6 +39,8 @@ pub enum Language {
 }
 
 impl Language {
+    pub const ALL: [Language; 3] = [Language::Sv, Language::Nb, Language::En];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Language::Sv => "sv",

@@ -5,6 +5,7 @@
 use serde::Deserialize;
 
 use super::{Actor, OutageError, StepOutcome};
+use crate::domain::cause::{self, Catalogue, Cause, CauseInput};
 use crate::domain::language::Language;
 use crate::domain::outage::{OutageState, StepKind, UpdateDelta, update_is_material};
 use crate::domain::selector::{Selector, SelectorSpec};
@@ -21,7 +22,9 @@ pub struct Declare {
     pub started_at: Option<i64>,
     /// Estimated restoration, Unix seconds.
     pub etr: Option<i64>,
-    pub cause: Option<String>,
+    /// A code from the cause catalogue (`GET /api/v1/causes`), e.g. "storm", or free text per
+    /// language, e.g. {"sv": "kabelbrand", "en": "a cable fire"}.
+    pub cause: Option<CauseInput>,
     /// Free text per language, e.g. {"sv": "...", "en": "..."}.
     #[serde(default)]
     pub texts: Texts,
@@ -35,7 +38,10 @@ pub struct Update {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<i64>)]
     pub etr: Option<Option<i64>>,
-    pub cause: Option<String>,
+    /// A code from the cause catalogue (`GET /api/v1/causes`), e.g. "storm", or free text per
+    /// language, e.g. {"sv": "kabelbrand", "en": "a cable fire"}. Absent keeps the cause, ""
+    /// clears it, and the code the outage already has changes nothing.
+    pub cause: Option<CauseInput>,
     pub texts: Option<Texts>,
 }
 
@@ -48,7 +54,9 @@ fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<i64>>
 pub struct End {
     /// When supply came back (restore), Unix seconds; now when absent.
     pub at: Option<i64>,
-    pub cause: Option<String>,
+    /// A code from the cause catalogue (`GET /api/v1/causes`), e.g. "storm", or free text per
+    /// language, e.g. {"sv": "kabelbrand", "en": "a cable fire"}. Absent keeps the cause.
+    pub cause: Option<CauseInput>,
     pub texts: Option<Texts>,
 }
 
@@ -100,13 +108,35 @@ fn validate_texts(texts: &Texts, tenant: &Tenant) -> Result<(), OutageError> {
     Ok(())
 }
 
-fn validate_cause(cause: &Option<String>) -> Result<Option<String>, OutageError> {
-    match cause.as_deref().map(str::trim) {
-        None | Some("") => Ok(None),
-        Some(c) if c.chars().count() > 200 => Err(OutageError::Invalid(
-            "cause is longer than 200 characters".into(),
-        )),
-        Some(c) => Ok(Some(c.to_string())),
+/// What `given` says in every language; the catalogue is read only for a code.
+async fn resolve_cause(
+    state: &AppState,
+    tenant: &Tenant,
+    given: &CauseInput,
+) -> Result<Option<Cause>, OutageError> {
+    let catalogue = match given {
+        CauseInput::Code(_) => state.store.cause_catalogue(tenant.id).await?,
+        CauseInput::Empty | CauseInput::Texts(_) => Catalogue::new([]),
+    };
+    cause::resolve(given, &catalogue, &tenant.languages)
+        .map_err(|e| OutageError::Invalid(format!("cause: {e}")))
+}
+
+/// The cause after a step. Not given, or given as the code the outage already has, it stays
+/// as it was said: an edit of the catalogue since then is no news to households.
+async fn next_cause(
+    state: &AppState,
+    tenant: &Tenant,
+    given: &Option<CauseInput>,
+    current: &Option<Cause>,
+) -> Result<Option<Cause>, OutageError> {
+    let current_code = current.as_ref().and_then(|c| c.code.as_ref());
+    match given {
+        None => Ok(current.clone()),
+        Some(CauseInput::Code(c)) if current_code.is_some_and(|k| k.as_str() == c) => {
+            Ok(current.clone())
+        }
+        Some(g) => resolve_cause(state, tenant, g).await,
     }
 }
 
@@ -157,7 +187,7 @@ pub(super) struct Declaration {
     pub write: StepWrite,
 }
 
-pub(super) fn declaration(
+pub(super) async fn declaration(
     state: &AppState,
     tenant: &Tenant,
     actor: &Actor,
@@ -166,7 +196,10 @@ pub(super) fn declaration(
 ) -> Result<Declaration, OutageError> {
     let service = parse_service(tenant, &req.service)?;
     validate_texts(&req.texts, tenant)?;
-    let cause = validate_cause(&req.cause)?;
+    let cause = match &req.cause {
+        None => None,
+        Some(given) => resolve_cause(state, tenant, given).await?,
+    };
     let selector = parse_selector(&req.affected)?;
     let started_at = req.started_at.unwrap_or_else(crate::store::now);
     if let Some(etr) = req.etr
@@ -244,7 +277,7 @@ pub async fn declare(
     if let Some(done) = replay(state, tenant, &idempotency_key).await? {
         return Ok(done);
     }
-    let d = declaration(state, tenant, actor, idempotency_key, req)?;
+    let d = declaration(state, tenant, actor, idempotency_key, req).await?;
     grid_reach(state, tenant, d.service, &d.selector).await?;
     write(
         state,
@@ -283,10 +316,6 @@ pub async fn step(
         .state
         .after(kind)
         .map_err(|e| OutageError::Conflict(e.to_string()))?;
-    let keep_or = |given: &Option<String>, cur: &Option<String>| match given {
-        Some(_) => validate_cause(given),
-        None => Ok(cur.clone()),
-    };
     let mut etr = cur.etr;
     let mut cause = cur.cause.clone();
     let mut texts = cur.texts.clone();
@@ -296,7 +325,7 @@ pub async fn step(
     let affect = match &command {
         StepCommand::Update(u) => {
             etr = u.etr.unwrap_or(cur.etr);
-            cause = keep_or(&u.cause, &cur.cause)?;
+            cause = next_cause(state, tenant, &u.cause, &cur.cause).await?;
             if let Some(t) = &u.texts {
                 texts = t.clone();
             }
@@ -328,7 +357,7 @@ pub async fn step(
                     "the end is before the outage started".into(),
                 ));
             }
-            cause = keep_or(&e.cause, &cur.cause)?;
+            cause = next_cause(state, tenant, &e.cause, &cur.cause).await?;
             if let Some(t) = &e.texts {
                 texts = t.clone();
             }

@@ -47,7 +47,7 @@ pub async fn preview(
     actor: &Actor,
     req: &Declare,
 ) -> Result<Preview, OutageError> {
-    let d = declaration(state, tenant, actor, None, req)?;
+    let d = declaration(state, tenant, actor, None, req).await?;
     let grid_nodes = grid_reach(state, tenant, d.service, &d.selector).await?;
     let counts = state
         .store
@@ -122,7 +122,12 @@ pub async fn preview(
                 },
                 etr: d.write.etr,
                 ended_at: None,
-                cause: d.write.cause.as_deref(),
+                cause: d
+                    .write
+                    .cause
+                    .as_ref()
+                    .and_then(|c| c.texts.get(&lang))
+                    .map(String::as_str),
                 text: req.texts.get(lang.as_str()).map(String::as_str),
                 facilities: 1,
                 time_zone: &tenant.time_zone,

@@ -14,6 +14,7 @@ use super::registration::{email_field, phone_field};
 use super::selection::{ListOf, json_text};
 use super::{Store, now, on_pool};
 use crate::crypto::{FieldRef, Sealed};
+use crate::domain::cause::CauseTexts;
 use crate::domain::language::Language;
 use crate::domain::outage::StepKind;
 use crate::domain::recipients::Channel;
@@ -83,7 +84,9 @@ pub struct StepFacts {
     pub started_at: i64,
     pub etr: Option<i64>,
     pub ended_at: Option<i64>,
-    pub cause: Option<String>,
+    /// The cause in every language we write, as resolved when the step was taken; empty
+    /// when there is none.
+    pub cause: CauseTexts,
     pub texts: Texts,
 }
 
@@ -250,7 +253,7 @@ impl Store {
         let facts = on_pool!(self, pool => {
             match sqlx::query(
                 "SELECT t.id AS tenant_id, t.name, t.time_zone, t.sms_sender_id, t.languages, o.service, o.started_at,
-                        s.kind, s.at, s.etr, s.ended_at, s.cause, s.texts
+                        s.kind, s.at, s.etr, s.ended_at, s.cause_texts, s.texts
                  FROM outage_steps s JOIN outages o ON o.id = s.outage_id JOIN tenants t ON t.id = o.tenant_id
                  WHERE s.id = $1",
             )
@@ -271,7 +274,7 @@ impl Store {
                     started_at: r.try_get("started_at")?,
                     etr: r.try_get("etr")?,
                     ended_at: r.try_get("ended_at")?,
-                    cause: r.try_get("cause")?,
+                    cause: serde_json::from_str(&r.try_get::<String, _>("cause_texts")?)?,
                     texts: serde_json::from_str(&r.try_get::<String, _>("texts")?)?,
                 }),
             }

@@ -12,6 +12,7 @@ use sqlx::Row;
 use super::fanout::FanoutJob;
 use super::selection::{ListOf, candidate, decide, json_text};
 use super::{Store, now, on_pool};
+use crate::domain::cause::{Cause, CauseCode, CauseTexts};
 use crate::domain::outage::{OutageState, StepKind};
 use crate::domain::recipients::AddressKey;
 use crate::domain::selector::Selector;
@@ -29,7 +30,12 @@ pub struct OutageRecord {
     pub started_at: i64,
     pub etr: Option<i64>,
     pub ended_at: Option<i64>,
-    pub cause: Option<String>,
+    /// The cause's code; null for free text or no cause.
+    #[schema(value_type = Option<String>, example = "storm")]
+    pub cause: Option<CauseCode>,
+    /// The cause as households read it, per language; empty when there is none.
+    #[schema(value_type = HashMap<String, String>)]
+    pub cause_texts: CauseTexts,
     /// Free text per language.
     #[schema(value_type = Object)]
     pub texts: serde_json::Value,
@@ -46,7 +52,12 @@ pub struct StepRecord {
     pub at: i64,
     pub actor: String,
     pub etr: Option<i64>,
-    pub cause: Option<String>,
+    /// The cause's code as of this step; null for free text or no cause.
+    #[schema(value_type = Option<String>, example = "storm")]
+    pub cause: Option<CauseCode>,
+    /// The cause as this step's notices state it, per language; empty when there is none.
+    #[schema(value_type = HashMap<String, String>)]
+    pub cause_texts: CauseTexts,
     /// Whether households were notified of this step.
     pub notify: bool,
     /// Notices written for this step so far (all of them once its fan-out is done).
@@ -60,7 +71,7 @@ pub struct OutageSnapshot {
     pub service: ServiceKind,
     pub started_at: i64,
     pub etr: Option<i64>,
-    pub cause: Option<String>,
+    pub cause: Option<Cause>,
     pub texts: Texts,
 }
 
@@ -102,7 +113,7 @@ pub struct StepWrite {
     pub state_after: OutageState,
     pub actor: String,
     pub etr: Option<i64>,
-    pub cause: Option<String>,
+    pub cause: Option<Cause>,
     pub texts: Texts,
     pub ended_at: Option<i64>,
     pub notify: bool,
@@ -158,14 +169,16 @@ macro_rules! step_record {
             at: $r.try_get("at")?,
             actor: $r.try_get("actor")?,
             etr: $r.try_get("etr")?,
-            cause: $r.try_get("cause")?,
+            cause: stored_code($r.try_get("cause")?)?,
+            cause_texts: serde_json::from_str(&$r.try_get::<String, _>("cause_texts")?)?,
             notify: $r.try_get::<i64, _>("notify")? != 0,
             notices: $r.try_get("notices")?,
         }
     };
 }
 
-const STEP_COLUMNS: &str = "id, outage_id, seq, kind, at, actor, etr, cause, notify, notices";
+const STEP_COLUMNS: &str =
+    "id, outage_id, seq, kind, at, actor, etr, cause, cause_texts, notify, notices";
 
 /// A value the store wrote itself and reads back; failing to parse means a corrupt row.
 pub(crate) fn parse_stored<T: std::str::FromStr>(s: String) -> anyhow::Result<T>
@@ -174,6 +187,21 @@ where
 {
     s.parse::<T>()
         .map_err(|e| anyhow::anyhow!("a stored value is not valid: {e}"))
+}
+
+fn stored_code(code: Option<String>) -> anyhow::Result<Option<CauseCode>> {
+    code.map(parse_stored).transpose()
+}
+
+/// A cause as stored: its code and its texts as JSON ('{}' for none).
+fn cause_columns(cause: &Option<Cause>) -> anyhow::Result<(Option<&str>, String)> {
+    Ok(match cause {
+        None => (None, "{}".into()),
+        Some(c) => (
+            c.code.as_ref().map(CauseCode::as_str),
+            serde_json::to_string(&c.texts)?,
+        ),
+    })
 }
 
 /// `$1` tenant, `$2` outage, `$3` affected_from, `$4` step, `$5` service, `$6` the part's list.
@@ -233,7 +261,7 @@ impl Store {
         outage_id: i64,
     ) -> anyhow::Result<Option<OutageSnapshot>> {
         let found = on_pool!(self, pool => {
-            match sqlx::query("SELECT state, service, started_at, etr, cause, texts FROM outages WHERE id = $1 AND tenant_id = $2")
+            match sqlx::query("SELECT state, service, started_at, etr, cause, cause_texts, texts FROM outages WHERE id = $1 AND tenant_id = $2")
                 .bind(outage_id)
                 .bind(tenant_id)
                 .fetch_optional(pool)
@@ -245,7 +273,11 @@ impl Store {
                     service: parse_stored(r.try_get("service")?)?,
                     started_at: r.try_get("started_at")?,
                     etr: r.try_get("etr")?,
-                    cause: r.try_get("cause")?,
+                    cause: {
+                        let texts: CauseTexts = serde_json::from_str(&r.try_get::<String, _>("cause_texts")?)?;
+                        let code = stored_code(r.try_get("cause")?)?;
+                        (!texts.is_empty()).then_some(Cause { code, texts })
+                    },
                     texts: serde_json::from_str(&r.try_get::<String, _>("texts")?)?,
                 }),
             }
@@ -352,8 +384,8 @@ impl Store {
         // A preview's outage is never committed; it takes id -1 rather than a number from
         // the sequence, which a rollback would not give back.
         let insert_outage = format!(
-            "INSERT INTO outages ({id}tenant_id, service, state, started_at, etr, ended_at, cause, texts, selector, created_at, updated_at)
-             {overriding} VALUES ({minus_one}$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10) RETURNING id",
+            "INSERT INTO outages ({id}tenant_id, service, state, started_at, etr, ended_at, cause, texts, selector, created_at, updated_at, cause_texts)
+             {overriding} VALUES ({minus_one}$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $11) RETURNING id",
             id = if preview { "id, " } else { "" },
             overriding = if preview && self.is_postgres() { "OVERRIDING SYSTEM VALUE" } else { "" },
             minus_one = if preview { "-1, " } else { "" },
@@ -362,6 +394,7 @@ impl Store {
             OutageChange::New { service, .. } => Some(service.as_str()),
             OutageChange::Existing { .. } => None,
         };
+        let (cause, cause_texts) = cause_columns(&w.cause)?;
         let begin = self.begin_write();
         let _writer = self.writer().await;
         let written = on_pool!(self, pool => {
@@ -375,27 +408,29 @@ impl Store {
                     .bind(*started_at)
                     .bind(w.etr)
                     .bind(w.ended_at)
-                    .bind(&w.cause)
+                    .bind(cause)
                     .bind(serde_json::to_string(&w.texts)?)
                     .bind(selector)
                     .bind(at)
+                    .bind(&cause_texts)
                     .fetch_one(&mut *tx)
                     .await?
                 }
                 OutageChange::Existing { outage_id, expected } => {
                     let n = sqlx::query(
-                        "UPDATE outages SET state = $1, etr = $2, cause = $3, texts = $4, ended_at = $5, updated_at = $6
+                        "UPDATE outages SET state = $1, etr = $2, cause = $3, texts = $4, ended_at = $5, updated_at = $6, cause_texts = $10
                          WHERE id = $7 AND tenant_id = $8 AND state = $9",
                     )
                     .bind(w.state_after.as_str())
                     .bind(w.etr)
-                    .bind(&w.cause)
+                    .bind(cause)
                     .bind(serde_json::to_string(&w.texts)?)
                     .bind(w.ended_at)
                     .bind(at)
                     .bind(*outage_id)
                     .bind(w.tenant_id)
                     .bind(expected.as_str())
+                    .bind(&cause_texts)
                     .execute(&mut *tx)
                     .await?
                     .rows_affected();
@@ -417,8 +452,8 @@ impl Store {
                 .fetch_one(&mut *tx)
                 .await?;
             let step_id: i64 = sqlx::query_scalar(
-                "INSERT INTO outage_steps (outage_id, tenant_id, seq, kind, at, actor, etr, cause, notify, notices, idempotency_key, ended_at, texts)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 0, $10, $11, $12) RETURNING id",
+                "INSERT INTO outage_steps (outage_id, tenant_id, seq, kind, at, actor, etr, cause, notify, notices, idempotency_key, ended_at, texts, cause_texts)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 0, $10, $11, $12, $13) RETURNING id",
             )
             .bind(outage_id)
             .bind(w.tenant_id)
@@ -427,11 +462,12 @@ impl Store {
             .bind(at)
             .bind(&w.actor)
             .bind(w.etr)
-            .bind(&w.cause)
+            .bind(cause)
             .bind(i64::from(w.notify))
             .bind(&w.idempotency_key)
             .bind(w.ended_at)
             .bind(serde_json::to_string(&w.texts)?)
+            .bind(&cause_texts)
             .fetch_one(&mut *tx)
             .await?;
             let timer = std::time::Instant::now();
@@ -626,7 +662,11 @@ impl Store {
                     at,
                     actor: w.actor.clone(),
                     etr: w.etr,
-                    cause: w.cause.clone(),
+                    cause: w.cause.as_ref().and_then(|c| c.code.clone()),
+                    cause_texts: match &w.cause {
+                        Some(c) => c.texts.clone(),
+                        None => CauseTexts::new(),
+                    },
                     notify: w.notify,
                     notices: 0,
                 },
@@ -645,7 +685,7 @@ impl Store {
             format!("SELECT {STEP_COLUMNS} FROM outage_steps WHERE outage_id = $1 ORDER BY seq");
         let rec = on_pool!(self, pool => {
             let Some(r) = sqlx::query(
-                "SELECT id, service, state, started_at, etr, ended_at, cause, texts FROM outages WHERE id = $1 AND tenant_id = $2",
+                "SELECT id, service, state, started_at, etr, ended_at, cause, cause_texts, texts FROM outages WHERE id = $1 AND tenant_id = $2",
             )
             .bind(outage_id)
             .bind(tenant_id)
@@ -671,7 +711,8 @@ impl Store {
                 started_at: r.try_get("started_at")?,
                 etr: r.try_get("etr")?,
                 ended_at: r.try_get("ended_at")?,
-                cause: r.try_get("cause")?,
+                cause: stored_code(r.try_get("cause")?)?,
+                cause_texts: serde_json::from_str(&r.try_get::<String, _>("cause_texts")?)?,
                 texts: serde_json::from_str(&r.try_get::<String, _>("texts")?)?,
                 affected_facilities: affected,
                 steps,

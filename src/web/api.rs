@@ -43,6 +43,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(super::templates_api::router())
         .merge(super::grid_api::router())
         .merge(super::retention_api::router())
+        .merge(super::causes_api::router())
 }
 
 /// A tenant API token from `Authorization: Bearer`, with its tenant.
