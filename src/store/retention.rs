@@ -134,6 +134,7 @@ impl Store {
         let forget = format!(
             "UPDATE notices SET recipient_bidx = {}, subscription_id = NULL, directory_id = NULL, provider_id = NULL, last_error = NULL
              WHERE id > $1 AND id <= $2 AND created_at < $3 AND status NOT IN ('pending', 'sending')
+               AND (subscription_id IS NOT NULL OR directory_id IS NOT NULL)
              RETURNING tenant_id",
             self.anonymous_bidx()
         );

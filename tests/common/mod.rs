@@ -272,12 +272,26 @@ impl TestApp {
     }
 
     /// Every byte the database holds in its table rows, as text, for "nothing in clear" checks.
+    /// Runs every retention job as if the clock said `at`: the scheduler's jobs take their
+    /// time as an argument, so a test can move it days ahead.
+    pub async fn run_retention(&self, at: i64) -> Vec<varsel::scheduler::RunReport> {
+        use varsel::scheduler::{JobKind, Scheduler};
+        let scheduler = Scheduler::new(self.state.store.clone(), self.state.config.clone());
+        scheduler.ensure_jobs(at).await.unwrap();
+        self.state
+            .store
+            .make_due(&JobKind::RETENTION.map(JobKind::as_str), at)
+            .await
+            .unwrap();
+        scheduler.run_due(at).await.unwrap()
+    }
+
     pub async fn dump_database(&self) -> Vec<u8> {
         match self.state.store.backend_name() {
             "sqlite" => {
                 // Checkpoint so the main file holds everything, then read the files raw.
                 let pool = sqlx::SqlitePool::connect(&self.db.url).await.unwrap();
-                sqlx::query("PRAGMA wal_checkpoint(FULL)")
+                sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
                     .execute(&pool)
                     .await
                     .unwrap();
