@@ -139,6 +139,8 @@ async fn household_registers_in_the_browser(db: Db) {
     b.fill("#customer_number", "100042").await;
     b.click("#signin").await;
     b.expect("h2", "Avisering för din anläggning").await;
+    b.expect("#facility", "Kyrkogatan 4 B, 863 30 Älvstad")
+        .await;
     b.expect("#current-phone", "Inte anmält").await;
 
     b.fill("#phone", "08-123 456 78").await;

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::ClientAddr;
 use crate::domain::email::Email;
+use crate::domain::facility::Postcode;
 use crate::domain::language::Language;
 use crate::domain::phone::PhoneNumber;
 use crate::i18n;
@@ -40,8 +41,15 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
         env.add_template(name, source)
             .expect("templates are checked by the page tests");
     }
+    env.add_filter("postcode", show_postcode);
     env
 });
+
+/// A stored postcode (digits only) as people write it; one that somehow is not a postcode is
+/// shown as stored rather than hidden.
+fn show_postcode(stored: String) -> String {
+    Postcode::parse(&stored).map_or(stored, |p| p.to_string())
+}
 
 pub fn router() -> Router<AppState> {
     Router::new()
