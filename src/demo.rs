@@ -52,9 +52,28 @@ pub struct DemoInfo {
     pub token: String,
     pub created: bool,
     pub facilities: i64,
-    /// (service, customer number, facility number) of a few facilities to sign in with.
-    pub examples: Vec<(ServiceKind, String, String)>,
+    /// A few facilities to sign in with, those below the README's feeder first.
+    pub examples: Vec<Example>,
 }
+
+/// An invoice pair to sign in with, and where the facility hangs in the grid, so whoever
+/// tries the demo can tell which declared outage reaches it.
+pub struct Example {
+    pub service: ServiceKind,
+    pub customer_number: String,
+    pub facility_number: String,
+    pub address: String,
+    /// The facility's grid node and the node above it, e.g. ("ALV-N01", "ALV-F1").
+    pub grid: (String, String),
+}
+
+/// The feeder the README's quick start takes down.
+pub const QUICK_START_FEEDER: &str = "ALV-F1";
+
+/// Indices into `facilities()` of the examples: two electricity connections below
+/// `QUICK_START_FEEDER` that no demo household has registered (so the number registered
+/// there is the only one), then a district-heating one.
+const EXAMPLE_ROWS: [usize; 3] = [45, 2000, 3_500 + 42];
 
 /// A tiny deterministic generator: the demo must look the same every time, and a crate for
 /// this would be more code than the generator.
@@ -194,31 +213,39 @@ pub async fn seed(state: &AppState) -> anyhow::Result<DemoInfo> {
         token,
         created,
         facilities: store.count_facilities(tenant.id).await?,
-        examples: vec![
-            (
-                ServiceKind::Electricity,
-                customer_number(41),
-                electricity_number(41),
-            ),
-            (
-                ServiceKind::DistrictHeating,
-                customer_number(42),
-                heating_number(42),
-            ),
-            (
-                ServiceKind::Electricity,
-                customer_number(2000),
-                electricity_number(2000),
-            ),
-        ],
+        examples: examples(),
     })
+}
+
+fn examples() -> Vec<Example> {
+    let rows = facilities();
+    let nodes = grid_nodes();
+    EXAMPLE_ROWS
+        .iter()
+        .filter_map(|&i| {
+            let r = rows.get(i)?;
+            let node = r.grid_node.clone()?;
+            let parent = nodes.iter().find(|(id, _, _)| *id == node)?.1.clone()?;
+            Some(Example {
+                service: r.service.as_deref()?.parse().ok()?,
+                customer_number: r.customer_number.clone()?,
+                facility_number: r.facility_number.clone()?,
+                address: format!("{} {}", r.street.as_deref()?, r.house_number.as_deref()?),
+                grid: (node, parent),
+            })
+        })
+        .collect()
+}
+
+/// The facility indices `register_households` gives a phone number.
+fn registered_rows() -> impl Iterator<Item = usize> {
+    (0..30usize).map(|k| k * 97 % 3_500)
 }
 
 /// Thirty households with a mobile number, ten of them also with a verified e-mail; they go
 /// through the same sealing and verification as real registrations.
 async fn register_households(state: &AppState, tenant_id: i64) -> anyhow::Result<()> {
-    for k in 0..30usize {
-        let i = k * 97 % 3_500;
+    for (k, i) in registered_rows().enumerate() {
         let Some(f) = state
             .store
             .facility_by_invoice(
@@ -277,5 +304,30 @@ mod tests {
             let node = r.grid_node.as_deref().unwrap();
             assert!(nodes.iter().any(|n| n.node_id == node), "{node}");
         }
+    }
+
+    #[test]
+    fn the_first_examples_are_unregistered_facilities_below_the_quick_start_feeder() {
+        let examples = examples();
+        assert_eq!(
+            examples.len(),
+            EXAMPLE_ROWS.len(),
+            "every example row is usable"
+        );
+        let below_feeder: Vec<&Example> = examples
+            .iter()
+            .take_while(|e| e.grid.1 == QUICK_START_FEEDER)
+            .collect();
+        assert_eq!(below_feeder.len(), 2);
+        let registered: Vec<String> = registered_rows().map(electricity_number).collect();
+        for e in below_feeder {
+            assert_eq!(e.service, ServiceKind::Electricity);
+            assert!(
+                !registered.contains(&e.facility_number),
+                "{}",
+                e.facility_number
+            );
+        }
+        assert_eq!(examples[2].service, ServiceKind::DistrictHeating);
     }
 }

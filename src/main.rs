@@ -486,11 +486,24 @@ fn print_demo(info: &demo::DemoInfo, public_url: &str) {
         info.facilities
     );
     println!("Registration page: {public_url}/t/{}", demo::DEMO_SLUG);
-    println!("Try these invoice numbers (service, customer number, facility number):");
-    for (service, customer, facility) in &info.examples {
-        println!("  {:<17} {customer:<8} {facility}", service.as_str());
+    println!(
+        "Sign in there with one of these invoice pairs (service, customer number, facility number);\n\
+         the first ones hang below feeder {}, where the README's outage is declared:",
+        demo::QUICK_START_FEEDER
+    );
+    for e in &info.examples {
+        println!(
+            "  {:<17} {:<8} {:<19} {:<18} grid node {} below {}",
+            e.service.as_str(),
+            e.customer_number,
+            e.facility_number,
+            e.address,
+            e.grid.0,
+            e.grid.1
+        );
     }
-    println!("Admin API token (shown once): {}", info.token);
+    println!("Admin API token (shown once); paste this line into the shell you run curl from:");
+    println!("export TOKEN={}", info.token);
 }
 
 async fn retention(config: Config, cmd: RetentionCommand) -> anyhow::Result<()> {

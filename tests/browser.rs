@@ -139,6 +139,8 @@ async fn household_registers_in_the_browser(db: Db) {
     b.fill("#customer_number", "100042").await;
     b.click("#signin").await;
     b.expect("h2", "Avisering för din anläggning").await;
+    b.expect("#facility", "Kyrkogatan 4 B, 863 30 Älvstad")
+        .await;
     b.expect("#current-phone", "Inte anmält").await;
 
     b.fill("#phone", "08-123 456 78").await;
@@ -150,13 +152,36 @@ async fn household_registers_in_the_browser(db: Db) {
     b.expect("#message", "Mobilnumret är sparat.").await;
     b.expect("#current-phone", "+46 70*** **67").await;
 
+    // A refused address comes back in the form with the error, as a refused number does.
+    b.fill("#email", "anna@example").await;
+    b.click("#save-email").await;
+    b.expect("#error", "inte en giltig e-postadress").await;
+    let typed = b
+        .client
+        .find(Locator::Css("#email"))
+        .await
+        .unwrap()
+        .prop("value")
+        .await
+        .unwrap();
+    assert_eq!(typed.as_deref(), Some("anna@example"));
     b.fill("#email", "anna@example.com").await;
     b.click("#save-email").await;
-    b.expect("#message", "anna@example.com").await;
+    // Like the phone form, the e-mail form redirects to the facility page, so reloading
+    // that page sends no second verification mail.
+    b.expect("#message", "a***@example.com").await;
     b.expect("#current-email", "väntar på bekräftelse").await;
+    let at = b.client.current_url().await.unwrap();
+    assert_eq!(
+        (at.path(), at.query()),
+        ("/t/alvstad/facility", Some("m=email_sent"))
+    );
+    b.client.refresh().await.unwrap();
+    b.expect("#message", "a***@example.com").await;
 
     // The verification mail went to the sink; open its link in the browser and confirm.
     let sink = std::fs::read_to_string(app.dir.path().join("sink/email.jsonl")).unwrap();
+    assert_eq!(sink.lines().count(), 1, "{sink}");
     let mail: Value = serde_json::from_str(sink.lines().last().unwrap()).unwrap();
     assert_eq!(mail["to"], "anna@example.com");
     let link = find_link(mail["body"].as_str().unwrap(), &app.base);
@@ -164,11 +189,19 @@ async fn household_registers_in_the_browser(db: Db) {
     b.click("#confirm").await;
     b.expect("#message", "Tack.").await;
 
-    // Switch to English on the facility page: the session holds, the texts change.
+    // Saving the confirmed address again sends nothing and says why.
     b.client
         .goto(&app.url("/t/alvstad/facility"))
         .await
         .unwrap();
+    b.fill("#email", "anna@example.com").await;
+    b.click("#save-email").await;
+    b.expect("#message", "E-postadressen är redan bekräftad.")
+        .await;
+    let sink = std::fs::read_to_string(app.dir.path().join("sink/email.jsonl")).unwrap();
+    assert_eq!(sink.lines().count(), 1, "{sink}");
+
+    // Switch to English on the facility page: the session holds, the texts change.
     b.click("#lang-en").await;
     b.expect("h2", "Notices for your facility").await;
     b.expect("#current-email", "confirmed").await;

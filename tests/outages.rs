@@ -427,6 +427,45 @@ async fn selectors_and_bad_requests(db: Db) {
     )
     .await;
     let id = step["outage_id"].as_i64().unwrap();
+
+    // Steps that carry data say what they need when it is missing, and write nothing.
+    let bare = |path: &str| {
+        app.client
+            .post(app.url(&format!("/api/v1/outages/{id}/{path}")))
+            .bearer_auth(&token)
+            .send()
+    };
+    for (path, needs) in [
+        ("updates", r#"any of "etr", "cause" and "texts""#),
+        ("extend", r#"the facilities it concerns in "affected""#),
+        ("release", r#"the facilities it concerns in "affected""#),
+    ] {
+        let resp = bare(path).await.unwrap();
+        assert_eq!(resp.status(), 400, "{path}");
+        let err: Value = resp.json().await.unwrap();
+        let message = err["message"].as_str().unwrap();
+        assert!(
+            message.contains("Content-Type: application/json"),
+            "{message}"
+        );
+        assert!(message.contains(needs), "{path}: {message}");
+    }
+    let (s, err) = post(
+        &app,
+        &token,
+        &format!("/api/v1/outages/{id}/updates"),
+        json!({}),
+        None,
+    )
+    .await;
+    assert_eq!(s, 400);
+    assert_eq!(
+        err["message"],
+        "an update needs at least one of etr, cause and texts"
+    );
+    let outage: Value = app.get_json(&format!("/api/v1/outages/{id}"), &token).await;
+    assert_eq!(outage["steps"].as_array().unwrap().len(), 1, "{outage}");
+
     let (s, ext) = post(
         &app,
         &token,

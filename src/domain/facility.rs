@@ -81,6 +81,18 @@ impl Postcode {
     }
 }
 
+/// The national written form: Sweden groups its five digits 3 + 2 (`863 32`), Norway writes
+/// its four together (`0150`). Facilities have no country of their own, and the digit count
+/// already says which one a postcode is.
+impl std::fmt::Display for Postcode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0.split_at_checked(3) {
+            Some((head, tail)) if self.0.len() == 5 => write!(f, "{head} {tail}"),
+            _ => f.write_str(&self.0),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Coordinates {
     pub latitude: f64,
@@ -366,6 +378,24 @@ mod tests {
         assert!(serde_json::from_str::<RawFacility>(r#"{"phone": "070"}"#).is_err());
     }
 
+    #[test]
+    fn postcodes_show_in_their_national_form() {
+        for (input, shown) in [
+            ("86332", "863 32"),
+            ("863 32", "863 32"),
+            ("8 6 3 3 2", "863 32"),
+            ("0150", "0150"),
+            ("01 50", "0150"),
+            ("9990", "9990"),
+        ] {
+            assert_eq!(
+                Postcode::parse(input).unwrap().to_string(),
+                shown,
+                "{input}"
+            );
+        }
+    }
+
     proptest! {
         #[test]
         fn validation_never_panics_and_always_says_why(
@@ -401,6 +431,19 @@ mod tests {
             let spaced = format!("{}{}{}", &d[..2], " ".repeat(sp), &d[2..]);
             let parsed = Postcode::parse(&spaced).unwrap();
             prop_assert_eq!(parsed.as_str(), d.as_str());
+        }
+
+        #[test]
+        fn a_shown_postcode_parses_back_to_the_same_digits(input in "[0-9 ]{0,9}|\\PC{0,8}") {
+            if let Ok(p) = Postcode::parse(&input) {
+                let shown = p.to_string();
+                prop_assert_eq!(Postcode::parse(&shown).unwrap(), p.clone());
+                if p.as_str().len() == 5 {
+                    prop_assert_eq!(shown.find(' '), Some(3));
+                } else {
+                    prop_assert_eq!(shown, p.as_str());
+                }
+            }
         }
     }
 }

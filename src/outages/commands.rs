@@ -324,6 +324,11 @@ pub async fn step(
     let selector;
     let affect = match &command {
         StepCommand::Update(u) => {
+            if u.etr.is_none() && u.cause.is_none() && u.texts.is_none() {
+                return Err(OutageError::Invalid(
+                    "an update needs at least one of etr, cause and texts".into(),
+                ));
+            }
             etr = u.etr.unwrap_or(cur.etr);
             cause = next_cause(state, tenant, &u.cause, &cur.cause).await?;
             if let Some(t) = &u.texts {

@@ -60,9 +60,15 @@ fn actor(auth: &TenantAuth) -> Actor {
 
 type JsonBody<T> = Result<Json<T>, axum::extract::rejection::JsonRejection>;
 
-fn body<T>(b: JsonBody<T>) -> Result<T, ApiError> {
+/// What each step's body must hold, added to a refusal: the parser's own message ("missing
+/// field", "Expected request with `Content-Type: application/json`") does not say it.
+const DECLARE_NEEDS: &str = r#"a declaration needs a JSON body (Content-Type: application/json) with "service" and "affected", e.g. {"service": "electricity", "affected": {"grid_nodes": ["ALV-F1"]}}"#;
+const UPDATE_NEEDS: &str = r#"an update needs a JSON body (Content-Type: application/json) with any of "etr", "cause" and "texts", e.g. {"etr": 1893459600}"#;
+const CHANGE_NEEDS: &str = r#"this step needs a JSON body (Content-Type: application/json) with the facilities it concerns in "affected", e.g. {"affected": {"grid_nodes": ["ALV-N06"]}}"#;
+
+fn body<T>(b: JsonBody<T>, needs: &str) -> Result<T, ApiError> {
     b.map(|Json(v)| v)
-        .map_err(|e| ApiError::bad_request(e.body_text()))
+        .map_err(|e| ApiError::bad_request(format!("{}; {needs}", e.body_text())))
 }
 
 /// The body of a step that needs none: absent (no body, or no Content-Type) means the
@@ -102,7 +108,7 @@ async fn declare(
     req: JsonBody<Declare>,
 ) -> Result<(StatusCode, Json<StepOutcome>), ApiError> {
     auth.require(Scope::Operator)?;
-    let req = body(req)?;
+    let req = body(req, DECLARE_NEEDS)?;
     let key = idempotency_key(&headers)?;
     let outcome = outages::declare(&state, &auth.tenant, &actor(&auth), key, &req)
         .await
@@ -121,7 +127,7 @@ async fn preview(
     req: JsonBody<Declare>,
 ) -> Result<Json<Preview>, ApiError> {
     auth.require(Scope::Operator)?;
-    let req = body(req)?;
+    let req = body(req, DECLARE_NEEDS)?;
     let preview = outages::preview(&state, &auth.tenant, &actor(&auth), &req)
         .await
         .map_err(outage_error)?;
@@ -245,7 +251,14 @@ async fn update(
     headers: HeaderMap,
     req: JsonBody<Update>,
 ) -> Result<(StatusCode, Json<StepOutcome>), ApiError> {
-    take_step(state, auth, id, headers, StepCommand::Update(body(req)?)).await
+    take_step(
+        state,
+        auth,
+        id,
+        headers,
+        StepCommand::Update(body(req, UPDATE_NEEDS)?),
+    )
+    .await
 }
 
 /// More facilities are affected: they get the declaration.
@@ -259,7 +272,14 @@ async fn extend(
     headers: HeaderMap,
     req: JsonBody<Change>,
 ) -> Result<(StatusCode, Json<StepOutcome>), ApiError> {
-    take_step(state, auth, id, headers, StepCommand::Extend(body(req)?)).await
+    take_step(
+        state,
+        auth,
+        id,
+        headers,
+        StepCommand::Extend(body(req, CHANGE_NEEDS)?),
+    )
+    .await
 }
 
 /// Some facilities have their supply back early: they get the "back" notice.
@@ -273,7 +293,14 @@ async fn release(
     headers: HeaderMap,
     req: JsonBody<Change>,
 ) -> Result<(StatusCode, Json<StepOutcome>), ApiError> {
-    take_step(state, auth, id, headers, StepCommand::Release(body(req)?)).await
+    take_step(
+        state,
+        auth,
+        id,
+        headers,
+        StepCommand::Release(body(req, CHANGE_NEEDS)?),
+    )
+    .await
 }
 
 /// The outage is over: every facility still affected gets the "back" notice.

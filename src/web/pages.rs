@@ -1,5 +1,8 @@
 //! Server-rendered subscriber pages in Swedish, Norwegian bokmål and English. Plain HTML
-//! forms with POST-redirect-GET: they work without JavaScript.
+//! forms with POST-redirect-GET: they work without JavaScript. Every form that did what it
+//! was asked answers 303 to a page naming the outcome (`?m=`), so reloading it sends nothing
+//! twice; a form that was refused (bad input, a mail server down) answers with the page
+//! itself, its error and what was typed, under a 4xx/5xx status.
 
 use std::sync::LazyLock;
 
@@ -14,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use super::ClientAddr;
 use crate::domain::email::Email;
+use crate::domain::facility::Postcode;
 use crate::domain::language::Language;
 use crate::domain::phone::PhoneNumber;
 use crate::i18n;
@@ -40,8 +44,15 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
         env.add_template(name, source)
             .expect("templates are checked by the page tests");
     }
+    env.add_filter("postcode", show_postcode);
     env
 });
+
+/// A stored postcode (digits only) as people write it; one that somehow is not a postcode is
+/// shown as stored rather than hidden.
+fn show_postcode(stored: String) -> String {
+    Postcode::parse(&stored).map_or(stored, |p| p.to_string())
+}
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -108,22 +119,26 @@ struct Page {
     status: StatusCode,
     message: Option<String>,
     error: Option<String>,
+    /// The outcome a redirect named (`?m=`), for messages that need the page's data.
+    outcome: Option<String>,
 }
+
+/// Outcomes whose message is a fixed text; `email_sent` names the address, so the facility
+/// page builds that one.
+const PLAIN_OUTCOMES: [&str; 5] = [
+    "phone_saved",
+    "phone_removed",
+    "email_removed",
+    "email_already_verified",
+    "nothing_to_remove",
+];
 
 impl Page {
     fn new(q: &PageQuery, headers: &HeaderMap, tenant: Option<Tenant>) -> Self {
         let lang = language(q, headers, tenant.as_ref());
         let message =
             q.m.as_deref()
-                .filter(|m| {
-                    [
-                        "phone_saved",
-                        "phone_removed",
-                        "email_removed",
-                        "nothing_to_remove",
-                    ]
-                    .contains(m)
-                })
+                .filter(|m| PLAIN_OUTCOMES.contains(m))
                 .map(|m| i18n::text(lang, m));
         Self {
             lang,
@@ -136,6 +151,7 @@ impl Page {
             status: StatusCode::OK,
             message,
             error: None,
+            outcome: q.m.clone(),
         }
     }
 
@@ -356,7 +372,7 @@ async fn signin_submit(
 /// The signed-in facility page, optionally with the values a failed form held.
 async fn render_facility(
     state: &AppState,
-    page: Page,
+    mut page: Page,
     session: Session,
     form_phone: &str,
     form_email: &str,
@@ -366,6 +382,18 @@ async fn render_facility(
         Ok(v) => v,
         Err(e) => return internal(lang, e),
     };
+    // Named masked, as everywhere on the page: whoever holds the invoice pair may sign in,
+    // and the address was typed in the request before the redirect, not in this one.
+    if page.outcome.as_deref() == Some("email_sent")
+        && let Some(pending) = view.email.as_ref().filter(|e| !e.verified)
+    {
+        let hours = state.config.registration.verification_ttl_hours.to_string();
+        page.message = Some(i18n::format(
+            lang,
+            "email_sent",
+            &[("email", &pending.address), ("hours", &hours)],
+        ));
+    }
     let service_name = i18n::text(lang, &format!("service_{}", view.facility.service));
     page.render(
         "facility.html",
@@ -486,22 +514,18 @@ async fn email_submit(
     match Email::parse(&input) {
         Ok(email) => match registration::set_email(&state, &tenant, session, &email, lang).await {
             Ok(EmailOutcome::VerificationSent) => {
-                let hours = state.config.registration.verification_ttl_hours.to_string();
-                page.message = Some(i18n::format(
-                    lang,
-                    "email_sent",
-                    &[("email", email.as_str()), ("hours", &hours)],
-                ));
-                render_facility(&state, page, session, "", "").await
+                Redirect::to(&format!("/t/{slug}/facility?m=email_sent")).into_response()
             }
             Ok(EmailOutcome::AlreadyVerified) => {
-                render_facility(&state, page, session, "", "").await
+                Redirect::to(&format!("/t/{slug}/facility?m=email_already_verified"))
+                    .into_response()
             }
             Err(SetEmailError::MailFailed(e)) => {
                 tracing::warn!(error = format!("{e:#}"), "verification mail failed");
                 page.status = StatusCode::BAD_GATEWAY;
                 page.error = Some(i18n::text(lang, "mail_send_failed"));
-                render_facility(&state, page, session, "", "").await
+                // The address is kept in the field: saving it again is the way to retry.
+                render_facility(&state, page, session, "", &input).await
             }
             Err(SetEmailError::Internal(e)) => internal(lang, e),
         },
