@@ -213,19 +213,23 @@ pub async fn seed(state: &AppState) -> anyhow::Result<DemoInfo> {
         token,
         created,
         facilities: store.count_facilities(tenant.id).await?,
-        examples: examples(),
+        examples: examples()?,
     })
 }
 
-fn examples() -> Vec<Example> {
+fn examples() -> anyhow::Result<Vec<Example>> {
     let rows = facilities();
-    let nodes = grid_nodes();
-    EXAMPLE_ROWS
+    let nodes = grid_nodes()?;
+    Ok(EXAMPLE_ROWS
         .iter()
         .filter_map(|&i| {
             let r = rows.get(i)?;
             let node = r.grid_node.clone()?;
-            let parent = nodes.iter().find(|(id, _, _)| *id == node)?.1.clone()?;
+            let parent = nodes
+                .iter()
+                .find(|n| n.node_id == node)?
+                .parent_id
+                .clone()?;
             Some(Example {
                 service: r.service.as_deref()?.parse().ok()?,
                 customer_number: r.customer_number.clone()?,
@@ -234,7 +238,7 @@ fn examples() -> Vec<Example> {
                 grid: (node, parent),
             })
         })
-        .collect()
+        .collect())
 }
 
 /// The facility indices `register_households` gives a phone number.
@@ -308,7 +312,7 @@ mod tests {
 
     #[test]
     fn the_first_examples_are_unregistered_facilities_below_the_quick_start_feeder() {
-        let examples = examples();
+        let examples = examples().unwrap();
         assert_eq!(
             examples.len(),
             EXAMPLE_ROWS.len(),
