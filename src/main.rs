@@ -1025,8 +1025,8 @@ async fn outage(config: Config, cmd: OutageCommand) -> anyhow::Result<()> {
                     .await
                     .map_err(fail)?;
                 println!(
-                    "{} facilities; {} SMS recipients ({} from the directory), {} e-mail recipients",
-                    p.facilities, p.sms_recipients, p.directory_recipients, p.email_recipients
+                    "{} facilities; {} registered mobiles, {} e-mail recipients; {} addresses to look up in the directory",
+                    p.facilities, p.sms_recipients, p.email_recipients, p.directory_addresses
                 );
                 for t in &p.texts {
                     println!(

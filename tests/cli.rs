@@ -265,12 +265,25 @@ async fn tenant_import_and_demo(db: Db) {
     assert_eq!(loaded["report"]["loaded"]["facilities_outside_tree"], 0);
 
     let ran = cli.ok(&["retention", "run"]);
-    for job in ["directory_numbers", "notices", "unverified_emails", "sessions"] {
+    for job in [
+        "directory_numbers",
+        "notices",
+        "unverified_emails",
+        "sessions",
+    ] {
         assert!(ran.contains(&format!("retention.{job}: ")), "{ran}");
     }
     let status = cli.ok(&["retention", "status"]);
-    assert_eq!(status.matches("(every 60 min), next ").count(), 4, "{status}");
-    assert_eq!(status.matches(" ok: ").count(), 4, "one run each so far: {status}");
+    assert_eq!(
+        status.matches("(every 60 min), next ").count(),
+        4,
+        "{status}"
+    );
+    assert_eq!(
+        status.matches(" ok: ").count(),
+        4,
+        "one run each so far: {status}"
+    );
 
     let list = cli.ok(&["tenant", "list"]);
     assert!(list.contains("alvstad") && list.contains("norrkraft"));

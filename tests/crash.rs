@@ -242,7 +242,7 @@ fn directory_number(house: &str) -> String {
 
 async fn crash_mid_fanout(db: Db) {
     let elks = FakeElks::start(0, None, Duration::ZERO).await;
-    let (directory, server) = common::fake_directory(Duration::from_millis(300), None, |a| {
+    let (directory, server, _) = common::fake_directory(Duration::from_millis(300), None, |a| {
         vec![directory_number(a["house_number"].as_str().unwrap())]
     })
     .await;

@@ -341,12 +341,14 @@ async fn selectors_and_bad_requests(db: Db) {
     };
     let (_, p) = preview(json!({"grid_nodes": ["N1"]})).await;
     assert_eq!(p["facilities"], 2);
+    // One registered mobile; Storgatan 2 has none, so its directory numbers would be looked
+    // up, but a preview fetches no numbers.
     assert_eq!(
         (
             p["sms_recipients"].as_i64(),
-            p["directory_recipients"].as_i64()
+            p["directory_addresses"].as_i64()
         ),
-        (Some(3), Some(2))
+        (Some(1), Some(1))
     );
     assert_eq!(p["texts"][0]["encoding"], "gsm7");
     assert_eq!(p["texts"][0]["parts"], 1);
@@ -1246,7 +1248,13 @@ async fn postgres_counts_and_endings_reach_only_those_told() {
 }
 
 /// The HTTP directory lists two numbers (one of them not a number at all) at house 2.
-async fn http_directory(delay: Duration) -> (String, tokio::task::JoinHandle<()>) {
+async fn http_directory(
+    delay: Duration,
+) -> (
+    String,
+    tokio::task::JoinHandle<()>,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) {
     common::fake_directory(delay, Some("dir-token"), |a| {
         if a["house_number"] == "2" {
             vec!["070-999 00 02".into(), "not a number".into()]
@@ -1259,12 +1267,17 @@ async fn http_directory(delay: Duration) -> (String, tokio::task::JoinHandle<()>
 
 async fn the_http_directory_and_its_deadline(db: Db) {
     for (delay, directory_notices) in [(Duration::ZERO, 1), (Duration::from_secs(30), 0)] {
-        let (url, server) = http_directory(delay).await;
+        let (url, server, asked) = http_directory(delay).await;
         let toml = format!(
             "[dispatch]\nenabled = false\n[directory]\nkind = \"http\"\nurl = \"{url}\"\ntoken = \"dir-token\"\ntimeout_ms = 300\n"
         );
         let app = TestApp::spawn_full(db, &[], &toml).await;
         let token = town(&app).await;
+        // A preview sends nothing, so it asks the directory for no numbers.
+        let body = json!({"service": "electricity", "affected": {"facility_numbers": ["1001", "1002", "1003"]}});
+        let (s, p) = post(&app, &token, "/api/v1/outages/preview", body, None).await;
+        assert_eq!((s, &p["directory_addresses"]), (200, &json!(1)), "{p}");
+        assert_eq!(asked.load(std::sync::atomic::Ordering::SeqCst), 0);
         let (s, step) = post(&app, &token, "/api/v1/outages", json!({"service": "electricity", "affected": {"facility_numbers": ["1001", "1002", "1003"]}}), None).await;
         assert_eq!(s, 201, "{step}");
         // 1001's phone, 1003's phone and e-mail always; 1002's directory number only when
@@ -1273,6 +1286,10 @@ async fn the_http_directory_and_its_deadline(db: Db) {
             step["step"]["notices"],
             3 + directory_notices,
             "delay {delay:?}"
+        );
+        assert!(
+            asked.load(std::sync::atomic::Ordering::SeqCst) > 0,
+            "the declaration asks"
         );
         app.finish().await;
         server.abort();

@@ -6,7 +6,7 @@ mod common;
 
 use common::{Db, TestApp};
 use serde_json::{Value, json};
-use varsel::crypto::{FieldRef, Sealed};
+use varsel::crypto::{FieldRef, Sealed, hex_encode};
 use varsel::domain::scope::Scope;
 use varsel::domain::service::ServiceKind::Electricity;
 use varsel::scheduler::{JobKind, Scheduler};
@@ -94,10 +94,6 @@ async fn outage_told_and_back(app: &TestApp, token: &str, facilities: &[&str]) -
     id
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 fn found(dump: &[u8], needle: &[u8]) -> bool {
     dump.windows(needle.len())
         .any(|w| w.eq_ignore_ascii_case(needle))
@@ -118,12 +114,12 @@ fn traces(app: &TestApp, tenant_id: i64, phone_e164: &str, email: &str) -> Vec<(
         ("phone blind index".into(), phone_bidx.clone()),
         (
             "phone blind index (hex)".into(),
-            hex(&phone_bidx).into_bytes(),
+            hex_encode(&phone_bidx).into_bytes(),
         ),
         ("email blind index".into(), email_bidx.clone()),
         (
             "email blind index (hex)".into(),
-            hex(&email_bidx).into_bytes(),
+            hex_encode(&email_bidx).into_bytes(),
         ),
     ]
 }
@@ -370,7 +366,7 @@ async fn retention_runs_on_schedule_once(db: Db) {
         .state
         .keyring
         .blind_index(tenant.id, "phone", "+46705550009");
-    assert!(!found(&dump, &directory) && !found(&dump, hex(&directory).as_bytes()));
+    assert!(!found(&dump, &directory) && !found(&dump, hex_encode(&directory).as_bytes()));
 
     // After the retention period every notice forgets its recipient; the counts stay.
     let phone_bidx = app

@@ -1,7 +1,7 @@
 //! What a declaration would reach, before it is taken: counted by the same statements that
 //! would write it (in a transaction that is rolled back), with each text as it would read.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 
 use serde::Serialize;
 
@@ -9,7 +9,7 @@ use super::commands::{Declare, declaration, grid_reach};
 use super::{Actor, OutageError};
 use crate::domain::language::Language;
 use crate::domain::outage::StepKind;
-use crate::domain::recipients::{AddressKey, Channel};
+use crate::domain::recipients::Channel;
 use crate::domain::sms_text;
 use crate::state::AppState;
 use crate::store::{Affect, NodeReach, Tenant};
@@ -18,10 +18,14 @@ use crate::texts::{self, Custom, StepGroup, TextFacts};
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Preview {
     pub facilities: i64,
+    /// Distinct registered mobile numbers.
     pub sms_recipients: i64,
+    /// Distinct verified e-mail addresses.
     pub email_recipients: i64,
-    /// Recipients reached through the telecom directory (facilities without a registered phone).
-    pub directory_recipients: i64,
+    /// Addresses of affected facilities without a registered mobile: the declaration asks
+    /// the telecom directory for the numbers listed there (the preview does not, as it sends
+    /// nothing), and each number found gets an SMS.
+    pub directory_addresses: i64,
     /// Each grid node the selector names, with the facilities of the service below it.
     pub grid_nodes: Vec<NodeReach>,
     pub texts: Vec<PreviewText>,
@@ -36,7 +40,8 @@ pub struct PreviewText {
     pub encoding: Option<String>,
     /// SMS parts per message (SMS only).
     pub parts: Option<usize>,
-    /// Recipients whose first affected facility is in this language.
+    /// Recipients whose first affected facility is in this language; for SMS, plus the
+    /// directory addresses in this language.
     pub recipients: i64,
 }
 
@@ -56,40 +61,13 @@ pub async fn preview(
         .ok_or_else(|| {
             OutageError::Invalid("the selector matches no facility of this service".into())
         })?;
-    // Directory numbers: one per person, and none for a number registered at an affected
-    // facility (that person hears it as registered).
+    // The directory is not asked: a preview sends nothing, so it may fetch no numbers. It
+    // counts the addresses the declaration would look up, under their facility's language.
     let mut directory: BTreeMap<Language, i64> = BTreeMap::new();
-    let mut directory_total = 0;
-    if let Some(dir) = &state.directory
-        && !counts.directory_addresses.is_empty()
-    {
-        let keys: Vec<AddressKey> = counts
-            .directory_addresses
-            .iter()
-            .map(|(k, _)| k.clone())
-            .collect();
-        let languages: std::collections::HashMap<&AddressKey, &String> = counts
-            .directory_addresses
-            .iter()
-            .map(|(k, l)| (k, l))
-            .collect();
-        let found = dir.lookup(&keys).await;
-        let mut seen = HashSet::new();
-        for (address, numbers) in &found {
-            for n in numbers {
-                let bidx = state.keyring.blind_index(tenant.id, "phone", n.e164());
-                if counts.phone_bidx.contains(&bidx) || !seen.insert(bidx) {
-                    continue;
-                }
-                directory_total += 1;
-                // Counted under its address's language, or the tenant's when unknown.
-                let lang = languages
-                    .get(address)
-                    .and_then(|l| l.parse().ok())
-                    .unwrap_or(tenant.default_language());
-                *directory.entry(lang).or_default() += 1;
-            }
-        }
+    for (_, lang) in &counts.directory_addresses {
+        *directory
+            .entry(lang.parse().unwrap_or(tenant.default_language()))
+            .or_default() += 1;
     }
     let custom = state
         .store
@@ -163,9 +141,9 @@ pub async fn preview(
     }
     Ok(Preview {
         facilities: counts.facilities,
-        sms_recipients: counts.phones + directory_total,
+        sms_recipients: counts.phones,
         email_recipients: counts.emails,
-        directory_recipients: directory_total,
+        directory_addresses: counts.directory_addresses.len() as i64,
         grid_nodes,
         texts,
     })

@@ -147,8 +147,6 @@ pub struct PreviewCounts {
     pub emails: i64,
     /// (language, phones, e-mails) by the facilities' language.
     pub languages: Vec<(String, i64, i64)>,
-    /// Blind indexes of the registered phones, so directory numbers among them count once.
-    pub phone_bidx: HashSet<Vec<u8>>,
     /// Addresses of facilities without a registered phone (directory lookups), with the
     /// language of their first facility.
     pub directory_addresses: Vec<(AddressKey, String)>,
@@ -561,14 +559,6 @@ impl Store {
                 {
                     languages.push((r.try_get::<String, _>("language")?, r.try_get::<i64, _>("phones")?, r.try_get::<i64, _>("emails")?));
                 }
-                let mut phone_bidx = HashSet::new();
-                for r in sqlx::query("SELECT DISTINCT s.phone_bidx FROM outage_facilities o JOIN subscriptions s ON s.facility_id = o.facility_id WHERE o.outage_id = $1 AND s.phone_bidx IS NOT NULL")
-                    .bind(outage_id)
-                    .fetch_all(&mut *tx)
-                    .await?
-                {
-                    phone_bidx.insert(r.try_get::<Vec<u8>, _>("phone_bidx")?);
-                }
                 let mut addresses: HashMap<AddressKey, String> = HashMap::new();
                 for r in sqlx::query(
                     "SELECT f.street, f.house_number, f.postcode, f.language FROM outage_facilities o JOIN facilities f ON f.id = o.facility_id
@@ -589,7 +579,6 @@ impl Store {
                     phones,
                     emails,
                     languages,
-                    phone_bidx,
                     directory_addresses: addresses.into_iter().collect(),
                 }));
             }

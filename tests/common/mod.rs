@@ -4,6 +4,8 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -897,22 +899,25 @@ pub fn sorted_recipients(
 /// address): it answers after `delay`, refuses a request without `Bearer <token>` when a
 /// token is given, and lists `numbers(address)` at each address that has any. Returns its
 /// URL and the server task.
+/// A telecom directory over HTTP; the counter says how many lookups it answered.
 pub async fn fake_directory(
     delay: Duration,
     token: Option<&'static str>,
     numbers: fn(&serde_json::Value) -> Vec<String>,
-) -> (String, tokio::task::JoinHandle<()>) {
+) -> (String, tokio::task::JoinHandle<()>, Arc<AtomicUsize>) {
     use axum::response::IntoResponse;
     type Behaviour = (
         Duration,
         Option<&'static str>,
         fn(&serde_json::Value) -> Vec<String>,
+        Arc<AtomicUsize>,
     );
     async fn lookup(
-        axum::extract::State((delay, token, numbers)): axum::extract::State<Behaviour>,
+        axum::extract::State((delay, token, numbers, asked)): axum::extract::State<Behaviour>,
         headers: axum::http::HeaderMap,
         axum::Json(q): axum::Json<serde_json::Value>,
     ) -> axum::response::Response {
+        asked.fetch_add(1, Ordering::SeqCst);
         tokio::time::sleep(delay).await;
         if let Some(t) = token
             && headers.get("authorization").and_then(|v| v.to_str().ok())
@@ -934,13 +939,15 @@ pub async fn fake_directory(
             .collect();
         axum::Json(serde_json::json!({"results": results})).into_response()
     }
+    let asked = Arc::new(AtomicUsize::new(0));
     let app = axum::Router::new()
         .route("/lookup", axum::routing::post(lookup))
-        .with_state((delay, token, numbers));
+        .with_state((delay, token, numbers, asked.clone()));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/lookup", listener.local_addr().unwrap());
     (
         url,
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() }),
+        asked,
     )
 }
