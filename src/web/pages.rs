@@ -498,7 +498,7 @@ async fn email_submit(
                 render_facility(&state, page, session, "", "").await
             }
             Err(SetEmailError::MailFailed(e)) => {
-                tracing::warn!(error = format!("{e:#}"), "verification mail failed");
+                tracing::warn!(error = %e, "verification mail failed");
                 page.status = StatusCode::BAD_GATEWAY;
                 page.error = Some(i18n::text(lang, "mail_send_failed"));
                 render_facility(&state, page, session, "", "").await
