@@ -644,6 +644,9 @@ impl Dispatcher {
                 }
             }
             FailureClass::Temporary | FailureClass::Throttled if channel == Channel::Email => {
+                // Not a refused login: whatever paused the mail is over (this may have been
+                // its probe).
+                self.answered(sender).await;
                 tracing::warn!(
                     notice = n.id,
                     error = %failure,
