@@ -69,11 +69,14 @@ impl Mailer {
                     .map_err(|e| {
                         Failure::new(FailureClass::Permanent, "smtp", None, &e.to_string())
                     })?;
-                transport.send(message).await.map_err(|e| smtp_failure(&e))?;
+                transport
+                    .send(message)
+                    .await
+                    .map_err(|e| smtp_failure(&e))?;
                 Ok(())
             }
-            Mailer::Sink(sink) => sink
-                .write(&SinkMail {
+            Mailer::Sink(sink) => {
+                sink.write(&SinkMail {
                     at: jiff::Timestamp::now().to_string(),
                     channel: "email",
                     to: mail.to.as_str(),
@@ -81,9 +84,8 @@ impl Mailer {
                     body: &mail.body,
                 })
                 .await
-                .map_err(|e| {
-                    Failure::new(FailureClass::Temporary, "sink", None, &format!("{e:#}"))
-                }),
+                .map_err(|e| Failure::new(FailureClass::Temporary, "sink", None, &format!("{e:#}")))
+            }
         }
     }
 }
@@ -117,9 +119,7 @@ fn smtp_failure(e: &lettre::transport::smtp::Error) -> Failure {
         530 | 534 | 535 | 538 => FailureClass::Auth,
         400..=499 => FailureClass::Temporary,
         550 | 551 | 553
-            if !(enhanced.starts_with("5.7.")
-                || enhanced == "5.1.7"
-                || enhanced == "5.1.8") =>
+            if !(enhanced.starts_with("5.7.") || enhanced == "5.1.7" || enhanced == "5.1.8") =>
         {
             FailureClass::InvalidRecipient
         }

@@ -274,8 +274,9 @@ async fn every_provider_failure_is_classified_and_redacted(db: Db) {
             p.name
         );
         assert!(
-            log_text().lines().any(|l| l.contains(" ERROR ")
-                && l.contains(&format!("auth: {}", p.name))),
+            log_text()
+                .lines()
+                .any(|l| l.contains(" ERROR ") && l.contains(&format!("auth: {}", p.name))),
             "{}: refused credentials are logged at ERROR",
             p.name
         );

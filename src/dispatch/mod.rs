@@ -276,12 +276,7 @@ impl Dispatcher {
         let local = self.pauses.lock().unwrap_or_else(|e| e.into_inner());
         self.senders(channel)
             .into_iter()
-            .map(|name| {
-                local
-                    .get(name)
-                    .map(|x| x.pause.until)
-                    .filter(|u| *u > now)
-            })
+            .map(|name| local.get(name).map(|x| x.pause.until).filter(|u| *u > now))
             .collect::<Option<Vec<i64>>>()
             .and_then(|v| v.into_iter().min())
     }

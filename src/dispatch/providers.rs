@@ -438,11 +438,9 @@ async fn call(
         .find_map(|k| body.get(k).and_then(serde_json::Value::as_str))
         .unwrap_or(&raw);
     let class = refusal(status.as_u16(), &body, text).unwrap_or_else(|| by_status(status.as_u16()));
-    Err(
-        Failure::new(class, provider, Some(status.as_u16()), text)
-            .with_code(body.get("code"))
-            .with_after(after),
-    )
+    Err(Failure::new(class, provider, Some(status.as_u16()), text)
+        .with_code(body.get("code"))
+        .with_after(after))
 }
 
 #[cfg(test)]

@@ -63,12 +63,7 @@ pub struct Failure {
 
 impl Failure {
     /// A failure with `text` (whatever the other side said, or our own words) redacted.
-    pub fn new(
-        class: FailureClass,
-        source: &'static str,
-        status: Option<u16>,
-        text: &str,
-    ) -> Self {
+    pub fn new(class: FailureClass, source: &'static str, status: Option<u16>, text: &str) -> Self {
         Self {
             class,
             source,
@@ -83,10 +78,9 @@ impl Failure {
     /// 21211; no phone number is that short) is kept, a word is redacted and cut short.
     pub fn with_code(mut self, code: Option<&serde_json::Value>) -> Self {
         self.code = match code {
-            Some(serde_json::Value::Number(n)) => n
-                .as_u64()
-                .filter(|c| *c < 1_000_000)
-                .map(|c| c.to_string()),
+            Some(serde_json::Value::Number(n)) => {
+                n.as_u64().filter(|c| *c < 1_000_000).map(|c| c.to_string())
+            }
             Some(serde_json::Value::String(s)) => {
                 Some(redact(s).chars().take(40).collect::<String>()).filter(|c| !c.is_empty())
             }
@@ -267,7 +261,12 @@ mod tests {
                     1 => format!("{cc}{national}"),
                     2 => format!("%2B{cc}{national}"),
                     3 => format!("0{}-{} {}", &national[..2], &national[2..5], &national[5..]),
-                    _ => format!("+{cc} {} {} {}", &national[..2], &national[2..5], &national[5..]),
+                    _ => format!(
+                        "+{cc} {} {} {}",
+                        &national[..2],
+                        &national[2..5],
+                        &national[5..]
+                    ),
                 };
                 (written, national)
             })
@@ -281,7 +280,9 @@ mod tests {
     fn url_with(password: &str, host: &str, style: usize) -> String {
         match style {
             0 => format!("https://user:{password}@{host}.example/path"),
-            _ => format!("http://{host}:13013/cgi-bin/sendsms?username=u&password={password}&to=%2B46"),
+            _ => format!(
+                "http://{host}:13013/cgi-bin/sendsms?username=u&password={password}&to=%2B46"
+            ),
         }
     }
 

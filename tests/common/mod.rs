@@ -341,7 +341,12 @@ impl TestApp {
                         .fetch_all(&pool)
                         .await
                         .unwrap();
-                        out.extend(values.into_iter().flatten().map(|v| (format!("{t}.{c}"), v)));
+                        out.extend(
+                            values
+                                .into_iter()
+                                .flatten()
+                                .map(|v| (format!("{t}.{c}"), v)),
+                        );
                     }
                 }
                 pool.close().await;
@@ -357,10 +362,12 @@ impl TestApp {
                 .unwrap();
                 for (t, c, kind) in columns {
                     let values: Vec<Option<Vec<u8>>> = if kind == "bytea" {
-                        sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT \"{c}\" FROM \"{t}\"")))
-                            .fetch_all(&pool)
-                            .await
-                            .unwrap()
+                        sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                            "SELECT \"{c}\" FROM \"{t}\""
+                        )))
+                        .fetch_all(&pool)
+                        .await
+                        .unwrap()
                     } else {
                         let text: Vec<Option<String>> = sqlx::query_scalar(sqlx::AssertSqlSafe(
                             format!("SELECT \"{c}\"::text FROM \"{t}\""),
@@ -368,9 +375,16 @@ impl TestApp {
                         .fetch_all(&pool)
                         .await
                         .unwrap();
-                        text.into_iter().map(|v| v.map(String::into_bytes)).collect()
+                        text.into_iter()
+                            .map(|v| v.map(String::into_bytes))
+                            .collect()
                     };
-                    out.extend(values.into_iter().flatten().map(|v| (format!("{t}.{c}"), v)));
+                    out.extend(
+                        values
+                            .into_iter()
+                            .flatten()
+                            .map(|v| (format!("{t}.{c}"), v)),
+                    );
                 }
                 pool.close().await;
             }
@@ -892,7 +906,9 @@ impl ScriptedSms {
             };
             permit.forget();
             let query = req.uri().query().unwrap_or_default().to_string();
-            let body = axum::body::to_bytes(req.into_body(), 1 << 20).await.unwrap();
+            let body = axum::body::to_bytes(req.into_body(), 1 << 20)
+                .await
+                .unwrap();
             let seen = format!("{query} {}", String::from_utf8_lossy(&body));
             let to = s
                 .numbers
@@ -905,11 +921,11 @@ impl ScriptedSms {
                 Some((status, text)) => {
                     s.quoted.lock().unwrap().push(to.clone());
                     (
-                    axum::http::StatusCode::from_u16(status).unwrap(),
-                    [("retry-after", "1")],
-                    text.replace("{to}", &to),
-                )
-                    .into_response()
+                        axum::http::StatusCode::from_u16(status).unwrap(),
+                        [("retry-after", "1")],
+                        text.replace("{to}", &to),
+                    )
+                        .into_response()
                 }
                 None => (
                     axum::http::StatusCode::from_u16(s.success.0).unwrap(),
