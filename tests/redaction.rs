@@ -7,6 +7,7 @@
 mod common;
 
 use std::io::Write;
+use std::str::FromStr;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -80,7 +81,7 @@ async fn wait_for(
     sql: &str,
     what: &str,
     done: impl Fn(&[(String, Option<String>)]) -> bool,
-) -> Vec<(String, Option<String>)> {
+) -> Rows {
     let mut rows = Vec::new();
     for _ in 0..300 {
         rows = app.text_pairs(sql).await;
@@ -91,6 +92,9 @@ async fn wait_for(
     }
     panic!("{what} did not happen in 30 s: {rows:?}");
 }
+
+/// (status, last_error) or (provider, reason) rows.
+type Rows = Vec<(String, Option<String>)>;
 
 const NOTICES: &str = "SELECT status, last_error FROM notices ORDER BY id";
 const PAUSES: &str = "SELECT provider, reason FROM provider_pauses";
@@ -407,6 +411,104 @@ async fn every_smtp_failure_is_classified_and_redacted(db: Db) {
     assert_nowhere(&app, &secrets, "smtp").await;
     app.finish().await;
     smtp.stop().await;
+}
+
+/// A database with errors stored verbatim before migration 0011: after it, the notices
+/// keep their status and no error, and the pause keeps its time but not its reason.
+async fn migration_0011_drops_stored_errors(db: Db) {
+    let dir = common::TempDir::new();
+    let test_db = common::TestDb::create(db, dir.path()).await;
+    let before = |mut m: sqlx::migrate::Migrator| {
+        m.migrations = m
+            .migrations
+            .iter()
+            .filter(|x| x.version < 11)
+            .cloned()
+            .collect::<Vec<_>>()
+            .into();
+        m
+    };
+    let quoted = "The 'To' number +46701234567 is not valid; 550 5.1.1 <anna@example.com>";
+    let insert_notice = "INSERT INTO notices (tenant_id, outage_id, step_id, channel, recipient_bidx, facilities, status, next_attempt_at, last_error, created_at)
+                         VALUES (1, 1, 1, 'sms', $1, 1, 'failed', 0, $2, 0)";
+    let insert_pause = "INSERT INTO provider_pauses (provider, paused_until, failures, reason) VALUES ('primary:twilio', 99, 2, $1)";
+    let check = "SELECT status, last_error FROM notices";
+    let check_pause = "SELECT reason, paused_until FROM provider_pauses";
+    let (notices, pauses): (Rows, Vec<(String, i64)>) = match db {
+        Db::Sqlite => {
+            let opts = sqlx::sqlite::SqliteConnectOptions::from_str(&test_db.url)
+                .unwrap()
+                .create_if_missing(true);
+            let pool = sqlx::SqlitePool::connect_with(opts).await.unwrap();
+            before(sqlx::migrate!("migrations/sqlite"))
+                .run(&pool)
+                .await
+                .unwrap();
+            sqlx::query(insert_notice)
+                .bind(vec![1u8])
+                .bind(quoted)
+                .execute(&pool)
+                .await
+                .unwrap();
+            sqlx::query(insert_pause)
+                .bind(quoted)
+                .execute(&pool)
+                .await
+                .unwrap();
+            sqlx::migrate!("migrations/sqlite")
+                .run(&pool)
+                .await
+                .unwrap();
+            let n = sqlx::query_as(check).fetch_all(&pool).await.unwrap();
+            let p = sqlx::query_as(check_pause).fetch_all(&pool).await.unwrap();
+            pool.close().await;
+            (n, p)
+        }
+        Db::Postgres => {
+            let pool = sqlx::PgPool::connect(&test_db.url).await.unwrap();
+            before(sqlx::migrate!("migrations/postgres"))
+                .run(&pool)
+                .await
+                .unwrap();
+            sqlx::query(insert_notice)
+                .bind(vec![1u8])
+                .bind(quoted)
+                .execute(&pool)
+                .await
+                .unwrap();
+            sqlx::query(insert_pause)
+                .bind(quoted)
+                .execute(&pool)
+                .await
+                .unwrap();
+            sqlx::migrate!("migrations/postgres")
+                .run(&pool)
+                .await
+                .unwrap();
+            let n = sqlx::query_as(check).fetch_all(&pool).await.unwrap();
+            let p = sqlx::query_as(check_pause).fetch_all(&pool).await.unwrap();
+            pool.close().await;
+            (n, p)
+        }
+    };
+    test_db.drop_db().await;
+    assert_eq!(notices, vec![("failed".to_string(), None)]);
+    assert_eq!(pauses.len(), 1);
+    assert_eq!(pauses[0].1, 99);
+    assert!(
+        !pauses[0].0.contains("4670") && !pauses[0].0.contains("anna"),
+        "{pauses:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_migration_0011_drops_stored_errors() {
+    migration_0011_drops_stored_errors(Db::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_migration_0011_drops_stored_errors() {
+    migration_0011_drops_stored_errors(Db::Postgres).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
