@@ -200,7 +200,10 @@ impl HttpDirectory {
         if let Some(t) = &self.token {
             req = req.bearer_auth(t);
         }
-        let answer: Answer = req.send().await?.error_for_status()?.json().await?;
+        // Without the URL: a directory's URL may carry its credentials, and the error is logged.
+        let answer: Answer = async { req.send().await?.error_for_status()?.json().await }
+            .await
+            .map_err(reqwest::Error::without_url)?;
         let mut out: Numbers = HashMap::new();
         for row in answer.results {
             let key = AddressKey::new(&row.street, &row.house_number, &row.postcode);

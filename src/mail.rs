@@ -9,6 +9,7 @@ use serde::Serialize;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::Mutex;
 
+use crate::dispatch::redact::{Failure, FailureClass};
 use crate::domain::email::Email;
 
 pub struct OutgoingMail<'a> {
@@ -46,23 +47,32 @@ impl Mailer {
         }
     }
 
-    pub async fn send(&self, mail: OutgoingMail<'_>) -> anyhow::Result<()> {
+    /// Sends one mail. A refusal is classified and redacted here: the server's reply
+    /// quotes the address, and lettre's error texts carry the reply.
+    pub async fn send(&self, mail: OutgoingMail<'_>) -> Result<(), Failure> {
         match self {
             Mailer::Smtp { transport, from } => {
-                let to: Mailbox = mail
-                    .to
-                    .as_str()
-                    .parse()
-                    .context("the recipient address was rejected by the mail builder")?;
+                let to: Mailbox = mail.to.as_str().parse().map_err(|_| {
+                    Failure::new(
+                        FailureClass::InvalidRecipient,
+                        "smtp",
+                        None,
+                        "the mail builder does not take the address",
+                    )
+                })?;
                 let message = Message::builder()
                     .from(from.clone())
                     .to(to)
                     .subject(mail.subject)
                     .header(ContentType::TEXT_PLAIN)
-                    .body(mail.body)?;
-                transport.send(message).await.with_context(|| {
-                    format!("the SMTP server did not accept the mail to {:?}", mail.to)
-                })?;
+                    .body(mail.body)
+                    .map_err(|e| {
+                        Failure::new(FailureClass::Permanent, "smtp", None, &e.to_string())
+                    })?;
+                transport
+                    .send(message)
+                    .await
+                    .map_err(|e| smtp_failure(&e))?;
                 Ok(())
             }
             Mailer::Sink(sink) => {
@@ -74,9 +84,48 @@ impl Mailer {
                     body: &mail.body,
                 })
                 .await
+                .map_err(|e| Failure::new(FailureClass::Temporary, "sink", None, &format!("{e:#}")))
             }
         }
     }
+}
+
+/// An SMTP error as a failure: a 4xx reply may heal; a refused login (530, 534, 535, 538:
+/// RFC 4954) is the operator's to fix; 550, 551 and 553 refuse the mailbox, unless the
+/// enhanced status says it is about the sender (5.1.7, 5.1.8) or policy (5.7.x); any other
+/// 5xx is permanent; no reply at all (connection, TLS, timeout) may heal.
+fn smtp_failure(e: &lettre::transport::smtp::Error) -> Failure {
+    let reply = std::error::Error::source(e)
+        .map(ToString::to_string)
+        .unwrap_or_default();
+    let Some(code) = e.status() else {
+        let what = if e.is_timeout() {
+            "timed out"
+        } else if e.is_tls() {
+            "TLS failed"
+        } else {
+            "no usable answer"
+        };
+        let text = if reply.is_empty() {
+            what.to_string()
+        } else {
+            format!("{what}: {reply}")
+        };
+        return Failure::new(FailureClass::Temporary, "smtp", None, &text);
+    };
+    let status = u16::from(code);
+    let enhanced = reply.split_whitespace().next().unwrap_or_default();
+    let class = match status {
+        530 | 534 | 535 | 538 => FailureClass::Auth,
+        400..=499 => FailureClass::Temporary,
+        550 | 551 | 553
+            if !(enhanced.starts_with("5.7.") || enhanced == "5.1.7" || enhanced == "5.1.8") =>
+        {
+            FailureClass::InvalidRecipient
+        }
+        _ => FailureClass::Permanent,
+    };
+    Failure::new(class, "smtp", Some(status), &reply)
 }
 
 #[derive(Serialize)]

@@ -219,8 +219,8 @@ pub enum EmailOutcome {
 #[derive(Debug, thiserror::Error)]
 pub enum SetEmailError {
     /// The address is stored (unverified) but the verification mail did not go out.
-    #[error("the verification e-mail could not be sent: {0:#}")]
-    MailFailed(anyhow::Error),
+    #[error("the verification e-mail could not be sent: {0}")]
+    MailFailed(crate::dispatch::redact::Failure),
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }

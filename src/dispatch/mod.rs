@@ -10,9 +10,11 @@
 //! at most twice, and only for notices of the batches that were in flight (at most
 //! `dispatch.batch_size` per worker).
 //!
-//! A provider that throttles, is unreachable or answers 5xx is paused for every worker of
-//! every instance (the pause is in the store): its notices wait, without using anything up,
-//! and go to the secondary provider if there is one.
+//! A provider that throttles, is unreachable, answers 5xx or refuses our credentials is
+//! paused for every worker of every instance (the pause is in the store): its notices wait,
+//! without using anything up, and go to the secondary provider if there is one. A mail
+//! server that refuses our credentials pauses the e-mail channel the same way. What a
+//! provider or mail server answered is kept and logged only as a [`redact::Failure`].
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -32,8 +34,13 @@ use crate::store::{ClaimedNotice, Pause, SendResult, StepFacts, Store};
 use crate::texts::{self, Custom, StepGroup, TextFacts};
 
 pub mod providers;
+pub mod redact;
 
-pub use providers::{NamedProvider, ProviderError, SmsProvider};
+pub use providers::{NamedProvider, SmsProvider};
+use redact::{Failure, FailureClass};
+
+/// The name the mail server's pause is kept under, beside the SMS providers'.
+const MAIL: &str = "email:smtp";
 
 /// Paces sends to the provider contract's messages per second.
 pub struct RateLimit {
@@ -177,10 +184,7 @@ impl Dispatcher {
             if *stopped.borrow() {
                 return;
             }
-            let paused_until = match channel {
-                Channel::Sms => self.refresh_pauses().await,
-                Channel::Email => None,
-            };
+            let paused_until = self.refresh_pauses(channel).await;
             let claimed = if paused_until.is_some() {
                 Vec::new()
             } else {
@@ -235,10 +239,18 @@ impl Dispatcher {
         }
     }
 
-    /// Brings the local view of provider pauses up to date with the store's (another
-    /// instance may have paused a provider); returns when the earliest paused provider
-    /// resumes if every SMS provider is paused.
-    async fn refresh_pauses(&self) -> Option<i64> {
+    /// The names a channel's pauses are kept under, in the order they are tried.
+    fn senders(&self, channel: Channel) -> Vec<&str> {
+        match channel {
+            Channel::Sms => self.sms.iter().map(|p| p.name.as_str()).collect(),
+            Channel::Email => vec![MAIL],
+        }
+    }
+
+    /// Brings the local view of pauses up to date with the store's (another instance may
+    /// have paused a provider); returns when the earliest paused sender of the channel
+    /// resumes if every one of them is paused.
+    async fn refresh_pauses(&self, channel: Channel) -> Option<i64> {
         match self.store.provider_pauses().await {
             Ok(stored) => {
                 let mut local = self.pauses.lock().unwrap_or_else(|e| e.into_inner());
@@ -257,35 +269,31 @@ impl Dispatcher {
             }
             Err(e) => tracing::error!(error = format!("{e:#}"), "cannot read provider pauses"),
         }
-        self.all_paused_until(crate::store::now())
+        self.all_paused_until(channel, crate::store::now())
     }
 
-    fn all_paused_until(&self, now: i64) -> Option<i64> {
+    fn all_paused_until(&self, channel: Channel, now: i64) -> Option<i64> {
         let local = self.pauses.lock().unwrap_or_else(|e| e.into_inner());
-        self.sms
-            .iter()
-            .map(|p| {
-                local
-                    .get(&p.name)
-                    .map(|x| x.pause.until)
-                    .filter(|u| *u > now)
-            })
+        self.senders(channel)
+            .into_iter()
+            .map(|name| local.get(name).map(|x| x.pause.until).filter(|u| *u > now))
             .collect::<Option<Vec<i64>>>()
             .and_then(|v| v.into_iter().min())
     }
 
-    /// The first provider that may be sent to (not paused, or this request is the probe of a
-    /// pause that is over), or when to try again.
-    fn pick(&self, now: i64) -> Result<&NamedProvider, i64> {
+    /// The first of the channel's senders that may be sent to (not paused, or this request
+    /// is the probe of a pause that is over), by its place in `senders`, or when to try
+    /// again.
+    fn pick(&self, channel: Channel, now: i64) -> Result<usize, i64> {
         let mut local = self.pauses.lock().unwrap_or_else(|e| e.into_inner());
         let mut earliest = i64::MAX;
-        for p in &self.sms {
-            match local.get_mut(&p.name) {
-                None => return Ok(p),
+        for (i, name) in self.senders(channel).into_iter().enumerate() {
+            match local.get_mut(name) {
+                None => return Ok(i),
                 Some(x) if x.pause.until > now => earliest = earliest.min(x.pause.until),
                 Some(x) if !x.probing => {
                     x.probing = true;
-                    return Ok(p);
+                    return Ok(i);
                 }
                 Some(_) => earliest = earliest.min(now + 1),
             }
@@ -293,10 +301,11 @@ impl Dispatcher {
         Err(earliest)
     }
 
-    /// Pauses a provider that failed. The requests already in flight when it started to
-    /// fail fail alike: only the first failure of an episode (or a failed probe) counts
-    /// toward the doubling. Returns when its notice may be tried again.
-    async fn pause(&self, name: &str, after: Option<Duration>, reason: &str) -> i64 {
+    /// Pauses a provider (or the mail server) that failed. The requests already in flight
+    /// when it started to fail fail alike: only the first failure of an episode (or a
+    /// failed probe) counts toward the doubling, and is logged. Returns when its notice may
+    /// be tried again.
+    async fn pause(&self, channel: Channel, name: &str, failure: &Failure) -> i64 {
         let now = crate::store::now();
         let pause = {
             let mut local = self.pauses.lock().unwrap_or_else(|e| e.into_inner());
@@ -309,33 +318,50 @@ impl Dispatcher {
             });
             if entry.pause.until > now {
                 drop(local);
-                return self.all_paused_until(now).unwrap_or(now);
+                return self.all_paused_until(channel, now).unwrap_or(now);
             }
             entry.probing = false;
             entry.pause.failures += 1;
-            let wait = after.map(|d| d.as_secs() as i64).unwrap_or_else(|| {
-                backoff(entry.pause.failures, self.pause_secs.0, self.pause_secs.1)
-            });
+            let wait = failure
+                .after
+                .map(|d| d.as_secs() as i64)
+                .unwrap_or_else(|| {
+                    backoff(entry.pause.failures, self.pause_secs.0, self.pause_secs.1)
+                });
             entry.pause.until = now + wait.clamp(1, i64::from(self.pause_secs.1));
             entry.pause
         };
-        tracing::warn!(
-            provider = name,
-            reason,
-            seconds = pause.until - now,
-            failures = pause.failures,
-            "SMS provider paused: its notices wait (and go to the secondary provider, if any)"
-        );
-        if let Err(e) = self.store.pause_provider(name, pause, reason).await {
+        let reason = failure.to_string();
+        let seconds = pause.until - now;
+        if failure.class == FailureClass::Auth {
+            // Every notice would fail alike: the notices wait for someone to fix it.
+            tracing::error!(
+                provider = name,
+                reason,
+                seconds,
+                failures = pause.failures,
+                "our credentials or account were refused: fix the configuration; the notices wait"
+            );
+        } else {
+            tracing::warn!(
+                provider = name,
+                reason,
+                seconds,
+                failures = pause.failures,
+                "SMS provider paused: its notices wait (and go to the secondary provider, if any)"
+            );
+        }
+        if let Err(e) = self.store.pause_provider(name, pause, &reason).await {
             tracing::error!(
                 error = format!("{e:#}"),
                 "cannot share the provider pause with other instances"
             );
         }
-        self.all_paused_until(now).unwrap_or(now)
+        self.all_paused_until(channel, now).unwrap_or(now)
     }
 
-    /// The provider answered (took or refused a message): any pause is over.
+    /// The provider (or mail server) answered (took or refused a message): any pause is
+    /// over.
     async fn answered(&self, name: &str) {
         let was_paused = self
             .pauses
@@ -543,9 +569,8 @@ impl Dispatcher {
                         error: "the stored number is not a valid mobile".into(),
                     };
                 };
-                let now = crate::store::now();
-                let provider = match self.pick(now) {
-                    Ok(p) => p,
+                let provider = match self.pick(Channel::Sms, crate::store::now()) {
+                    Ok(i) => &self.sms[i],
                     Err(until) => return SendResult::Deferred { at: until },
                 };
                 self.sms_rate.acquire().await;
@@ -557,14 +582,7 @@ impl Dispatcher {
                             provider_id: accepted.id,
                         }
                     }
-                    Err(ProviderError::Permanent(e)) => {
-                        self.answered(&provider.name).await;
-                        SendResult::Failed { error: e }
-                    }
-                    Err(ProviderError::Unavailable { message, after }) => {
-                        let at = self.pause(&provider.name, after, &message).await;
-                        SendResult::Retry { at, error: message }
-                    }
+                    Err(failure) => self.failed(n, Channel::Sms, &provider.name, failure).await,
                 }
             }
             Channel::Email => {
@@ -578,39 +596,64 @@ impl Dispatcher {
                         error: "the stored e-mail is not valid".into(),
                     };
                 };
+                if let Err(until) = self.pick(Channel::Email, crate::store::now()) {
+                    return SendResult::Deferred { at: until };
+                }
                 let mail = OutgoingMail {
                     to: &to,
                     subject: text.0.clone().unwrap_or_else(|| tenant_name.to_string()),
                     body: text.1.clone(),
                 };
                 match self.mailer.send(mail).await {
-                    Ok(()) => SendResult::Sent {
-                        provider: "email".into(),
-                        provider_id: None,
-                    },
-                    Err(e) => {
-                        // The server's answer can quote the address: keep its code only.
-                        let smtp = e
-                            .chain()
-                            .find_map(|c| c.downcast_ref::<lettre::transport::smtp::Error>());
-                        // The reply code where the server gave one.
-                        let code = smtp
-                            .and_then(|s| s.status())
-                            .map(|c| format!(" ({c})"))
-                            .unwrap_or_default();
-                        if smtp.is_some_and(|s| s.is_permanent()) {
-                            SendResult::Failed {
-                                error: format!("the mail server refused it{code}"),
-                            }
-                        } else {
-                            tracing::warn!(
-                                notice = n.id,
-                                code,
-                                "the mail server did not take a notice; retrying"
-                            );
-                            self.retry(n, &format!("the mail server did not take it{code}"))
+                    Ok(()) => {
+                        self.answered(MAIL).await;
+                        SendResult::Sent {
+                            provider: "email".into(),
+                            provider_id: None,
                         }
                     }
+                    Err(failure) => self.failed(n, Channel::Email, MAIL, failure).await,
+                }
+            }
+        }
+    }
+
+    /// What a failed send means for its notice and its sender. Refusals of this message
+    /// fail it (the sender did answer). Throttling and temporary failures pause an SMS
+    /// provider, whose trouble is every notice's, but only retry the one e-mail, whose 4xx
+    /// is usually about one mailbox. Refused credentials pause either: a wrong password must
+    /// not fail a storm's notices.
+    async fn failed(
+        &self,
+        n: &ClaimedNotice,
+        channel: Channel,
+        sender: &str,
+        failure: Failure,
+    ) -> SendResult {
+        match failure.class {
+            FailureClass::InvalidRecipient | FailureClass::Permanent => {
+                self.answered(sender).await;
+                tracing::info!(notice = n.id, error = %failure, "a notice was refused for good");
+                SendResult::Failed {
+                    error: failure.to_string(),
+                }
+            }
+            FailureClass::Temporary | FailureClass::Throttled if channel == Channel::Email => {
+                // Not a refused login: whatever paused the mail is over (this may have been
+                // its probe).
+                self.answered(sender).await;
+                tracing::warn!(
+                    notice = n.id,
+                    error = %failure,
+                    "the mail server did not take a notice; retrying"
+                );
+                self.retry(n, &failure.to_string())
+            }
+            FailureClass::Temporary | FailureClass::Throttled | FailureClass::Auth => {
+                let at = self.pause(channel, sender, &failure).await;
+                SendResult::Retry {
+                    at,
+                    error: failure.to_string(),
                 }
             }
         }

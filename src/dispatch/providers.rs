@@ -9,36 +9,55 @@ use anyhow::Context;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::Mutex;
 
+use super::redact::{Failure, FailureClass};
 use crate::config::SmsConfig;
 use crate::domain::phone::PhoneNumber;
 
-/// Why a provider did not take a message. The messages are classes (provider, HTTP status,
-/// the provider's error code): never the request, the answer's text or a URL, which can
-/// carry the recipient's number or the account's credentials.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ProviderError {
-    /// The provider cannot take messages now (unreachable, 5xx, throttling): pause it.
-    /// `after` is its Retry-After.
-    Unavailable {
-        message: String,
-        after: Option<Duration>,
-    },
-    /// The provider will never take this message (an invalid number): do not retry.
-    Permanent(String),
-}
-
 /// What went wrong with a request that got no answer, without its URL.
-fn unreachable(provider: &str, e: &reqwest::Error) -> ProviderError {
-    let class = if e.is_timeout() {
+fn unreachable(provider: &'static str, e: &reqwest::Error) -> Failure {
+    let what = if e.is_timeout() {
         "timed out"
     } else if e.is_connect() {
         "connection failed"
     } else {
         "request failed"
     };
-    ProviderError::Unavailable {
-        message: format!("{provider}: {class}"),
-        after: None,
+    Failure::new(FailureClass::Temporary, provider, None, what)
+}
+
+/// How an HTTP answer is classified when the provider has nothing more specific to say:
+/// a refused login or account is the operator's to fix, 429 is throttling, and anything
+/// else may heal (a notice is better late than lost).
+fn by_status(status: u16) -> FailureClass {
+    match status {
+        401..=403 => FailureClass::Auth,
+        429 => FailureClass::Throttled,
+        _ => FailureClass::Temporary,
+    }
+}
+
+/// How a 400 whose text is all there is to go on is classified: one that names the
+/// recipient (and not the sender) is about the recipient; any other can never go either.
+fn refused(text: &str) -> FailureClass {
+    let words: Vec<String> = text
+        .split(|c: char| !c.is_alphanumeric())
+        .map(str::to_lowercase)
+        .collect();
+    let names = |list: &[&str]| words.iter().any(|w| list.contains(&w.as_str()));
+    if names(&["from", "sender", "originator"]) {
+        FailureClass::Permanent
+    } else if names(&[
+        "to",
+        "recipient",
+        "recipients",
+        "receiver",
+        "destination",
+        "msisdn",
+        "number",
+    ]) {
+        FailureClass::InvalidRecipient
+    } else {
+        FailureClass::Permanent
     }
 }
 
@@ -49,11 +68,12 @@ pub struct Accepted {
     pub id: Option<String>,
 }
 
-pub type SendFuture<'a> =
-    Pin<Box<dyn Future<Output = Result<Accepted, ProviderError>> + Send + 'a>>;
+pub type SendFuture<'a> = Pin<Box<dyn Future<Output = Result<Accepted, Failure>> + Send + 'a>>;
 
 pub trait SmsProvider: Send + Sync {
-    /// Hands one SMS to the provider.
+    /// Hands one SMS to the provider. A refusal is its class, status and redacted answer;
+    /// never the request or its URL, which carry the recipient's number and, for Kannel,
+    /// the account's password.
     fn send<'a>(&'a self, from: &'a str, to: &'a PhoneNumber, text: &'a str) -> SendFuture<'a>;
 }
 
@@ -177,9 +197,13 @@ impl SmsProvider for SinkSms {
                 f.write_all(format!("{line}\n").as_bytes()).await?;
                 f.flush().await
             };
-            write.await.map_err(|e| ProviderError::Unavailable {
-                message: format!("sink file {}: {e}", self.path.display()),
-                after: None,
+            write.await.map_err(|e| {
+                Failure::new(
+                    FailureClass::Temporary,
+                    "sink",
+                    None,
+                    &format!("sink file {}: {e}", self.path.display()),
+                )
             })?;
             Ok(Accepted {
                 provider: "sink",
@@ -222,8 +246,12 @@ impl SmsProvider for Elks46 {
                     "whendelivered",
                     &self.callback,
                 ));
-            // 400 is how 46elks refuses a message it will never send (bad number, bad sender).
-            let body = call("46elks", req, |status, _| status == 400).await?;
+            // 400 is how 46elks refuses a message it will never send (bad number, bad sender),
+            // in plain text.
+            let body = call("46elks", req, |status, _, text| {
+                (status == 400).then(|| refused(text))
+            })
+            .await?;
             Ok(Accepted {
                 provider: "46elks",
                 id: body.get("id").and_then(|v| v.as_str()).map(String::from),
@@ -255,13 +283,21 @@ impl SmsProvider for Twilio {
                     &self.callback,
                 ));
             // Twilio's 400 carries an error code; the 21xxx range means this message can never
-            // go (invalid or unreachable number, blocked sender).
-            let body = call("twilio", req, |status, body| {
-                status == 400
-                    && body
-                        .get("code")
-                        .and_then(|c| c.as_i64())
-                        .is_some_and(|c| (21_000..22_000).contains(&c))
+            // go, and these codes say it is the recipient (invalid, unreachable, not a
+            // mobile, opted out, unverified for a trial account).
+            let body = call("twilio", req, |status, body, _| {
+                let code = body.get("code").and_then(serde_json::Value::as_i64)?;
+                (status == 400 && (21_000..22_000).contains(&code)).then(|| {
+                    if [
+                        21211, 21214, 21217, 21219, 21401, 21421, 21604, 21610, 21612, 21614,
+                    ]
+                    .contains(&code)
+                    {
+                        FailureClass::InvalidRecipient
+                    } else {
+                        FailureClass::Permanent
+                    }
+                })
             })
             .await?;
             Ok(Accepted {
@@ -294,8 +330,12 @@ impl SmsProvider for Sinch {
                 .post(&self.endpoint)
                 .bearer_auth(&self.token)
                 .json(&batch);
-            // Sinch answers 400 for a batch it will never deliver (syntax, bad recipient).
-            let body = call("sinch", req, |status, _| status == 400).await?;
+            // Sinch answers 400 for a batch it will never deliver (syntax, bad recipient); its
+            // `text` says which.
+            let body = call("sinch", req, |status, _, text| {
+                (status == 400).then(|| refused(text))
+            })
+            .await?;
             Ok(Accepted {
                 provider: "sinch",
                 id: body.get("id").and_then(|v| v.as_str()).map(String::from),
@@ -343,14 +383,15 @@ impl SmsProvider for Kannel {
                     id: None,
                 });
             }
-            let message = format!("kannel answered {}", status.as_u16());
-            // Kannel says 400 for a request it cannot take (missing or bad receiver); 403 is a
-            // wrong username or password and 503 a full queue: those may heal.
-            if status.as_u16() == 400 {
-                Err(ProviderError::Permanent(message))
-            } else {
-                Err(ProviderError::Unavailable { message, after })
-            }
+            let text = answer_text(resp).await;
+            // Kannel says 400 for a request it cannot take (missing or bad receiver, a
+            // number its lists deny), 403 for a wrong username or password and 503 for a
+            // full queue.
+            let class = match status.as_u16() {
+                400 => refused(&text),
+                s => by_status(s),
+            };
+            Err(Failure::new(class, "kannel", Some(status.as_u16()), &text).with_after(after))
         })
     }
 }
@@ -366,33 +407,68 @@ fn with_callback<'a>(
     fields
 }
 
-/// Sends a provider request and sorts the answer: success gives the JSON body; `permanent`
-/// decides which failures must not be retried; everything else is retried, with the
-/// provider's Retry-After when it gives one.
+/// The answer's text; an answer cut off says so instead (its status still classifies it).
+async fn answer_text(resp: reqwest::Response) -> String {
+    resp.text()
+        .await
+        .unwrap_or_else(|e| format!("(the answer could not be read: {})", e.without_url()))
+}
+
+/// Sends a provider request and sorts the answer: success gives the JSON body; `refusal`
+/// classifies the answers that are the provider's own word that this message will never go
+/// (given the status, the JSON body and the answer's text); everything else is classified
+/// by its status, with the provider's Retry-After when it gives one.
 async fn call(
-    provider: &str,
+    provider: &'static str,
     req: reqwest::RequestBuilder,
-    permanent: impl Fn(u16, &serde_json::Value) -> bool,
-) -> Result<serde_json::Value, ProviderError> {
+    refusal: impl Fn(u16, &serde_json::Value, &str) -> Option<FailureClass>,
+) -> Result<serde_json::Value, Failure> {
     let resp = req.send().await.map_err(|e| unreachable(provider, &e))?;
     let status = resp.status();
     let after = retry_after(&resp);
+    let raw = answer_text(resp).await;
     // An answer that is not JSON is as good as none: the status decides.
-    let text = resp.text().await.unwrap_or_default();
-    let body: serde_json::Value = serde_json::from_str(&text).unwrap_or(serde_json::Value::Null);
+    let body: serde_json::Value = serde_json::from_str(&raw).unwrap_or(serde_json::Value::Null);
     if status.is_success() {
         return Ok(body);
     }
-    // The provider's error code where it gives one; the status alone otherwise.
-    let code = body
-        .get("code")
-        .and_then(serde_json::Value::as_i64)
-        .map(|c| format!(" (code {c})"))
-        .unwrap_or_default();
-    let message = format!("{provider} answered {}{code}", status.as_u16());
-    if permanent(status.as_u16(), &body) {
-        Err(ProviderError::Permanent(message))
-    } else {
-        Err(ProviderError::Unavailable { message, after })
+    // JSON errors say it in `message` (Twilio) or `text` (Sinch); others in plain text.
+    let text = ["message", "text"]
+        .iter()
+        .find_map(|k| body.get(k).and_then(serde_json::Value::as_str))
+        .unwrap_or(&raw);
+    let class = refusal(status.as_u16(), &body, text).unwrap_or_else(|| by_status(status.as_u16()));
+    Err(Failure::new(class, provider, Some(status.as_u16()), text)
+        .with_code(body.get("code"))
+        .with_after(after))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_without_a_refusal_never_fail_a_notice() {
+        assert_eq!(by_status(401), FailureClass::Auth);
+        assert_eq!(by_status(403), FailureClass::Auth);
+        assert_eq!(by_status(429), FailureClass::Throttled);
+        for s in [400, 404, 500, 502, 503] {
+            assert_eq!(by_status(s), FailureClass::Temporary, "{s}");
+        }
+    }
+
+    #[test]
+    fn a_refusal_naming_the_recipient_is_about_the_recipient() {
+        assert_eq!(refused("Invalid to number"), FailureClass::InvalidRecipient);
+        assert_eq!(
+            refused("Number(s) has/have been denied by white- and/or black-lists."),
+            FailureClass::InvalidRecipient
+        );
+        assert_eq!(
+            refused("The 'to' field must contain a valid recipient"),
+            FailureClass::InvalidRecipient
+        );
+        assert_eq!(refused("Invalid from number"), FailureClass::Permanent);
+        assert_eq!(refused("Message too long"), FailureClass::Permanent);
     }
 }

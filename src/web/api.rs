@@ -510,7 +510,7 @@ async fn put_email(
         .await
         .map_err(|e| match e {
             SetEmailError::MailFailed(err) => {
-                tracing::warn!(error = format!("{err:#}"), "verification mail failed");
+                tracing::warn!(error = %err, "verification mail failed");
                 ApiError::new(
                     StatusCode::BAD_GATEWAY,
                     "mail_failed",

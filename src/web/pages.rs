@@ -521,7 +521,7 @@ async fn email_submit(
                     .into_response()
             }
             Err(SetEmailError::MailFailed(e)) => {
-                tracing::warn!(error = format!("{e:#}"), "verification mail failed");
+                tracing::warn!(error = %e, "verification mail failed");
                 page.status = StatusCode::BAD_GATEWAY;
                 page.error = Some(i18n::text(lang, "mail_send_failed"));
                 // The address is kept in the field: saving it again is the way to retry.

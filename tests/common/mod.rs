@@ -331,6 +331,107 @@ impl TestApp {
         }
     }
 
+    /// Every value of every column of every table, with where it was (`table.column`): blobs
+    /// as stored, everything else as text.
+    pub async fn every_column(&self) -> Vec<(String, Vec<u8>)> {
+        let mut out = Vec::new();
+        match self.state.store.backend_name() {
+            "sqlite" => {
+                let pool = sqlx::SqlitePool::connect(&self.db.url).await.unwrap();
+                let tables: Vec<String> =
+                    sqlx::query_scalar("SELECT name FROM sqlite_master WHERE type = 'table'")
+                        .fetch_all(&pool)
+                        .await
+                        .unwrap();
+                for t in tables {
+                    let columns: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                        "SELECT name FROM pragma_table_info('{t}')"
+                    )))
+                    .fetch_all(&pool)
+                    .await
+                    .unwrap();
+                    for c in columns {
+                        let values: Vec<Option<Vec<u8>>> = sqlx::query_scalar(sqlx::AssertSqlSafe(
+                            format!("SELECT CAST(\"{c}\" AS BLOB) FROM \"{t}\""),
+                        ))
+                        .fetch_all(&pool)
+                        .await
+                        .unwrap();
+                        out.extend(
+                            values
+                                .into_iter()
+                                .flatten()
+                                .map(|v| (format!("{t}.{c}"), v)),
+                        );
+                    }
+                }
+                pool.close().await;
+            }
+            _ => {
+                let pool = sqlx::PgPool::connect(&self.db.url).await.unwrap();
+                let columns: Vec<(String, String, String)> = sqlx::query_as(
+                    "SELECT table_name::text, column_name::text, data_type::text FROM information_schema.columns
+                     WHERE table_schema = 'public'",
+                )
+                .fetch_all(&pool)
+                .await
+                .unwrap();
+                for (t, c, kind) in columns {
+                    let values: Vec<Option<Vec<u8>>> = if kind == "bytea" {
+                        sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                            "SELECT \"{c}\" FROM \"{t}\""
+                        )))
+                        .fetch_all(&pool)
+                        .await
+                        .unwrap()
+                    } else {
+                        let text: Vec<Option<String>> = sqlx::query_scalar(sqlx::AssertSqlSafe(
+                            format!("SELECT \"{c}\"::text FROM \"{t}\""),
+                        ))
+                        .fetch_all(&pool)
+                        .await
+                        .unwrap();
+                        text.into_iter()
+                            .map(|v| v.map(String::into_bytes))
+                            .collect()
+                    };
+                    out.extend(
+                        values
+                            .into_iter()
+                            .flatten()
+                            .map(|v| (format!("{t}.{c}"), v)),
+                    );
+                }
+                pool.close().await;
+            }
+        }
+        out
+    }
+
+    /// Runs a query returning (text, optional text) rows on the app's database.
+    pub async fn text_pairs(&self, sql: &str) -> Vec<(String, Option<String>)> {
+        match self.state.store.backend_name() {
+            "sqlite" => {
+                let pool = sqlx::SqlitePool::connect(&self.db.url).await.unwrap();
+                let rows = sqlx::query_as(sqlx::AssertSqlSafe(sql.to_string()))
+                    .fetch_all(&pool)
+                    .await
+                    .unwrap();
+                pool.close().await;
+                rows
+            }
+            _ => {
+                let pool = sqlx::PgPool::connect(&self.db.url).await.unwrap();
+                let rows = sqlx::query_as(sqlx::AssertSqlSafe(sql.to_string()))
+                    .fetch_all(&pool)
+                    .await
+                    .unwrap();
+                pool.close().await;
+                rows
+            }
+        }
+    }
+
     pub async fn finish(mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
@@ -378,11 +479,17 @@ pub struct SmtpServer {
 
 impl SmtpServer {
     pub async fn start() -> Self {
+        Self::start_with(&[]).await
+    }
+
+    /// Starts it with more arguments (see tests/support/smtp_server.py).
+    pub async fn start_with(args: &[&str]) -> Self {
         let dir = TempDir::new();
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/smtp_server.py");
         let mut child = tokio::process::Command::new("python3")
             .arg(&script)
             .arg(dir.path())
+            .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .kill_on_drop(true)
@@ -774,6 +881,101 @@ impl FakeSms {
             "provider = \"{provider}\"\nurl = \"{}\"\nusername = \"{user}\"\npassword = \"{pass}\"\nrate_per_second = 100000\n",
             self.url
         )
+    }
+
+    pub fn stop(self) {
+        self.server.abort();
+    }
+}
+
+/// A provider at any path and method that answers its requests from a script: request i
+/// gets `script[i]` (status, body), every later one `success`; each refusal comes with
+/// `Retry-After: 1`. `{to}` in a body becomes the recipient of the request (the first of
+/// `numbers` found in its query or body), as providers quote it. A request is answered only
+/// once `allow` lets it, so a test can look at what each answer left behind.
+pub struct ScriptedSms {
+    pub url: String,
+    /// The recipient each scripted refusal quoted ("" when none of `numbers` was found).
+    pub quoted: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    gate: std::sync::Arc<tokio::sync::Semaphore>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+#[derive(Clone)]
+struct Script {
+    numbers: Vec<String>,
+    answers: std::sync::Arc<std::sync::Mutex<std::collections::VecDeque<(u16, String)>>>,
+    success: (u16, String),
+    quoted: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    gate: std::sync::Arc<tokio::sync::Semaphore>,
+}
+
+impl ScriptedSms {
+    pub async fn start(numbers: &[&str], script: Vec<(u16, String)>, success: (u16, &str)) -> Self {
+        use axum::response::IntoResponse;
+        async fn answer(
+            axum::extract::State(s): axum::extract::State<Script>,
+            req: axum::extract::Request,
+        ) -> axum::response::Response {
+            let Ok(permit) = s.gate.acquire().await else {
+                return axum::http::StatusCode::SERVICE_UNAVAILABLE.into_response();
+            };
+            permit.forget();
+            let query = req.uri().query().unwrap_or_default().to_string();
+            let body = axum::body::to_bytes(req.into_body(), 1 << 20)
+                .await
+                .unwrap();
+            let seen = format!("{query} {}", String::from_utf8_lossy(&body));
+            let to = s
+                .numbers
+                .iter()
+                .find(|n| seen.contains(n.as_str()) || seen.contains(&n.replace('+', "%2B")))
+                .cloned()
+                .unwrap_or_default();
+            let next = s.answers.lock().unwrap().pop_front();
+            match next {
+                Some((status, text)) => {
+                    s.quoted.lock().unwrap().push(to.clone());
+                    (
+                        axum::http::StatusCode::from_u16(status).unwrap(),
+                        [("retry-after", "1")],
+                        text.replace("{to}", &to),
+                    )
+                        .into_response()
+                }
+                None => (
+                    axum::http::StatusCode::from_u16(s.success.0).unwrap(),
+                    s.success.1.clone(),
+                )
+                    .into_response(),
+            }
+        }
+        let gate = std::sync::Arc::new(tokio::sync::Semaphore::new(0));
+        let script = Script {
+            numbers: numbers.iter().map(|n| n.to_string()).collect(),
+            answers: std::sync::Arc::new(std::sync::Mutex::new(script.into())),
+            success: (success.0, success.1.to_string()),
+            quoted: Default::default(),
+            gate: gate.clone(),
+        };
+        let quoted = script.quoted.clone();
+        let app = axum::Router::new().fallback(answer).with_state(script);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let server = tokio::spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        });
+        Self {
+            url,
+            quoted,
+            gate,
+            server,
+        }
+    }
+
+    /// Lets `n` more requests be answered.
+    pub fn allow(&self, n: usize) {
+        self.gate.add_permits(n);
     }
 
     pub fn stop(self) {
