@@ -18,12 +18,7 @@ use crate::throttle::Throttle;
 
 /// Opens the key file (creating it on first start), the store and the mailer.
 pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
-    std::fs::create_dir_all(&config.data_dir).with_context(|| {
-        format!(
-            "cannot create the data directory {}",
-            config.data_dir.display()
-        )
-    })?;
+    crate::files::private_dir(&config.data_dir)?;
     let (keyring, created) = Keyring::load_or_create(&config.key_file)?;
     if created {
         tracing::warn!(path = %config.key_file.display(),

@@ -110,6 +110,7 @@ impl Keyring {
     }
 
     pub fn load(path: &Path) -> anyhow::Result<Self> {
+        crate::files::check_secret_file(path)?;
         let text = fs::read_to_string(path)
             .with_context(|| format!("cannot read the data key file {}", path.display()))?;
         let file: KeyFile = serde_json::from_str(&text)
@@ -131,14 +132,6 @@ impl Keyring {
                 "the data key file names current key {} but does not hold it",
                 file.current
             );
-        }
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let mode = fs::metadata(path)?.permissions().mode() & 0o777;
-            if mode & 0o077 != 0 {
-                tracing::warn!(path = %path.display(), mode = format!("{mode:o}"), "the data key file is readable by others; chmod 600 it");
-            }
         }
         Ok(Self {
             file,

@@ -9,6 +9,7 @@ pub mod config;
 pub mod crypto;
 pub mod demo;
 pub mod directory;
+pub mod files;
 pub mod dispatch;
 pub mod domain;
 pub mod i18n;

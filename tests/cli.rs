@@ -391,6 +391,99 @@ async fn postgres_outages_from_the_command_line() {
     outages_from_the_command_line(Db::Postgres).await;
 }
 
+/// Files an older version left readable (data directory 0755, database 0644) are tightened
+/// when the service starts, and a key file others can read stops it with the fix to run.
+#[cfg(unix)]
+async fn private_files(db: Db) {
+    use std::io::{BufRead, BufReader};
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let set = |p: &std::path::Path, m: u32| {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap()
+    };
+    let cli = Cli::new(db).await;
+    let data = cli.dir.path();
+    let db_file = data.join("varsel.db");
+    cli.ok(&["tenant", "list"]);
+    if db == Db::Sqlite {
+        assert_eq!(mode(&db_file), 0o600, "a new database is private");
+        set(&db_file, 0o644);
+    }
+    set(data, 0o755);
+
+    let mut serve = Command::new(env!("CARGO_BIN_EXE_varsel"))
+        .arg("serve")
+        .env_remove("VARSEL_CONFIG")
+        .env("VARSEL_DATA_DIR", data)
+        .env("VARSEL_DATABASE_URL", &cli.db.url)
+        .env("VARSEL_LISTEN", "127.0.0.1:0")
+        .env("VARSEL_LOG", "info")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut log = String::new();
+    for line in BufReader::new(serve.stderr.take().unwrap()).lines() {
+        let line = line.unwrap();
+        log.push_str(&line);
+        log.push('\n');
+        if line.contains("listening") {
+            break;
+        }
+    }
+    serve.kill().unwrap();
+    serve.wait().unwrap();
+    assert!(log.contains("listening"), "the service did not start: {log}");
+    assert_eq!(mode(data), 0o700);
+    assert!(
+        log.contains(&format!("path={} from=0755 to=0700", data.display())),
+        "{log}"
+    );
+    let key_file = data.join("keys.json");
+    assert_eq!(mode(&key_file), 0o600);
+    if db == Db::Sqlite {
+        for suffix in ["", "-wal", "-shm"] {
+            let f = data.join(format!("varsel.db{suffix}"));
+            if f.exists() {
+                assert_eq!(mode(&f), 0o600, "{}", f.display());
+            }
+        }
+        assert!(
+            log.contains(&format!("path={} from=0644 to=0600", db_file.display())),
+            "{log}"
+        );
+    }
+
+    for wide in [0o644, 0o620] {
+        set(&key_file, wide);
+        for args in [&["serve"][..], &["keys", "show"]] {
+            let refused = cli.run(args);
+            assert!(!refused.status.success(), "{args:?} started with {wide:o}");
+            let stderr = String::from_utf8_lossy(&refused.stderr);
+            assert!(
+                stderr.contains(&format!("`chmod 600 {}`", key_file.display())),
+                "{stderr}"
+            );
+        }
+        assert_eq!(mode(&key_file), wide, "the key file is the operator's to fix");
+    }
+    set(&key_file, 0o600);
+    assert!(cli.ok(&["keys", "show"]).contains("current key: 1"));
+    cli.db.drop_db().await;
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn sqlite_private_files() {
+    private_files(Db::Sqlite).await;
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn postgres_private_files() {
+    private_files(Db::Postgres).await;
+}
+
 #[test]
 fn help_describes_every_command() {
     let out = Command::new(env!("CARGO_BIN_EXE_varsel"))

@@ -79,7 +79,11 @@ impl Store {
             Backend::Postgres(pool)
         } else if url.starts_with("sqlite:") {
             let opts = SqliteConnectOptions::from_str(url)
-                .context("the SQLite database_url is not valid")?
+                .context("the SQLite database_url is not valid")?;
+            if !(url.contains(":memory:") || url.contains("mode=memory")) {
+                crate::files::private_database(opts.get_filename())?;
+            }
+            let opts = opts
                 .create_if_missing(true)
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Normal)
