@@ -165,7 +165,8 @@ impl Keyring {
         Ok(id)
     }
 
-    /// Drops every key but the current one (after all rows were re-sealed with it).
+    /// Drops every key but the current one; `rotation::retire_old_keys` first checks that no
+    /// stored value still uses another.
     pub fn retire_old_keys(&mut self) -> anyhow::Result<usize> {
         let before = self.file.keys.len();
         let current = self.file.current;

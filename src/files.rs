@@ -151,7 +151,11 @@ mod tests {
         assert_eq!(mode(&dir), 0o700);
         assert_eq!(mode(&db), 0o600);
         assert_eq!(mode(&wal), 0o600);
-        assert_eq!(fs::read(&wal).unwrap(), b"x", "tightening leaves the content");
+        assert_eq!(
+            fs::read(&wal).unwrap(),
+            b"x",
+            "tightening leaves the content"
+        );
         fs::remove_dir_all(root).unwrap();
     }
 

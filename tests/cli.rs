@@ -433,7 +433,10 @@ async fn private_files(db: Db) {
     }
     serve.kill().unwrap();
     serve.wait().unwrap();
-    assert!(log.contains("listening"), "the service did not start: {log}");
+    assert!(
+        log.contains("listening"),
+        "the service did not start: {log}"
+    );
     assert_eq!(mode(data), 0o700);
     assert!(
         log.contains(&format!("path={} from=0755 to=0700", data.display())),
@@ -465,7 +468,11 @@ async fn private_files(db: Db) {
                 "{stderr}"
             );
         }
-        assert_eq!(mode(&key_file), wide, "the key file is the operator's to fix");
+        assert_eq!(
+            mode(&key_file),
+            wide,
+            "the key file is the operator's to fix"
+        );
     }
     set(&key_file, 0o600);
     assert!(cli.ok(&["keys", "show"]).contains("current key: 1"));

@@ -21,6 +21,7 @@ mod grid;
 mod notices;
 mod outages;
 pub mod registration;
+mod sealed;
 mod selection;
 mod tenants;
 
@@ -33,6 +34,7 @@ pub use outages::{
     StepWritten, Texts,
 };
 pub use registration::{SealedContact, SubscriptionRow, VerifyOutcome};
+pub use sealed::{SEALED_COLUMNS, SealedColumn, SealedValue};
 pub use tenants::{NewTenant, TemplateRow, Tenant, TokenInfo};
 
 #[derive(Clone)]
