@@ -736,16 +736,30 @@ async fn tenant(config: Config, cmd: TenantCommand) -> anyhow::Result<()> {
 async fn keys(config: Config, cmd: KeysCommand) -> anyhow::Result<()> {
     match cmd {
         KeysCommand::Show => {
-            let ring = Keyring::load(&config.key_file).with_context(|| {
-                "no data key yet: it is created on the first `varsel serve`".to_string()
-            })?;
-            println!("key file: {}", ring.path().display());
+            if !config.key_file.exists() {
+                bail!(
+                    "no data key file at {} yet: it is created on the first `varsel serve`",
+                    config.key_file.display()
+                );
+            }
+            let wrapped = Keyring::file_is_wrapped(&config.key_file)?;
+            println!("key file: {}", config.key_file.display());
+            println!(
+                "wrapped with a master key: {}",
+                if wrapped {
+                    "yes"
+                } else {
+                    "no (anyone with a copy of the file can open the contact data)"
+                }
+            );
+            let ring = Keyring::load(&config.key_file, config.master_key.as_ref())?;
             println!("current key: {}", ring.current_key_id());
             println!("keys held: {:?}", ring.key_ids());
         }
         KeysCommand::Rotate { retire_old, chunk } => {
             let store = Store::connect(&config.database_url).await?;
-            let (mut ring, _) = Keyring::load_or_create(&config.key_file)?;
+            let (mut ring, _) =
+                Keyring::load_or_create(&config.key_file, config.master_key.as_ref())?;
             let progress = |msg: &str| eprintln!("  {msg}");
             let done =
                 varsel::rotation::rotate(&store, &mut ring, chunk as usize, &progress).await?;

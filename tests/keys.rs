@@ -108,7 +108,7 @@ async fn opened(app: &TestApp) -> BTreeMap<String, Vec<(i64, String)>> {
 }
 
 fn key_file(app: &TestApp) -> Keyring {
-    Keyring::load(&app.dir.path().join("keys.json")).unwrap()
+    Keyring::load(&app.dir.path().join("keys.json"), None).unwrap()
 }
 
 /// The town's values, all sealed with `key`.
