@@ -8,7 +8,7 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 
 use crate::config::Config;
-use crate::crypto::Keyring;
+use crate::crypto::{KeyFileOpened, Keyring};
 use crate::dispatch::Dispatcher;
 use crate::mail::Mailer;
 use crate::outages::FanOut;
@@ -18,16 +18,16 @@ use crate::throttle::Throttle;
 
 /// Opens the key file (creating it on first start), the store and the mailer.
 pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
-    std::fs::create_dir_all(&config.data_dir).with_context(|| {
-        format!(
-            "cannot create the data directory {}",
-            config.data_dir.display()
-        )
-    })?;
-    let (keyring, created) = Keyring::load_or_create(&config.key_file)?;
-    if created {
-        tracing::warn!(path = %config.key_file.display(),
-            "generated a new data key; back it up: without it the stored phone numbers and e-mails cannot be read");
+    crate::files::private_dir(&config.data_dir)?;
+    let (keyring, opened) = Keyring::load_or_create(&config.key_file, config.master_key.as_ref())?;
+    match opened {
+        KeyFileOpened::Created => {
+            tracing::warn!(path = %config.key_file.display(), wrapped = keyring.is_wrapped(),
+            "generated a new data key; back it up: without it the stored phone numbers and e-mails cannot be read")
+        }
+        KeyFileOpened::Wrapped => tracing::warn!(path = %config.key_file.display(),
+            "wrapped the data key file with the master key; from now on it opens only with the master key: keep that safe too, away from the data directory and its backups"),
+        KeyFileOpened::Loaded => {}
     }
     let store = Store::connect(&config.database_url).await?;
     let mailer = Mailer::new(

@@ -8,12 +8,17 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use serde::Deserialize;
 
+use crate::crypto::MasterKey;
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub data_dir: PathBuf,
     pub listen: SocketAddr,
     pub database_url: String,
     pub key_file: PathBuf,
+    /// Wraps the key file; from `VARSEL_MASTER_KEY` or `VARSEL_MASTER_KEY_FILE` only, so it
+    /// never sits in a configuration file next to the data.
+    pub master_key: Option<MasterKey>,
     /// Base URL households reach the service at; links in e-mails start with it.
     pub public_url: String,
     /// `smtp://` or `smtps://` URL; `None` writes e-mails to the sink instead.
@@ -272,6 +277,8 @@ impl Config {
             "VARSEL_LISTEN",
             "VARSEL_DATABASE_URL",
             "VARSEL_KEY_FILE",
+            "VARSEL_MASTER_KEY",
+            "VARSEL_MASTER_KEY_FILE",
             "VARSEL_PUBLIC_URL",
             "VARSEL_SMTP_URL",
             "VARSEL_MAIL_FROM",
@@ -310,6 +317,23 @@ impl Config {
             .map(PathBuf::from)
             .or(fc.key_file)
             .unwrap_or_else(|| data_dir.join("keys.json"));
+        let master_key = match (var("VARSEL_MASTER_KEY"), var("VARSEL_MASTER_KEY_FILE")) {
+            (None, None) => None,
+            (Some(_), Some(_)) => {
+                bail!("set VARSEL_MASTER_KEY or VARSEL_MASTER_KEY_FILE, not both")
+            }
+            (Some(text), None) => Some(
+                MasterKey::parse(&text).map_err(|e| anyhow::anyhow!("VARSEL_MASTER_KEY {e}"))?,
+            ),
+            (None, Some(path)) => {
+                let text = std::fs::read_to_string(&path)
+                    .with_context(|| format!("cannot read VARSEL_MASTER_KEY_FILE {path}"))?;
+                Some(
+                    MasterKey::parse(&text)
+                        .map_err(|e| anyhow::anyhow!("VARSEL_MASTER_KEY_FILE {path} {e}"))?,
+                )
+            }
+        };
         let public_url = var("VARSEL_PUBLIC_URL")
             .or(fc.public_url)
             .unwrap_or_else(|| format!("http://{listen}"));
@@ -396,6 +420,7 @@ impl Config {
             listen,
             database_url,
             key_file,
+            master_key,
             public_url: public_url.trim_end_matches('/').to_string(),
             smtp_url,
             mail_from,

@@ -8,6 +8,10 @@
 //!
 //! Lookup and dedupe use a keyed blind index (HMAC-SHA-256 over tenant, column and the
 //! normalised value). Its key never rotates: rotating it would break dedupe across rows.
+//!
+//! An optional master key, kept outside the data directory (the environment, a secrets
+//! mount), wraps the key file with the same AEAD, so a copy of the data directory or of its
+//! backups opens nothing without it.
 
 use std::fs;
 use std::io::Write;
@@ -58,12 +62,69 @@ struct KeyFile {
     keys: Vec<KeyEntry>,
 }
 
+/// The key file as stored when a master key wraps it: `KeyFile` as JSON, sealed.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WrappedKeyFile {
+    /// The wrapping scheme: 1 is XChaCha20-Poly1305 under the master key.
+    wrapped: u32,
+    /// Nonce, then ciphertext, hex-encoded.
+    sealed: String,
+}
+
+/// Binds the wrapped key file to what it is, so no other value sealed under the master key
+/// could pass for it.
+const WRAP_AD: &[u8] = b"varsel:keys.json:1";
+
+/// The 32-byte key that wraps the key file. Never printed.
+#[derive(Clone)]
+pub struct MasterKey([u8; 32]);
+
+impl std::fmt::Debug for MasterKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MasterKey(..)")
+    }
+}
+
+impl MasterKey {
+    /// Reads base64 (standard alphabet, padding optional, surrounding whitespace ignored)
+    /// of exactly 32 bytes, as `openssl rand -base64 32` prints it.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let bytes = base64_decode(text.trim())
+            .ok_or_else(|| "is not base64 (make one with `openssl rand -base64 32`)".to_string())?;
+        let key: [u8; 32] = bytes.as_slice().try_into().map_err(|_| {
+            format!(
+                "must be 32 bytes of base64, not {} (make one with `openssl rand -base64 32`)",
+                bytes.len()
+            )
+        })?;
+        Ok(Self(key))
+    }
+
+    fn cipher(&self) -> XChaCha20Poly1305 {
+        XChaCha20Poly1305::new((&self.0).into())
+    }
+}
+
+/// What `Keyring::load_or_create` found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyFileOpened {
+    Loaded,
+    /// There was none: a new one was written.
+    Created,
+    /// A plain file and a master key: the file is now wrapped.
+    Wrapped,
+}
+
 /// The data keys: every sealing key ever used (to open old rows), the current one, and the
 /// blind-index key.
 #[derive(Clone)]
 pub struct Keyring {
     file: KeyFile,
     path: PathBuf,
+    master: Option<MasterKey>,
+    /// Whether the file on disk is wrapped with the master key.
+    wrapped: bool,
 }
 
 impl std::fmt::Debug for Keyring {
@@ -85,11 +146,20 @@ pub enum CryptoError {
 }
 
 impl Keyring {
-    /// Loads the key file, or creates one (mode 0600) when there is none. Returns whether it
-    /// was created so the caller can tell the operator where it went.
-    pub fn load_or_create(path: &Path) -> anyhow::Result<(Self, bool)> {
+    /// Loads the key file, or creates one (mode 0600) when there is none; with a master key,
+    /// a plain file is wrapped and a new one written wrapped. Says what it did so the caller
+    /// can tell the operator.
+    pub fn load_or_create(
+        path: &Path,
+        master: Option<&MasterKey>,
+    ) -> anyhow::Result<(Self, KeyFileOpened)> {
         if path.exists() {
-            return Ok((Self::load(path)?, false));
+            let mut ring = Self::load(path, master)?;
+            if ring.master.is_some() && !ring.wrapped {
+                ring.save()?;
+                return Ok((ring, KeyFileOpened::Wrapped));
+            }
+            return Ok((ring, KeyFileOpened::Loaded));
         }
         let file = KeyFile {
             version: 1,
@@ -101,19 +171,68 @@ impl Keyring {
                 created_at: now_unix(),
             }],
         };
-        let ring = Self {
+        let mut ring = Self {
             file,
             path: path.to_path_buf(),
+            master: master.cloned(),
+            wrapped: false,
         };
         ring.save()?;
-        Ok((ring, true))
+        Ok((ring, KeyFileOpened::Created))
     }
 
-    pub fn load(path: &Path) -> anyhow::Result<Self> {
+    /// Whether the key file at `path` is wrapped with a master key; reads nothing secret.
+    pub fn file_is_wrapped(path: &Path) -> anyhow::Result<bool> {
         let text = fs::read_to_string(path)
             .with_context(|| format!("cannot read the data key file {}", path.display()))?;
-        let file: KeyFile = serde_json::from_str(&text)
+        let value: serde_json::Value = serde_json::from_str(&text)
             .with_context(|| format!("the data key file {} is not valid", path.display()))?;
+        Ok(value.get("wrapped").is_some())
+    }
+
+    /// Loads the key file; a wrapped one needs the master key that wrapped it. A plain file
+    /// stays as it is (`load_or_create` wraps it).
+    pub fn load(path: &Path, master: Option<&MasterKey>) -> anyhow::Result<Self> {
+        crate::files::check_secret_file(path)?;
+        let text = fs::read_to_string(path)
+            .with_context(|| format!("cannot read the data key file {}", path.display()))?;
+        let invalid = || format!("the data key file {} is not valid", path.display());
+        let value: serde_json::Value = serde_json::from_str(&text).with_context(invalid)?;
+        let wrapped = value.get("wrapped").is_some();
+        let file: KeyFile = if wrapped {
+            let w: WrappedKeyFile = serde_json::from_value(value).with_context(invalid)?;
+            if w.wrapped != 1 {
+                bail!(
+                    "the data key file {} is wrapped with unknown scheme {}",
+                    path.display(),
+                    w.wrapped
+                );
+            }
+            let Some(master) = master else {
+                bail!(
+                    "the data key file {} is wrapped with a master key: set VARSEL_MASTER_KEY or VARSEL_MASTER_KEY_FILE to the master key",
+                    path.display()
+                );
+            };
+            let plain = hex_decode(&w.sealed)
+                .filter(|b| b.len() > NONCE_LEN)
+                .and_then(|b| {
+                    let (nonce, ct) = b.split_at(NONCE_LEN);
+                    master
+                        .cipher()
+                        .decrypt(XNonce::from_slice(nonce), Payload { msg: ct, aad: WRAP_AD })
+                        .ok()
+                })
+                .with_context(|| {
+                    format!(
+                        "the master key does not open the data key file {}: it is not the master key that wrapped it, or the file was changed",
+                        path.display()
+                    )
+                })?;
+            serde_json::from_slice(&plain).with_context(invalid)?
+        } else {
+            serde_json::from_value(value).with_context(invalid)?
+        };
         if file.version != 1 {
             bail!(
                 "the data key file {} has unknown version {}",
@@ -132,22 +251,21 @@ impl Keyring {
                 file.current
             );
         }
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let mode = fs::metadata(path)?.permissions().mode() & 0o777;
-            if mode & 0o077 != 0 {
-                tracing::warn!(path = %path.display(), mode = format!("{mode:o}"), "the data key file is readable by others; chmod 600 it");
-            }
-        }
         Ok(Self {
             file,
             path: path.to_path_buf(),
+            master: master.cloned(),
+            wrapped,
         })
     }
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Whether the file on disk is wrapped with a master key.
+    pub fn is_wrapped(&self) -> bool {
+        self.wrapped
     }
 
     pub fn current_key_id(&self) -> i64 {
@@ -172,7 +290,8 @@ impl Keyring {
         Ok(id)
     }
 
-    /// Drops every key but the current one (after all rows were re-sealed with it).
+    /// Drops every key but the current one; `rotation::retire_old_keys` first checks that no
+    /// stored value still uses another.
     pub fn retire_old_keys(&mut self) -> anyhow::Result<usize> {
         let before = self.file.keys.len();
         let current = self.file.current;
@@ -181,11 +300,21 @@ impl Keyring {
         Ok(before - self.file.keys.len())
     }
 
-    fn save(&self) -> anyhow::Result<()> {
+    /// Writes the key file (wrapped when there is a master key) through a temporary file
+    /// and a rename, so a crash leaves the old file or the new one, never half of one.
+    fn save(&mut self) -> anyhow::Result<()> {
         if let Some(dir) = self.path.parent() {
             fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
         }
         let tmp = self.path.with_extension("tmp");
+        // A temporary file left by a crash keeps its mode when opened again; start afresh so
+        // the key file is always born 0600.
+        match fs::remove_file(&tmp) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(e).with_context(|| format!("cannot remove {}", tmp.display()));
+            }
+            _ => {}
+        }
         let mut options = fs::OpenOptions::new();
         options.write(true).create(true).truncate(true);
         #[cfg(unix)]
@@ -196,10 +325,34 @@ impl Keyring {
         let mut f = options
             .open(&tmp)
             .with_context(|| format!("cannot write {}", tmp.display()))?;
-        f.write_all(serde_json::to_string_pretty(&self.file)?.as_bytes())?;
+        let plain = serde_json::to_string_pretty(&self.file)?;
+        let text = match &self.master {
+            None => plain,
+            Some(master) => {
+                let nonce = random_bytes::<NONCE_LEN>();
+                let ct = master
+                    .cipher()
+                    .encrypt(
+                        XNonce::from_slice(&nonce),
+                        Payload {
+                            msg: plain.as_bytes(),
+                            aad: WRAP_AD,
+                        },
+                    )
+                    .expect("XChaCha20-Poly1305 encryption cannot fail for in-memory buffers");
+                let mut sealed = nonce.to_vec();
+                sealed.extend_from_slice(&ct);
+                serde_json::to_string_pretty(&WrappedKeyFile {
+                    wrapped: 1,
+                    sealed: hex_encode(&sealed),
+                })?
+            }
+        };
+        f.write_all(text.as_bytes())?;
         f.sync_all()?;
         fs::rename(&tmp, &self.path)
             .with_context(|| format!("cannot write {}", self.path.display()))?;
+        self.wrapped = self.master.is_some();
         Ok(())
     }
 
@@ -304,20 +457,66 @@ pub fn hex_encode(bytes: &[u8]) -> String {
 }
 
 fn decode_key(hex: &str) -> anyhow::Result<[u8; 32]> {
+    let bytes = hex_decode(hex).context("not hex digits")?;
+    bytes
+        .as_slice()
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("expected 64 hex digits"))
+}
+
+fn hex_decode(hex: &str) -> Option<Vec<u8>> {
     let bytes = hex.as_bytes();
-    if bytes.len() != 64 {
-        bail!("expected 64 hex digits");
+    if !bytes.len().is_multiple_of(2) {
+        return None;
     }
-    let mut out = [0u8; 32];
-    for (i, pair) in bytes.chunks(2).enumerate() {
-        let hi = (pair[0] as char).to_digit(16);
-        let lo = (pair[1] as char).to_digit(16);
-        match (hi, lo) {
-            (Some(h), Some(l)) => out[i] = (h * 16 + l) as u8,
-            _ => bail!("not a hex digit"),
+    bytes
+        .chunks(2)
+        .map(|pair| {
+            let hi = (pair[0] as char).to_digit(16)?;
+            let lo = (pair[1] as char).to_digit(16)?;
+            u8::try_from(hi * 16 + lo).ok()
+        })
+        .collect()
+}
+
+/// Standard-alphabet base64, padding optional; `None` for anything else (including bits
+/// left over in the last character, so each key has one spelling).
+fn base64_decode(text: &str) -> Option<Vec<u8>> {
+    let digits = text
+        .strip_suffix("==")
+        .or_else(|| text.strip_suffix('='))
+        .unwrap_or(text);
+    if digits.len() % 4 == 1 || (digits.len() < text.len() && !text.len().is_multiple_of(4)) {
+        return None;
+    }
+    let value = |c: u8| -> Option<u32> {
+        Some(u32::from(match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        }))
+    };
+    let mut out = Vec::with_capacity(digits.len() * 3 / 4);
+    for group in digits.as_bytes().chunks(4) {
+        let mut acc = 0u32;
+        for &c in group {
+            acc = acc << 6 | value(c)?;
+        }
+        let bits = group.len() * 6;
+        let whole = bits / 8;
+        let spare = bits - whole * 8;
+        if acc & ((1 << spare) - 1) != 0 {
+            return None;
+        }
+        let acc = acc >> spare;
+        for i in (0..whole).rev() {
+            out.push((acc >> (8 * i)) as u8);
         }
     }
-    Ok(out)
+    Some(out)
 }
 
 fn now_unix() -> i64 {
@@ -330,8 +529,9 @@ mod tests {
 
     fn ring() -> (Keyring, tempdir::TempDir) {
         let dir = tempdir::TempDir::new();
-        let (ring, created) = Keyring::load_or_create(&dir.path().join("keys.json")).unwrap();
-        assert!(created);
+        let (ring, opened) = Keyring::load_or_create(&dir.path().join("keys.json"), None).unwrap();
+        assert_eq!(opened, KeyFileOpened::Created);
+        assert!(!ring.is_wrapped());
         (ring, dir)
     }
 
@@ -380,7 +580,7 @@ mod tests {
         let old = ring.seal(FIELD, "a@example.com");
         let new_id = ring.rotate().unwrap();
         assert_eq!(new_id, 2);
-        let reloaded = Keyring::load(&dir.path().join("keys.json")).unwrap();
+        let reloaded = Keyring::load(&dir.path().join("keys.json"), None).unwrap();
         assert_eq!(reloaded.open(FIELD, &old).unwrap(), "a@example.com");
         assert_eq!(reloaded.seal(FIELD, "x").key_id, 2);
         let mut ring = reloaded;
@@ -407,6 +607,125 @@ mod tests {
         let (ring, _dir) = ring();
         let mode = fs::metadata(ring.path()).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
+    }
+
+    fn master(byte: u8) -> MasterKey {
+        MasterKey([byte; 32])
+    }
+
+    #[test]
+    fn a_master_key_wraps_a_plain_key_file_and_is_needed_to_open_it() {
+        let (mut plain, dir) = ring();
+        let path = dir.path().join("keys.json");
+        let sealed = plain.seal(FIELD, "+46701234567");
+        let secret = plain.file.keys[0].key.clone();
+        assert!(!Keyring::file_is_wrapped(&path).unwrap());
+
+        let (mut ring, opened) = Keyring::load_or_create(&path, Some(&master(7))).unwrap();
+        assert_eq!(opened, KeyFileOpened::Wrapped);
+        assert!(ring.is_wrapped() && Keyring::file_is_wrapped(&path).unwrap());
+        let on_disk = fs::read_to_string(&path).unwrap();
+        assert!(!on_disk.contains(&secret) && !on_disk.contains(&plain.file.index_key));
+        assert_eq!(ring.open(FIELD, &sealed).unwrap(), "+46701234567");
+
+        let missing = Keyring::load(&path, None).unwrap_err().to_string();
+        assert!(missing.contains("VARSEL_MASTER_KEY"), "{missing}");
+        let wrong = Keyring::load(&path, Some(&master(8)))
+            .unwrap_err()
+            .to_string();
+        assert!(wrong.contains("the master key does not open"), "{wrong}");
+
+        // Rotation writes the file wrapped again; the same master key opens it.
+        ring.rotate().unwrap();
+        let (again, opened) = Keyring::load_or_create(&path, Some(&master(7))).unwrap();
+        assert_eq!(opened, KeyFileOpened::Loaded);
+        assert_eq!(again.key_ids(), [1, 2]);
+        assert_eq!(again.open(FIELD, &sealed).unwrap(), "+46701234567");
+        assert!(plain.rotate().is_ok(), "a plain keyring still writes plain");
+        assert!(!Keyring::file_is_wrapped(&path).unwrap());
+    }
+
+    #[test]
+    fn a_new_key_file_is_written_wrapped_when_there_is_a_master_key() {
+        let dir = tempdir::TempDir::new();
+        let path = dir.path().join("keys.json");
+        let (ring, opened) = Keyring::load_or_create(&path, Some(&master(1))).unwrap();
+        assert_eq!(opened, KeyFileOpened::Created);
+        assert!(ring.is_wrapped());
+        let sealed = ring.seal(FIELD, "a@example.com");
+        let reloaded = Keyring::load(&path, Some(&master(1))).unwrap();
+        assert_eq!(reloaded.open(FIELD, &sealed).unwrap(), "a@example.com");
+        let mut text = fs::read_to_string(&path).unwrap();
+        text = text.replacen("\"sealed\": \"", "\"sealed\": \"00", 1);
+        fs::write(&path, text).unwrap();
+        let changed = Keyring::load(&path, Some(&master(1)))
+            .unwrap_err()
+            .to_string();
+        assert!(changed.contains("or the file was changed"), "{changed}");
+    }
+
+    #[test]
+    fn master_keys_read_as_openssl_prints_them() {
+        let key = MasterKey::parse("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\n").unwrap();
+        assert_eq!(key.0.to_vec(), (0u8..32).collect::<Vec<_>>());
+        assert_eq!(format!("{key:?}"), "MasterKey(..)");
+        let unpadded = MasterKey::parse("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8").unwrap();
+        assert_eq!(unpadded.0, key.0);
+        let short = MasterKey::parse("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwd").unwrap_err();
+        assert!(short.contains("not 30"), "{short}");
+        for bad in [
+            "",
+            "AAEC AwQF",
+            "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh9=",
+            "@@@@",
+        ] {
+            assert!(MasterKey::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    /// The encoder the decoder is checked against.
+    fn base64_encode(bytes: &[u8], pad: bool) -> String {
+        const ALPHABET: &[u8; 64] =
+            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        let mut out = String::new();
+        for chunk in bytes.chunks(3) {
+            let b = [
+                chunk[0],
+                chunk.get(1).copied().unwrap_or(0),
+                chunk.get(2).copied().unwrap_or(0),
+            ];
+            let n = u32::from(b[0]) << 16 | u32::from(b[1]) << 8 | u32::from(b[2]);
+            for i in 0..4 {
+                if i <= chunk.len() {
+                    out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]));
+                } else if pad {
+                    out.push('=');
+                }
+            }
+        }
+        out
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn base64_decodes_what_it_encodes(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..80), pad in proptest::bool::ANY) {
+            proptest::prop_assert_eq!(base64_decode(&base64_encode(&bytes, pad)), Some(bytes));
+        }
+
+        #[test]
+        fn base64_accepts_only_canonical_spellings(text in "[A-Za-z0-9+/=]{0,12}|\\PC{0,12}") {
+            if let Some(bytes) = base64_decode(&text) {
+                proptest::prop_assert!(text == base64_encode(&bytes, true) || text == base64_encode(&bytes, false), "{text:?}");
+            }
+        }
+
+        #[test]
+        fn master_key_parsing_never_panics(text in "\\PC{0,60}") {
+            if let Ok(key) = MasterKey::parse(&text) {
+                let spelled = text.trim();
+                proptest::prop_assert!(spelled == base64_encode(&key.0, true) || spelled == base64_encode(&key.0, false));
+            }
+        }
     }
 
     #[test]

@@ -273,12 +273,18 @@ enum TokenCommand {
 enum KeysCommand {
     /// Print where the key file is and which keys it holds (never the keys).
     Show,
-    /// Add a new data key and re-seal every stored contact value with it. Stop the service
-    /// (all instances) first and copy the key file to every instance before starting again.
+    /// Add a new data key and re-seal every sealed value in every table with it. Safe to
+    /// interrupt: each chunk commits on its own, and running it again continues an unfinished
+    /// rotation (no further key is added). Stop the service (all instances) first and copy
+    /// the key file to every instance before starting again.
     Rotate {
-        /// Also drop the old keys once everything is re-sealed.
+        /// Also drop the old keys once everything is re-sealed; refused while any value still
+        /// uses one.
         #[arg(long)]
         retire_old: bool,
+        /// Values re-sealed per transaction.
+        #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
+        chunk: u32,
     },
 }
 
@@ -878,30 +884,64 @@ async fn tenant(config: Config, cmd: TenantCommand) -> anyhow::Result<()> {
 async fn keys(config: Config, cmd: KeysCommand) -> anyhow::Result<()> {
     match cmd {
         KeysCommand::Show => {
-            let ring = Keyring::load(&config.key_file).with_context(|| {
-                "no data key yet: it is created on the first `varsel serve`".to_string()
-            })?;
-            println!("key file: {}", ring.path().display());
+            if !config.key_file.exists() {
+                bail!(
+                    "no data key file at {} yet: it is created on the first `varsel serve`",
+                    config.key_file.display()
+                );
+            }
+            let wrapped = Keyring::file_is_wrapped(&config.key_file)?;
+            println!("key file: {}", config.key_file.display());
+            println!(
+                "wrapped with a master key: {}",
+                if wrapped {
+                    "yes"
+                } else {
+                    "no (anyone with a copy of the file can open the contact data)"
+                }
+            );
+            let ring = Keyring::load(&config.key_file, config.master_key.as_ref())?;
             println!("current key: {}", ring.current_key_id());
             println!("keys held: {:?}", ring.key_ids());
         }
-        KeysCommand::Rotate { retire_old } => {
+        KeysCommand::Rotate { retire_old, chunk } => {
             let store = Store::connect(&config.database_url).await?;
-            let (mut ring, _) = Keyring::load_or_create(&config.key_file)?;
-            let id = ring.rotate()?;
-            let n = store.reseal_contacts(&ring).await?;
-            let retired = if retire_old {
-                ring.retire_old_keys()?
+            let (mut ring, _) =
+                Keyring::load_or_create(&config.key_file, config.master_key.as_ref())?;
+            let progress = |msg: &str| eprintln!("  {msg}");
+            let done =
+                varsel::rotation::rotate(&store, &mut ring, chunk as usize, &progress).await?;
+            if done.new_key {
+                println!(
+                    "new data key {}; re-sealed {} contact values.",
+                    done.key_id, done.resealed
+                );
             } else {
-                0
-            };
-            println!(
-                "new data key {id}; re-sealed {n} contact values; retired {retired} old key(s)."
-            );
+                println!(
+                    "continued the rotation to data key {}; re-sealed {} contact values.",
+                    done.key_id, done.resealed
+                );
+            }
             println!(
                 "Copy {} to every instance that shares this database.",
                 ring.path().display()
             );
+            for u in &done.unopened {
+                eprintln!(
+                    "cannot re-seal {} row {} (sealed with key {}): {}",
+                    u.column, u.row, u.key_id, u.error
+                );
+            }
+            if retire_old {
+                let retired = varsel::rotation::retire_old_keys(&store, &mut ring).await?;
+                println!("retired {retired} old key(s).");
+            }
+            if !done.unopened.is_empty() {
+                bail!(
+                    "{} value(s) could not be opened and stay on their old key",
+                    done.unopened.len()
+                );
+            }
         }
     }
     Ok(())

@@ -18,15 +18,54 @@ impl Cli {
         Self { dir, db }
     }
 
-    fn run(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_varsel"))
+    fn command(&self, args: &[&str], env: &[(&str, &str)]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_varsel"));
+        command
             .args(args)
             .env_remove("VARSEL_CONFIG")
             .env("VARSEL_DATA_DIR", self.dir.path())
             .env("VARSEL_DATABASE_URL", &self.db.url)
             .env("VARSEL_LOG", "warn")
-            .output()
-            .unwrap()
+            .envs(env.iter().copied());
+        command
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.run_with(args, &[])
+    }
+
+    fn run_with(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        self.command(args, env).output().unwrap()
+    }
+
+    /// Starts `varsel serve` with extra settings, waits until it listens and stops it;
+    /// returns its log.
+    fn serve_once(&self, env: &[(&str, &str)]) -> String {
+        use std::io::{BufRead, BufReader};
+        let mut serve = self
+            .command(&["serve"], env)
+            .env("VARSEL_LISTEN", "127.0.0.1:0")
+            .env("VARSEL_LOG", "info")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut log = String::new();
+        for line in BufReader::new(serve.stderr.take().unwrap()).lines() {
+            let line = line.unwrap();
+            log.push_str(&line);
+            log.push('\n');
+            if line.contains("listening") {
+                break;
+            }
+        }
+        serve.kill().unwrap();
+        serve.wait().unwrap();
+        assert!(
+            log.contains("listening"),
+            "the service did not start: {log}"
+        );
+        log
     }
 
     fn ok(&self, args: &[&str]) -> String {
@@ -328,7 +367,7 @@ async fn outages_from_the_command_line(db: Db) {
     ]);
     assert!(
         preview.starts_with(
-            "280 facilities; 3 SMS recipients (0 from the directory), 1 e-mail recipients"
+            "280 facilities; 3 registered mobiles, 1 e-mail recipients; 277 addresses to look up in the directory"
         ),
         "{preview}"
     );
@@ -441,6 +480,174 @@ async fn sqlite_outages_from_the_command_line() {
 #[tokio::test]
 async fn postgres_outages_from_the_command_line() {
     outages_from_the_command_line(Db::Postgres).await;
+}
+
+/// Files an older version left readable (data directory 0755, database 0644) are tightened
+/// when the service starts, and a key file others can read stops it with the fix to run.
+#[cfg(unix)]
+async fn private_files(db: Db) {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let set = |p: &std::path::Path, m: u32| {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap()
+    };
+    let cli = Cli::new(db).await;
+    let data = cli.dir.path();
+    let db_file = data.join("varsel.db");
+    cli.ok(&["tenant", "list"]);
+    if db == Db::Sqlite {
+        assert_eq!(mode(&db_file), 0o600, "a new database is private");
+        set(&db_file, 0o644);
+    }
+    set(data, 0o755);
+
+    let log = cli.serve_once(&[]);
+    assert_eq!(mode(data), 0o700);
+    assert!(
+        log.contains(&format!("path={} from=0755 to=0700", data.display())),
+        "{log}"
+    );
+    let key_file = data.join("keys.json");
+    assert_eq!(mode(&key_file), 0o600);
+    if db == Db::Sqlite {
+        for suffix in ["", "-wal", "-shm"] {
+            let f = data.join(format!("varsel.db{suffix}"));
+            if f.exists() {
+                assert_eq!(mode(&f), 0o600, "{}", f.display());
+            }
+        }
+        assert!(
+            log.contains(&format!("path={} from=0644 to=0600", db_file.display())),
+            "{log}"
+        );
+    }
+
+    for wide in [0o644, 0o620] {
+        set(&key_file, wide);
+        for args in [&["serve"][..], &["keys", "show"]] {
+            let refused = cli.run(args);
+            assert!(!refused.status.success(), "{args:?} started with {wide:o}");
+            let stderr = String::from_utf8_lossy(&refused.stderr);
+            assert!(
+                stderr.contains(&format!("`chmod 600 {}`", key_file.display())),
+                "{stderr}"
+            );
+        }
+        assert_eq!(
+            mode(&key_file),
+            wide,
+            "the key file is the operator's to fix"
+        );
+    }
+    set(&key_file, 0o600);
+    assert!(cli.ok(&["keys", "show"]).contains("current key: 1"));
+    cli.db.drop_db().await;
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn sqlite_private_files() {
+    private_files(Db::Sqlite).await;
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn postgres_private_files() {
+    private_files(Db::Postgres).await;
+}
+
+/// A master key from the environment wraps the key file on the next start; from then on
+/// nothing opens it without that key, and `keys show` says which it is.
+async fn master_key(db: Db) {
+    let cli = Cli::new(db).await;
+    cli.serve_once(&[]);
+    let key_file = cli.dir.path().join("keys.json");
+    let plain = cli.ok(&["keys", "show"]);
+    assert!(plain.contains("wrapped with a master key: no"), "{plain}");
+
+    let secrets = TempDir::new();
+    let master_file = secrets.path().join("master.key");
+    let master = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+    std::fs::write(&master_file, format!("{master}\n")).unwrap();
+    let from_file = [("VARSEL_MASTER_KEY_FILE", master_file.to_str().unwrap())];
+    let log = cli.serve_once(&from_file);
+    assert!(
+        log.contains("wrapped the data key file with the master key"),
+        "{log}"
+    );
+    let on_disk = std::fs::read_to_string(&key_file).unwrap();
+    assert!(
+        on_disk.contains("\"wrapped\"") && !on_disk.contains("index_key"),
+        "{on_disk}"
+    );
+    assert!(
+        !cli.serve_once(&from_file)
+            .contains("wrapped the data key file"),
+        "wrapped once"
+    );
+
+    let without = cli.run(&["keys", "show"]);
+    assert!(!without.status.success());
+    assert!(String::from_utf8_lossy(&without.stdout).contains("wrapped with a master key: yes"));
+    for args in [&["keys", "show"][..], &["serve"]] {
+        let out = cli.run_with(args, &[("VARSEL_LISTEN", "127.0.0.1:0")]);
+        assert!(!out.status.success(), "{args:?} without the master key");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains(&format!(
+                "the data key file {} is wrapped with a master key: set VARSEL_MASTER_KEY or VARSEL_MASTER_KEY_FILE",
+                key_file.display()
+            )),
+            "{stderr}"
+        );
+    }
+    let wrong = cli.run_with(
+        &["serve"],
+        &[
+            (
+                "VARSEL_MASTER_KEY",
+                "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+            ),
+            ("VARSEL_LISTEN", "127.0.0.1:0"),
+        ],
+    );
+    assert!(!wrong.status.success());
+    assert!(
+        String::from_utf8_lossy(&wrong.stderr).contains("the master key does not open"),
+        "{}",
+        String::from_utf8_lossy(&wrong.stderr)
+    );
+
+    let from_env = [("VARSEL_MASTER_KEY", master)];
+    let rotated = cli.run_with(&["keys", "rotate", "--retire-old"], &from_env);
+    assert!(rotated.status.success(), "{rotated:?}");
+    let shown = String::from_utf8(cli.run_with(&["keys", "show"], &from_env).stdout).unwrap();
+    assert!(
+        shown.contains("wrapped with a master key: yes") && shown.contains("keys held: [2]"),
+        "{shown}"
+    );
+
+    let short = cli.run_with(&["keys", "show"], &[("VARSEL_MASTER_KEY", "c2hvcnQ=")]);
+    assert_eq!(short.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&short.stderr)
+            .contains("VARSEL_MASTER_KEY must be 32 bytes of base64, not 5"),
+        "{}",
+        String::from_utf8_lossy(&short.stderr)
+    );
+    let both = cli.run_with(&["keys", "show"], &[from_env[0], from_file[0]]);
+    assert!(String::from_utf8_lossy(&both.stderr).contains("not both"));
+    cli.db.drop_db().await;
+}
+
+#[tokio::test]
+async fn sqlite_master_key() {
+    master_key(Db::Sqlite).await;
+}
+
+#[tokio::test]
+async fn postgres_master_key() {
+    master_key(Db::Postgres).await;
 }
 
 #[test]

@@ -24,6 +24,7 @@ mod outages;
 pub mod registration;
 mod retention;
 mod scheduler;
+mod sealed;
 mod selection;
 mod tenants;
 
@@ -38,6 +39,7 @@ pub use outages::{
 pub use registration::{SealedContact, SubscriptionRow, VerifyOutcome};
 pub use retention::Counts;
 pub use scheduler::{ClaimedJob, JobRow, JobRun};
+pub use sealed::{SEALED_COLUMNS, SealedColumn, SealedValue};
 pub use tenants::{NewTenant, TemplateRow, Tenant, TokenInfo};
 
 #[derive(Clone)]
@@ -84,7 +86,11 @@ impl Store {
             Backend::Postgres(pool)
         } else if url.starts_with("sqlite:") {
             let opts = SqliteConnectOptions::from_str(url)
-                .context("the SQLite database_url is not valid")?
+                .context("the SQLite database_url is not valid")?;
+            if !(url.contains(":memory:") || url.contains("mode=memory")) {
+                crate::files::private_database(opts.get_filename())?;
+            }
+            let opts = opts
                 .create_if_missing(true)
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Normal)

@@ -3,7 +3,7 @@
 use sqlx::Row;
 
 use super::{Store, now, on_pool};
-use crate::crypto::{FieldRef, Keyring, Sealed};
+use crate::crypto::{FieldRef, Sealed};
 use crate::domain::recipients::Channel;
 
 /// A sealed contact value with its blind index.
@@ -321,50 +321,6 @@ impl Store {
                 .await?;
         });
         Ok(())
-    }
-
-    /// Re-seals every stored contact value with the keyring's current key. Runs in one
-    /// transaction so a failure leaves every row as it was.
-    pub async fn reseal_contacts(&self, keyring: &Keyring) -> anyhow::Result<u64> {
-        let current = keyring.current_key_id();
-        let mut count = 0u64;
-        on_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
-            let rows = sqlx::query(
-                "SELECT facility_id, phone_ct, phone_key, email_ct, email_key FROM subscriptions
-                 WHERE (phone_key IS NOT NULL AND phone_key <> $1) OR (email_key IS NOT NULL AND email_key <> $1)",
-            )
-            .bind(current)
-            .fetch_all(&mut *tx)
-            .await?;
-            for r in rows {
-                let id: i64 = r.try_get("facility_id")?;
-                for (field, ct, key) in [
-                    (phone_field(id), r.try_get::<Option<Vec<u8>>, _>("phone_ct")?, r.try_get::<Option<i64>, _>("phone_key")?),
-                    (email_field(id), r.try_get("email_ct")?, r.try_get("email_key")?),
-                ] {
-                    let (Some(ciphertext), Some(key_id)) = (ct, key) else { continue };
-                    if key_id == current {
-                        continue;
-                    }
-                    let clear = keyring.open(field, &Sealed { key_id, ciphertext })?;
-                    let fresh = keyring.seal(field, &clear);
-                    let sql = format!(
-                        "UPDATE subscriptions SET {0}_ct = $1, {0}_key = $2 WHERE facility_id = $3",
-                        field.column
-                    );
-                    sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
-                        .bind(&fresh.ciphertext)
-                        .bind(fresh.key_id)
-                        .bind(id)
-                        .execute(&mut *tx)
-                        .await?;
-                    count += 1;
-                }
-            }
-            tx.commit().await?;
-        });
-        Ok(count)
     }
 }
 

@@ -1,0 +1,167 @@
+//! Every sealed value in the database, column by column, for key rotation. A rotation that
+//! missed a column once left directory numbers on a retired key, unreadable; so the columns
+//! are listed in one place, and a test checks the list against the schema.
+
+use sqlx::Row;
+
+use super::fanout::directory_field;
+use super::registration::{email_field, phone_field};
+use super::{Store, on_pool};
+use crate::crypto::{FieldRef, Sealed};
+
+/// A column of sealed values: `<column>_ct` holds the ciphertext, `<column>_key` the id of
+/// the key that sealed it and `<column>_bidx` its blind index.
+#[derive(Debug, Clone, Copy)]
+pub struct SealedColumn {
+    pub table: &'static str,
+    pub column: &'static str,
+    /// The row's identity, and what its associated data is built from.
+    id: &'static str,
+    field: fn(i64, &[u8]) -> FieldRef<'static>,
+}
+
+impl SealedColumn {
+    /// `table.column`, as rotation reports it.
+    pub fn name(&self) -> String {
+        format!("{}.{}", self.table, self.column)
+    }
+}
+
+fn subscription_phone(facility_id: i64, _: &[u8]) -> FieldRef<'static> {
+    phone_field(facility_id)
+}
+
+fn subscription_email(facility_id: i64, _: &[u8]) -> FieldRef<'static> {
+    email_field(facility_id)
+}
+
+fn directory_phone(_: i64, bidx: &[u8]) -> FieldRef<'static> {
+    directory_field(bidx)
+}
+
+/// Every column that holds sealed values.
+pub const SEALED_COLUMNS: [SealedColumn; 3] = [
+    SealedColumn {
+        table: "subscriptions",
+        column: "phone",
+        id: "facility_id",
+        field: subscription_phone,
+    },
+    SealedColumn {
+        table: "subscriptions",
+        column: "email",
+        id: "facility_id",
+        field: subscription_email,
+    },
+    SealedColumn {
+        table: "directory_contacts",
+        column: "phone",
+        id: "id",
+        field: directory_phone,
+    },
+];
+
+/// One stored sealed value and where it lives.
+#[derive(Debug, Clone)]
+pub struct SealedValue {
+    pub row: i64,
+    pub field: FieldRef<'static>,
+    pub sealed: Sealed,
+}
+
+impl Store {
+    /// How many values of `col` are sealed with a key other than `key_id`.
+    pub async fn count_sealed_not_with(
+        &self,
+        col: &SealedColumn,
+        key_id: i64,
+    ) -> anyhow::Result<i64> {
+        let sql = format!(
+            "SELECT COUNT(*) FROM {t} WHERE {c}_ct IS NOT NULL AND {c}_key <> $1",
+            t = col.table,
+            c = col.column
+        );
+        let n = on_pool!(self, pool => {
+            sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql)).bind(key_id).fetch_one(pool).await?
+        });
+        Ok(n)
+    }
+
+    /// Up to `limit` values of `col` in rows after `after`, in row order; only those sealed
+    /// with another key than `not_with` when given.
+    pub async fn sealed_values(
+        &self,
+        col: &SealedColumn,
+        after: i64,
+        limit: usize,
+        not_with: Option<i64>,
+    ) -> anyhow::Result<Vec<SealedValue>> {
+        let filter = match not_with {
+            Some(_) => format!("AND {}_key <> $3", col.column),
+            None => String::new(),
+        };
+        let sql = format!(
+            "SELECT {id} AS row_id, {c}_ct AS ct, {c}_key AS key_id, {c}_bidx AS bidx FROM {t}
+             WHERE {c}_ct IS NOT NULL AND {id} > $1 {filter} ORDER BY {id} LIMIT $2",
+            id = col.id,
+            t = col.table,
+            c = col.column,
+        );
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let values = on_pool!(self, pool => {
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.as_str())).bind(after).bind(limit);
+            if let Some(key_id) = not_with {
+                query = query.bind(key_id);
+            }
+            let rows = query.fetch_all(pool).await?;
+            let mut values = Vec::with_capacity(rows.len());
+            for r in rows {
+                let row: i64 = r.try_get("row_id")?;
+                let bidx: Vec<u8> = r.try_get("bidx")?;
+                values.push(SealedValue {
+                    row,
+                    field: (col.field)(row, &bidx),
+                    sealed: Sealed { key_id: r.try_get("key_id")?, ciphertext: r.try_get("ct")? },
+                });
+            }
+            values
+        });
+        Ok(values)
+    }
+
+    /// Replaces sealed values in one transaction, each only if the row still holds the
+    /// value it was read with: a contact changed meanwhile keeps its new value. Returns how
+    /// many were replaced.
+    pub async fn replace_sealed(
+        &self,
+        col: &SealedColumn,
+        changes: &[(SealedValue, Sealed)],
+    ) -> anyhow::Result<u64> {
+        let sql = format!(
+            "UPDATE {t} SET {c}_ct = $1, {c}_key = $2 WHERE {id} = $3 AND {c}_key = $4 AND {c}_ct = $5",
+            t = col.table,
+            c = col.column,
+            id = col.id
+        );
+        let begin = self.begin_write();
+        let _writer = self.writer().await;
+        let replaced = on_pool!(self, pool => {
+            let mut tx = pool.begin_with(begin).await?;
+            let mut n = 0;
+            for (old, new) in changes {
+                n += sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+                    .bind(&new.ciphertext)
+                    .bind(new.key_id)
+                    .bind(old.row)
+                    .bind(old.sealed.key_id)
+                    .bind(&old.sealed.ciphertext)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+            }
+            tx.commit().await?;
+            n
+        });
+        Ok(replaced)
+    }
+}

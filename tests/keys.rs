@@ -1,0 +1,352 @@
+//! Data key rotation on both stores: `varsel keys rotate` reaches every sealed value in every
+//! table, continues a rotation cut short, and `--retire-old` drops nothing while a value
+//! still uses an old key.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::process::{Command, Output};
+
+use common::{Db, TestApp};
+use serde_json::{Value, json};
+use varsel::crypto::Keyring;
+use varsel::domain::scope::Scope;
+use varsel::domain::service::ServiceKind::Electricity;
+use varsel::store::{SEALED_COLUMNS, Store};
+
+const DIRECTORY: &str = "street,house_number,postcode,phone\nStorgatan,2,12345,070-999 00 02\nStorgatan,2,12345,070-999 00 22\n";
+
+/// Every kind of sealed value, all sealed with key 1: registered phones (1001, 1003), a
+/// verified and an unverified e-mail (1003, 1001), and the two directory numbers at 1002's
+/// address (no phone registered there) kept for an outage.
+async fn sealed_town(db: Db) -> TestApp {
+    let dir = common::TempDir::new();
+    let path = dir.path().join("directory.csv");
+    std::fs::write(&path, DIRECTORY).unwrap();
+    let toml = format!(
+        "[dispatch]\nenabled = false\n[directory]\nkind = \"file\"\nfile = \"{}\"\n",
+        path.display()
+    );
+    let app = TestApp::spawn_full(db, &[], &toml).await;
+    drop(dir);
+    let (_, token) = app.tenant("alvstad", &[Electricity], &[Scope::Admin]).await;
+    let f = |n: &str, house: &str| {
+        json!({"facility_number": n, "service": "electricity", "customer_number": n, "street": "Storgatan",
+               "house_number": house, "postcode": "12345", "town": "Älvstad"})
+    };
+    app.put_facilities(
+        &token,
+        json!([f("1001", "1"), f("1002", "2"), f("1003", "3")]),
+    )
+    .await;
+    for (facility, phone, email) in [
+        ("1001", "070-000 00 01", "pending@example.com"),
+        ("1003", "070-000 00 03", "same@example.com"),
+    ] {
+        let session = app
+            .sign_in("alvstad", "electricity", facility, facility)
+            .await;
+        app.register_phone(&session, phone).await;
+        let r = app
+            .client
+            .put(app.url("/api/v1/registration/email"))
+            .bearer_auth(&session)
+            .json(&json!({"email": email}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 202);
+        if facility == "1003" {
+            let sink = std::fs::read_to_string(app.dir.path().join("sink/email.jsonl")).unwrap();
+            let last: Value = serde_json::from_str(sink.lines().last().unwrap()).unwrap();
+            let link = common::find_link(last["body"].as_str().unwrap(), &app.base);
+            assert_eq!(app.client.post(&link).send().await.unwrap().status(), 200);
+        }
+    }
+    let r = app
+        .client
+        .post(app.url("/api/v1/outages"))
+        .bearer_auth(&token)
+        .json(&json!({"service": "electricity", "affected": {"postcodes": ["12345"]}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let step: Value = r.json().await.unwrap();
+    let id = step["outage_id"].as_i64().unwrap();
+    assert_eq!(
+        app.state.store.directory_contacts_kept(id).await.unwrap(),
+        2
+    );
+    app
+}
+
+/// What every sealed column holds once opened with the key file as it is now on disk, as
+/// (key id, clear value) pairs.
+async fn opened(app: &TestApp) -> BTreeMap<String, Vec<(i64, String)>> {
+    let ring = key_file(app);
+    let mut all = BTreeMap::new();
+    for col in &SEALED_COLUMNS {
+        let mut values: Vec<(i64, String)> = app
+            .state
+            .store
+            .sealed_values(col, 0, 1000, None)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|v| {
+                let clear = ring
+                    .open(v.field, &v.sealed)
+                    .unwrap_or_else(|e| panic!("{} row {}: {e}", col.name(), v.row));
+                (v.sealed.key_id, clear)
+            })
+            .collect();
+        values.sort();
+        all.insert(col.name(), values);
+    }
+    all
+}
+
+fn key_file(app: &TestApp) -> Keyring {
+    Keyring::load(&app.dir.path().join("keys.json"), None).unwrap()
+}
+
+/// The town's values, all sealed with `key`.
+fn expected(key: i64) -> BTreeMap<String, Vec<(i64, String)>> {
+    let on = |values: &[&str]| values.iter().map(|v| (key, v.to_string())).collect();
+    BTreeMap::from([
+        (
+            "directory_contacts.phone".to_string(),
+            on(&["+46709990002", "+46709990022"]),
+        ),
+        (
+            "subscriptions.email".to_string(),
+            on(&["pending@example.com", "same@example.com"]),
+        ),
+        (
+            "subscriptions.phone".to_string(),
+            on(&["+46700000001", "+46700000003"]),
+        ),
+    ])
+}
+
+/// `varsel ARGS` on the service's data directory and database, as an operator runs it.
+fn varsel(app: &TestApp, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_varsel"))
+        .args(args)
+        .env_remove("VARSEL_CONFIG")
+        .env("VARSEL_DATA_DIR", app.dir.path())
+        .env("VARSEL_DATABASE_URL", &app.db.url)
+        .env("VARSEL_LOG", "warn")
+        .output()
+        .unwrap()
+}
+
+fn text(out: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+async fn rotation_reaches_every_sealed_value(db: Db) {
+    let app = sealed_town(db).await;
+    assert_eq!(opened(&app).await, expected(1));
+
+    let out = varsel(&app, &["keys", "rotate", "--retire-old", "--chunk", "1"]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("new data key 2; re-sealed 6 contact values."),
+        "{stdout}"
+    );
+    assert!(stdout.contains("retired 1 old key(s)."), "{stdout}");
+    for col in expected(1).keys() {
+        for progress in ["1 of 2 re-sealed", "2 of 2 re-sealed"] {
+            assert!(stderr.contains(&format!("{col}: {progress}")), "{stderr}");
+        }
+    }
+    assert_eq!(key_file(&app).key_ids(), [2]);
+    assert_eq!(opened(&app).await, expected(2));
+
+    // A rotation to key 3 killed after its first chunk: that value is on key 3, the rest on
+    // key 2. Running the command again continues to key 3 and adds no key.
+    let mut ring = key_file(&app);
+    assert_eq!(ring.rotate().unwrap(), 3);
+    let store: &Store = &app.state.store;
+    let col = &SEALED_COLUMNS[2];
+    let first = store.sealed_values(col, 0, 1, None).await.unwrap();
+    let fresh = ring.seal(
+        first[0].field,
+        &ring.open(first[0].field, &first[0].sealed).unwrap(),
+    );
+    assert_eq!(
+        store
+            .replace_sealed(col, &[(first[0].clone(), fresh)])
+            .await
+            .unwrap(),
+        1
+    );
+    let out = varsel(&app, &["keys", "rotate", "--retire-old"]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert!(
+        stderr.contains("an earlier rotation to key 3 did not finish"),
+        "{stderr}"
+    );
+    assert!(
+        stdout.contains("continued the rotation to data key 3; re-sealed 5 contact values."),
+        "{stdout}"
+    );
+    assert_eq!(key_file(&app).key_ids(), [3]);
+    assert_eq!(opened(&app).await, expected(3));
+    app.finish().await;
+}
+
+async fn retiring_waits_for_every_value(db: Db) {
+    let app = sealed_town(db).await;
+    let store: &Store = &app.state.store;
+
+    // A new key, nothing re-sealed yet: every old value keeps key 1 in the file.
+    let mut ring = key_file(&app);
+    ring.rotate().unwrap();
+    let refused = varsel::rotation::retire_old_keys(store, &mut ring)
+        .await
+        .unwrap_err()
+        .to_string();
+    for part in [
+        "subscriptions.phone: 2",
+        "subscriptions.email: 2",
+        "directory_contacts.phone: 2",
+        "nothing was dropped",
+    ] {
+        assert!(refused.contains(part), "{refused}");
+    }
+    assert_eq!(key_file(&app).key_ids(), [1, 2]);
+    assert_eq!(opened(&app).await, expected(1));
+
+    // One value no key opens (here: tampered with). Everything else moves to key 2, that one
+    // stays on key 1, and key 1 is kept.
+    let col = &SEALED_COLUMNS[0];
+    let original = store
+        .sealed_values(col, 0, 1, None)
+        .await
+        .unwrap()
+        .remove(0);
+    let mut broken = original.sealed.clone();
+    let last = broken.ciphertext.len() - 1;
+    broken.ciphertext[last] ^= 1;
+    store
+        .replace_sealed(col, &[(original.clone(), broken.clone())])
+        .await
+        .unwrap();
+    let out = varsel(&app, &["keys", "rotate", "--retire-old"]);
+    let (stdout, stderr) = text(&out);
+    assert!(!out.status.success(), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("continued the rotation to data key 2; re-sealed 5 contact values."),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "cannot re-seal subscriptions.phone row {} (sealed with key 1)",
+            original.row
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(
+            "not retiring the old keys: values are still sealed with them (subscriptions.phone: 1)"
+        ),
+        "{stderr}"
+    );
+    assert!(!stdout.contains("retired"), "{stdout}");
+    assert_eq!(key_file(&app).key_ids(), [1, 2]);
+
+    // Put right, the next run finishes the job.
+    let tampered = varsel::store::SealedValue {
+        sealed: broken,
+        ..original.clone()
+    };
+    store
+        .replace_sealed(col, &[(tampered, original.sealed.clone())])
+        .await
+        .unwrap();
+    let out = varsel(&app, &["keys", "rotate", "--retire-old"]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert!(stdout.contains("re-sealed 1 contact values"), "{stdout}");
+    assert_eq!(key_file(&app).key_ids(), [2]);
+    assert_eq!(opened(&app).await, expected(2));
+    app.finish().await;
+}
+
+/// Every `<column>_ct` in the schema is a sealed column rotation knows: a new one left off
+/// the list would stay on a key that `--retire-old` then drops.
+async fn rotation_knows_every_sealed_column(db: Db) {
+    let app = TestApp::spawn(db).await;
+    let mut in_schema: Vec<String> = match db {
+        Db::Sqlite => {
+            let pool = sqlx::SqlitePool::connect(&app.db.url).await.unwrap();
+            let names = sqlx::query_scalar(
+                "SELECT m.name || '.' || p.name FROM sqlite_master m, pragma_table_info(m.name) p
+                 WHERE m.type = 'table' AND p.name LIKE '%\\_ct' ESCAPE '\\'",
+            )
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+            pool.close().await;
+            names
+        }
+        Db::Postgres => {
+            let pool = sqlx::PgPool::connect(&app.db.url).await.unwrap();
+            let names = sqlx::query_scalar(
+                "SELECT table_name || '.' || column_name FROM information_schema.columns
+                 WHERE table_schema = 'public' AND column_name LIKE '%\\_ct' ESCAPE '\\'",
+            )
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+            pool.close().await;
+            names
+        }
+    };
+    in_schema.sort();
+    let mut known: Vec<String> = SEALED_COLUMNS
+        .iter()
+        .map(|c| format!("{}_ct", c.name()))
+        .collect();
+    known.sort();
+    assert_eq!(in_schema, known);
+    app.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_rotation_reaches_every_sealed_value() {
+    rotation_reaches_every_sealed_value(Db::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_rotation_reaches_every_sealed_value() {
+    rotation_reaches_every_sealed_value(Db::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_retiring_waits_for_every_value() {
+    retiring_waits_for_every_value(Db::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_retiring_waits_for_every_value() {
+    retiring_waits_for_every_value(Db::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_rotation_knows_every_sealed_column() {
+    rotation_knows_every_sealed_column(Db::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_rotation_knows_every_sealed_column() {
+    rotation_knows_every_sealed_column(Db::Postgres).await;
+}
