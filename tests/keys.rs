@@ -20,15 +20,7 @@ const DIRECTORY: &str = "street,house_number,postcode,phone\nStorgatan,2,12345,0
 /// verified and an unverified e-mail (1003, 1001), and the two directory numbers at 1002's
 /// address (no phone registered there) kept for an outage.
 async fn sealed_town(db: Db) -> TestApp {
-    let dir = common::TempDir::new();
-    let path = dir.path().join("directory.csv");
-    std::fs::write(&path, DIRECTORY).unwrap();
-    let toml = format!(
-        "[dispatch]\nenabled = false\n[directory]\nkind = \"file\"\nfile = \"{}\"\n",
-        path.display()
-    );
-    let app = TestApp::spawn_full(db, &[], &toml).await;
-    drop(dir);
+    let app = TestApp::spawn_with_directory(db, DIRECTORY, false).await;
     let (_, token) = app.tenant("alvstad", &[Electricity], &[Scope::Admin]).await;
     let f = |n: &str, house: &str| {
         json!({"facility_number": n, "service": "electricity", "customer_number": n, "street": "Storgatan",

@@ -61,15 +61,7 @@ async fn no_answer_holds_more_than_one_households_contacts(app: &TestApp) {
             .sign_in("alvstad", "electricity", &format!("c{n}"), n)
             .await;
         app.register_phone(&session, phone).await;
-        let resp = app
-            .client
-            .put(app.url("/api/v1/registration/email"))
-            .bearer_auth(&session)
-            .json(&json!({"email": email}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), 202);
+        app.put_email(&session, email).await;
         sessions.push(session);
     }
     let resp = app

@@ -81,17 +81,7 @@ async fn town(app: &TestApp) -> String {
 const DIRECTORY: &str = "street,house_number,postcode,phone\nStorgatan,1,12345,070-999 00 01\nStorgatan,2,12345,070-999 00 02\nStorgatan,2,12345,070-999 00 22\n";
 
 async fn spawn(db: Db, dispatch: bool) -> TestApp {
-    let dir = common::TempDir::new();
-    let path = dir.path().join("directory.csv");
-    std::fs::write(&path, DIRECTORY).unwrap();
-    let toml = format!(
-        "[dispatch]\nenabled = {dispatch}\nbackoff_seconds = 1\n[directory]\nkind = \"file\"\nfile = \"{}\"\n",
-        path.display()
-    );
-    let app = TestApp::spawn_full(db, &[], &toml).await;
-    // The directory file is read at start; the temporary folder may go now.
-    drop(dir);
-    app
+    TestApp::spawn_with_directory(db, DIRECTORY, dispatch).await
 }
 
 async fn post(

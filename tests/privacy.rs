@@ -14,17 +14,7 @@ use varsel::scheduler::{JobKind, Scheduler};
 const DIRECTORY: &str = "street,house_number,postcode,phone\nStorgatan,9,12345,070-555 00 09\n";
 
 async fn spawn(db: Db) -> TestApp {
-    let dir = common::TempDir::new();
-    let path = dir.path().join("directory.csv");
-    std::fs::write(&path, DIRECTORY).unwrap();
-    let toml = format!(
-        "[dispatch]\nenabled = true\nbackoff_seconds = 1\n[directory]\nkind = \"file\"\nfile = \"{}\"\n",
-        path.display()
-    );
-    // The directory file must outlive the app's start only; the service reads it then.
-    let app = TestApp::spawn_full(db, &[], &toml).await;
-    drop(dir);
-    app
+    TestApp::spawn_with_directory(db, DIRECTORY, true).await
 }
 
 fn facility(number: &str, house: &str) -> Value {
@@ -40,15 +30,7 @@ async fn register(app: &TestApp, number: &str, phone: &str, email: &str) -> Stri
         .sign_in("alvstad", "electricity", &format!("c{number}"), number)
         .await;
     app.register_phone(&session, phone).await;
-    let resp = app
-        .client
-        .put(app.url("/api/v1/registration/email"))
-        .bearer_auth(&session)
-        .json(&json!({"email": email}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 202);
+    app.put_email(&session, email).await;
     let sink = std::fs::read_to_string(app.dir.path().join("sink/email.jsonl")).unwrap();
     let mail: Value = serde_json::from_str(sink.lines().last().unwrap()).unwrap();
     let link = common::find_link(mail["body"].as_str().unwrap(), &app.base);
@@ -308,15 +290,7 @@ async fn retention_runs_on_schedule_once(db: Db) {
     register(&app, "2001", "070-111 11 11", "a@example.com").await;
     // A household that never confirms its address, and whose session lapses.
     let session = app.sign_in("alvstad", "electricity", "c2003", "2003").await;
-    let resp = app
-        .client
-        .put(app.url("/api/v1/registration/email"))
-        .bearer_auth(&session)
-        .json(&json!({"email": "never.verified@example.com"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 202);
+    app.put_email(&session, "never.verified@example.com").await;
     // 2009 has no registration: the directory's number at its address is told.
     let id = outage_told_and_back(&app, &token, &["2001", "2009"]).await;
     let counts: Value = app

@@ -234,6 +234,34 @@ impl TestApp {
         resp.json().await.unwrap()
     }
 
+    /// Starts the service with a file directory listing `directory` (CSV: street,
+    /// house_number, postcode, phone) and the dispatcher on or off.
+    pub async fn spawn_with_directory(db: Db, directory: &str, dispatch: bool) -> Self {
+        let dir = TempDir::new();
+        let path = dir.path().join("directory.csv");
+        std::fs::write(&path, directory).unwrap();
+        let toml = format!(
+            "[dispatch]\nenabled = {dispatch}\nbackoff_seconds = 1\n[directory]\nkind = \"file\"\nfile = \"{}\"\n",
+            path.display()
+        );
+        // The service reads the directory file when it starts.
+        Self::spawn_full(db, &[], &toml).await
+    }
+
+    /// Saves an e-mail address for the signed-in household (unverified; the link goes to
+    /// the sink) and expects it taken.
+    pub async fn put_email(&self, session: &str, email: &str) {
+        let resp = self
+            .client
+            .put(self.url("/api/v1/registration/email"))
+            .bearer_auth(session)
+            .json(&serde_json::json!({"email": email}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 202, "{:?}", resp.text().await);
+    }
+
     /// Replaces the grid topology through the API; nodes are `(id, parent)` pairs named after
     /// their ids. Panics unless the tree was taken.
     pub async fn put_grid(&self, token: &str, nodes: &[(&str, Option<&str>)]) -> serde_json::Value {
