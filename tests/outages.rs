@@ -383,6 +383,23 @@ async fn selectors_and_bad_requests(db: Db) {
     .await;
     assert_eq!(s, 400);
     assert!(err["message"].as_str().unwrap().starts_with("service"));
+    // An ETR in milliseconds would print as a time nobody can read.
+    let (s, err) = post(
+        &app,
+        &token,
+        "/api/v1/outages",
+        json!({"service": "electricity", "etr": 1_893_456_000_000_i64, "affected": {"postcodes": ["12345"]}}),
+        None,
+    )
+    .await;
+    assert_eq!(s, 400);
+    assert!(
+        err["message"]
+            .as_str()
+            .unwrap()
+            .contains("etr 1893456000000 is not a time"),
+        "{err}"
+    );
     let (s, err) = post(
         &app,
         &token,

@@ -180,6 +180,19 @@ async fn replay(
         }))
 }
 
+/// Instants households will read: between 2000 and 2100, so that a unit mistake
+/// (milliseconds for seconds) is refused instead of printed as a time nobody can read.
+fn plausible(field: &str, t: Option<i64>) -> Result<(), OutageError> {
+    const FROM: i64 = 946_684_800; // 2000-01-01T00:00:00Z
+    const UNTIL: i64 = 4_102_444_800; // 2100-01-01T00:00:00Z
+    match t {
+        Some(t) if !(FROM..UNTIL).contains(&t) => Err(OutageError::Invalid(format!(
+            "{field} {t} is not a time between 2000 and 2100 in Unix seconds"
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// A declaration checked and ready to write (or preview).
 pub(super) struct Declaration {
     pub service: ServiceKind,
@@ -202,6 +215,8 @@ pub(super) async fn declaration(
     };
     let selector = parse_selector(&req.affected)?;
     let started_at = req.started_at.unwrap_or_else(crate::store::now);
+    plausible("started_at", Some(started_at))?;
+    plausible("etr", req.etr)?;
     if let Some(etr) = req.etr
         && etr < started_at
     {
@@ -330,6 +345,7 @@ pub async fn step(
                 ));
             }
             etr = u.etr.unwrap_or(cur.etr);
+            plausible("etr", etr)?;
             cause = next_cause(state, tenant, &u.cause, &cur.cause).await?;
             if let Some(t) = &u.texts {
                 texts = t.clone();
@@ -357,6 +373,7 @@ pub async fn step(
         }
         StepCommand::Restore(e) | StepCommand::Cancel(e) => {
             let at = e.at.unwrap_or_else(crate::store::now);
+            plausible("at", Some(at))?;
             if at < cur.started_at {
                 return Err(OutageError::Invalid(
                     "the end is before the outage started".into(),
