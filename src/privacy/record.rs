@@ -568,7 +568,7 @@ pub fn build(config: &Config, tenant: &Tenant) -> Record {
         ),
         item(
             "masked_logs",
-            "Logs show phone numbers and e-mail addresses only masked.",
+            "The log lines the service writes name phone numbers and e-mail addresses only masked.",
         ),
     ];
     let https = config.public_url.starts_with("https://");
