@@ -658,9 +658,11 @@ fn notice_view(lang: Language, p: &Published) -> NoticeView {
                         &[("country", c.as_str()), ("safeguards", &names.join("; "))],
                     )
                 }
-                (Some(c), _, None) => {
-                    i18n::format(lang, "pn_outside_eea_unprotected", &[("country", c.as_str())])
-                }
+                (Some(c), _, None) => i18n::format(
+                    lang,
+                    "pn_outside_eea_unprotected",
+                    &[("country", c.as_str())],
+                ),
                 (None, _, _) => i18n::text(lang, "pn_country_unknown"),
             };
             NoticeRecipient {
@@ -795,7 +797,10 @@ mod tests {
                 }
             }
             let mut all = Vec::new();
-            texts(&serde_json::to_value(notice_view(lang, &published)).unwrap(), &mut all);
+            texts(
+                &serde_json::to_value(notice_view(lang, &published)).unwrap(),
+                &mut all,
+            );
             assert!(all.len() > 20);
             for t in all {
                 assert!(!t.contains("pn_") && !t.contains('{'), "{lang:?}: {t}");
