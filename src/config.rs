@@ -9,6 +9,7 @@ use anyhow::{Context, bail};
 use serde::Deserialize;
 
 use crate::crypto::MasterKey;
+use crate::domain::transfer::{CountryCode, Safeguards};
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -23,6 +24,8 @@ pub struct Config {
     pub public_url: String,
     /// `smtp://` or `smtps://` URL; `None` writes e-mails to the sink instead.
     pub smtp_url: Option<String>,
+    /// Who runs the SMTP server, for the records of processing.
+    pub smtp: SmtpConfig,
     pub mail_from: String,
     pub log: String,
     pub registration: RegistrationConfig,
@@ -144,6 +147,12 @@ pub struct SmsConfig {
     /// Secret path segment of the delivery-report webhooks
     /// (`<public_url>/webhooks/<provider>/<secret>`); without it no reports are asked for.
     pub webhook_secret: Option<String>,
+    /// The company that handles the numbers for this provider, where it does so, and what
+    /// makes a transfer outside the EU/EEA lawful; known providers have defaults (see
+    /// `privacy::record`), anything else is flagged in the records of processing.
+    pub processor: Option<String>,
+    pub processor_country: Option<CountryCode>,
+    pub transfer_safeguard: Option<Safeguards>,
 }
 
 impl Default for SmsConfig {
@@ -159,6 +168,9 @@ impl Default for SmsConfig {
             max_pause_seconds: 300,
             secondary: None,
             webhook_secret: None,
+            processor: None,
+            processor_country: None,
+            transfer_safeguard: None,
         }
     }
 }
@@ -177,6 +189,20 @@ pub struct DirectoryConfig {
     pub batch_size: usize,
     #[serde(default = "default_directory_timeout")]
     pub timeout_ms: u64,
+    /// Who answers the lookups (kind `http`), for the records of processing.
+    pub processor: Option<String>,
+    pub processor_country: Option<CountryCode>,
+    pub transfer_safeguard: Option<Safeguards>,
+}
+
+/// The company running the SMTP server e-mails go through (`smtp_url`), for the records of
+/// processing.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SmtpConfig {
+    pub processor: Option<String>,
+    pub processor_country: Option<CountryCode>,
+    pub transfer_safeguard: Option<Safeguards>,
 }
 
 fn default_directory_batch() -> usize {
@@ -224,6 +250,8 @@ struct FileConfig {
     key_file: Option<PathBuf>,
     public_url: Option<String>,
     smtp_url: Option<String>,
+    #[serde(default)]
+    smtp: SmtpConfig,
     mail_from: Option<String>,
     log: Option<String>,
     #[serde(default)]
@@ -423,6 +451,7 @@ impl Config {
             master_key,
             public_url: public_url.trim_end_matches('/').to_string(),
             smtp_url,
+            smtp: fc.smtp,
             mail_from,
             log,
             registration: fc.registration,

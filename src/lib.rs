@@ -16,6 +16,7 @@ pub mod i18n;
 pub mod import;
 pub mod mail;
 pub mod outages;
+pub mod privacy;
 pub mod registration;
 pub mod rotation;
 pub mod scheduler;

@@ -1,4 +1,4 @@
-//! The `varsel` command: serve, demo, import, tenant, token, keys, openapi.
+//! The `varsel` command: serve, demo, import, tenant, token, keys, privacy, openapi.
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -58,6 +58,9 @@ enum Command {
     /// The cause codes outages can name, with their texts.
     #[command(subcommand)]
     Causes(CausesCommand),
+    /// The records of processing (GDPR art. 30), generated from the configuration.
+    #[command(subcommand)]
+    Privacy(PrivacyCommand),
     /// Print the OpenAPI document of the HTTP API.
     Openapi,
     /// Measure the service under load.
@@ -172,6 +175,25 @@ enum OutageCommand {
 /// went in; 4 nothing was loaded (unreadable file, bad header, every row refused, a grid that
 /// is not a tree, unknown tenant, database unreachable).
 const IMPORT_EXIT_CODES: &str = "Exit status: 0 every row went in; 3 some rows were refused, the rest went in; 4 nothing was loaded.";
+
+#[derive(Subcommand)]
+enum PrivacyCommand {
+    /// Print a tenant's record of processing: purposes, legal bases, data, processors and
+    /// transfers, retention, security measures, with its version and date. Warnings (a
+    /// processor's country not stated, ...) also go to stderr.
+    Record {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long, value_enum, default_value_t = RecordFormat::Markdown)]
+        format: RecordFormat,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum RecordFormat {
+    Markdown,
+    Json,
+}
 
 #[derive(Subcommand)]
 enum CausesCommand {
@@ -454,6 +476,22 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             dir,
             database_url,
         }) => varsel::bench::seed(&dir, &database_url, facilities).await,
+        Command::Privacy(PrivacyCommand::Record { tenant, format }) => {
+            let store = Store::connect(&config.database_url).await?;
+            let t = store
+                .tenant_by_slug(&tenant)
+                .await?
+                .with_context(|| format!("no tenant {tenant:?} (varsel tenant list shows them)"))?;
+            let published = varsel::privacy::published(&store, &config, &t).await?;
+            match format {
+                RecordFormat::Markdown => print!("{}", published.markdown()),
+                RecordFormat::Json => println!("{}", serde_json::to_string_pretty(&published)?),
+            }
+            for w in &published.record.warnings {
+                eprintln!("warning: {}", w.message);
+            }
+            Ok(())
+        }
         Command::Openapi => {
             println!("{}", serde_json::to_string_pretty(&varsel::web::openapi())?);
             Ok(())

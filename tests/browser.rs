@@ -210,6 +210,19 @@ async fn household_registers_in_the_browser(db: Db) {
     b.click("#signout").await;
     b.expect("h2", "Get notified about outages").await;
 
+    // The privacy notice is one click from the footer, in the language chosen, and leads
+    // back to the registration page.
+    b.click("#privacy-link").await;
+    b.expect("h2", "Privacy notice for outage notices").await;
+    b.expect("#controller", "privacy@example.com").await;
+    b.expect("#notice-version", "Version ").await;
+    b.click("#lang-nb").await;
+    b.expect("h2", "Personvernerklæring for avbruddsvarsling")
+        .await;
+    b.expect("#retention", "90 dager").await;
+    b.click("#registration-link").await;
+    b.expect("h2", "Få varsel om avbrudd").await;
+
     b.stop().await;
     app.finish().await;
 }

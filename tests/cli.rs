@@ -345,6 +345,144 @@ async fn postgres_tenant_import_and_demo() {
     tenant_import_and_demo(Db::Postgres).await;
 }
 
+/// `varsel privacy record` prints the art. 30 record from the configuration: JSON with every
+/// section, Markdown with the same version, and the configuration's gaps as warnings.
+async fn privacy_record_from_the_command_line(db: Db) {
+    let cli = Cli::new(db).await;
+    cli.ok(&[
+        "tenant",
+        "create",
+        "--slug",
+        "norrkraft",
+        "--name",
+        "Norrkraft",
+        "--sender-id",
+        "Norrkraft",
+        "--languages",
+        "nb,en",
+        "--time-zone",
+        "Europe/Oslo",
+        "--privacy-contact",
+        "personvern@norrkraft.example",
+        "--service",
+        "electricity",
+    ]);
+    let config = cli.dir.path().join("varsel.toml");
+    std::fs::write(
+        &config,
+        "smtp_url = \"smtps://u:pw@smtp.example.com\"\n[sms]\nprovider = \"twilio\"\nusername = \"AC1\"\npassword = \"p\"\n[retention]\nnotice_days = 60\n",
+    )
+    .unwrap();
+    let config = config.to_str().unwrap();
+    let record = [
+        "--config",
+        config,
+        "privacy",
+        "record",
+        "--tenant",
+        "norrkraft",
+    ];
+
+    let out = cli.run(&[&record[..], &["--format", "json"]].concat());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let version = json["version"].as_str().unwrap().to_string();
+    assert_eq!(version.len(), 12);
+    assert!(version.chars().all(|c| c.is_ascii_hexdigit()), "{version}");
+    assert_eq!(json["date"].as_str().unwrap().len(), 10);
+    assert!(json["first_produced_at"].as_i64().unwrap() > 0);
+    assert_eq!(json["controller"]["name"], "Norrkraft");
+    assert_eq!(
+        json["controller"]["privacy_contact"],
+        "personvern@norrkraft.example"
+    );
+    for section in [
+        "purposes",
+        "never_used_for",
+        "legal_bases",
+        "data_subjects",
+        "data_categories",
+        "recipients",
+        "retention",
+        "security_measures",
+    ] {
+        assert!(
+            !json[section].as_array().unwrap().is_empty(),
+            "{section} is empty"
+        );
+    }
+    let sms = &json["recipients"][0];
+    assert_eq!(sms["processor"], "Twilio Inc.");
+    assert_eq!(sms["country"], "US");
+    assert_eq!(sms["outside_eea"], true);
+    assert_eq!(sms["transfer_safeguards"], "scc+dpf");
+    let notices = json["retention"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["code"] == "notice_history")
+        .unwrap();
+    assert_eq!(notices["period"]["amount"], 60);
+    assert_eq!(notices["period"]["setting"], "retention.notice_days");
+    // The mail server's company and country are not configured: said on stderr and in the
+    // record, never guessed.
+    let codes: Vec<&str> = json["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["code"].as_str().unwrap())
+        .collect();
+    assert!(codes.contains(&"country_not_stated"), "{codes:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("smtp.processor_country"));
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("u:pw"));
+
+    let md = cli.ok(&record);
+    assert!(
+        md.starts_with("# Record of processing activities (GDPR art. 30)"),
+        "{md}"
+    );
+    assert!(
+        md.contains(&format!(
+            "Version {version}, first produced {}",
+            json["date"].as_str().unwrap()
+        )),
+        "{md}"
+    );
+    assert!(md.contains("Twilio Inc."));
+
+    let unknown = cli.run(&[
+        "--config", config, "privacy", "record", "--tenant", "nobody",
+    ]);
+    assert!(!unknown.status.success());
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("no tenant \"nobody\""));
+
+    // A country that is not one is refused at start, naming the setting.
+    std::fs::write(config, "[sms]\nprocessor_country = \"Sweden\"\n").unwrap();
+    let bad = cli.run(&record);
+    assert_eq!(bad.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        err.contains("processor_country") && err.contains("two letters"),
+        "{err}"
+    );
+
+    cli.db.drop_db().await;
+}
+
+#[tokio::test]
+async fn sqlite_privacy_record_from_the_command_line() {
+    privacy_record_from_the_command_line(Db::Sqlite).await;
+}
+
+#[tokio::test]
+async fn postgres_privacy_record_from_the_command_line() {
+    privacy_record_from_the_command_line(Db::Postgres).await;
+}
+
 async fn outages_from_the_command_line(db: Db) {
     let cli = Cli::new(db).await;
     cli.ok(&["demo"]);
@@ -658,7 +796,8 @@ fn help_describes_every_command() {
         .unwrap();
     let help = String::from_utf8(out.stdout).unwrap();
     for cmd in [
-        "serve", "demo", "import", "tenant", "token", "keys", "outage", "causes", "openapi",
+        "serve", "demo", "import", "tenant", "token", "keys", "outage", "causes", "privacy",
+        "openapi",
     ] {
         assert!(help.contains(cmd), "{cmd} missing from --help");
     }

@@ -15,4 +15,5 @@ pub mod selector;
 pub mod sender_id;
 pub mod service;
 pub mod sms_text;
+pub mod transfer;
 pub mod when;

@@ -21,6 +21,7 @@ pub mod fanout;
 mod grid;
 mod notices;
 mod outages;
+mod privacy;
 pub mod registration;
 mod retention;
 mod scheduler;

@@ -21,6 +21,7 @@ use crate::domain::facility::Postcode;
 use crate::domain::language::Language;
 use crate::domain::phone::PhoneNumber;
 use crate::i18n;
+use crate::privacy::{self, record::Published};
 use crate::registration::{self, EmailOutcome, Session, SetEmailError, SignInError};
 use crate::state::AppState;
 use crate::store::registration::Contact;
@@ -40,6 +41,7 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
             include_str!("../../templates/facility.html"),
         ),
         ("verify.html", include_str!("../../templates/verify.html")),
+        ("privacy.html", include_str!("../../templates/privacy.html")),
     ] {
         env.add_template(name, source)
             .expect("templates are checked by the page tests");
@@ -62,6 +64,7 @@ pub fn router() -> Router<AppState> {
         .route("/t/{slug}/phone", post(phone_submit))
         .route("/t/{slug}/email", post(email_submit))
         .route("/t/{slug}/signout", post(signout))
+        .route("/t/{slug}/privacy", get(privacy_page))
         .route("/verify/{token}", get(verify_page).post(verify_submit))
 }
 
@@ -589,6 +592,148 @@ async fn verify_submit(
     page.render("verify.html", context! { token => token, done => true })
 }
 
+#[derive(Serialize)]
+struct NoticeRecipient {
+    role: String,
+    who: String,
+    place: String,
+}
+
+/// The privacy notice in one language, every sentence from `locales/` (keys `pn_*`) filled
+/// with the record's values, so the page says what the record says.
+#[derive(Serialize)]
+struct NoticeView {
+    version_line: String,
+    controller: String,
+    purposes: Vec<String>,
+    categories: Vec<String>,
+    sources: Vec<String>,
+    bases: Vec<String>,
+    recipients: Vec<NoticeRecipient>,
+    retention: Vec<String>,
+}
+
+fn notice_view(lang: Language, p: &Published) -> NoticeView {
+    let r = &p.record;
+    let text = |key: String| i18n::text(lang, &key);
+    let has_directory = r
+        .data_categories
+        .iter()
+        .any(|c| c.code == "directory_numbers");
+    let mut sources = vec![i18n::text(lang, "pn_sources")];
+    let mut bases: Vec<String> = r
+        .legal_bases
+        .iter()
+        .map(|b| text(format!("pn_basis_{}", b.code)))
+        .collect();
+    if has_directory {
+        sources.push(i18n::text(lang, "pn_sources_directory"));
+        bases.push(i18n::text(lang, "pn_basis_directory"));
+    }
+    let recipients = r
+        .recipients
+        .iter()
+        .map(|x| {
+            let who = match (&x.processor, x.self_hosted) {
+                (_, true) => {
+                    i18n::format(lang, "pn_self_hosted", &[("tenant", &r.controller.name)])
+                }
+                (Some(name), false) => name.clone(),
+                (None, false) => i18n::text(lang, "pn_processor_unknown"),
+            };
+            let place = match (&x.country, x.outside_eea, &x.transfer_safeguards) {
+                _ if x.self_hosted => String::new(),
+                (Some(c), Some(false), _) => {
+                    i18n::format(lang, "pn_in_eea", &[("country", c.as_str())])
+                }
+                (Some(c), _, Some(s)) => {
+                    let names: Vec<String> = s
+                        .list()
+                        .iter()
+                        .map(|g| text(format!("pn_safeguard_{}", g.code())))
+                        .collect();
+                    i18n::format(
+                        lang,
+                        "pn_outside_eea",
+                        &[("country", c.as_str()), ("safeguards", &names.join("; "))],
+                    )
+                }
+                (Some(c), _, None) => i18n::format(
+                    lang,
+                    "pn_outside_eea_unprotected",
+                    &[("country", c.as_str())],
+                ),
+                (None, _, _) => i18n::text(lang, "pn_country_unknown"),
+            };
+            NoticeRecipient {
+                role: text(format!("pn_role_{}", x.role)),
+                who,
+                place,
+            }
+        })
+        .collect();
+    NoticeView {
+        version_line: i18n::format(
+            lang,
+            "pn_version",
+            &[("version", &p.version), ("date", &p.date)],
+        ),
+        controller: i18n::format(
+            lang,
+            "pn_controller",
+            &[
+                ("tenant", &r.controller.name),
+                ("contact", &r.controller.privacy_contact),
+            ],
+        ),
+        purposes: r
+            .purposes
+            .iter()
+            .map(|x| text(format!("pn_purpose_{}", x.code)))
+            .collect(),
+        categories: r
+            .data_categories
+            .iter()
+            .map(|x| text(format!("pn_cat_{}", x.code)))
+            .collect(),
+        sources,
+        bases,
+        recipients,
+        retention: r
+            .retention
+            .iter()
+            .map(|x| {
+                let key = format!("pn_ret_{}", x.code);
+                match x.period {
+                    Some(p) => i18n::format(lang, &key, &[("amount", &p.amount.to_string())]),
+                    None => i18n::text(lang, &key),
+                }
+            })
+            .collect(),
+    }
+}
+
+/// The public privacy notice of a tenant, built from the same record as
+/// `varsel privacy record`, with its version and date.
+async fn privacy_page(
+    State(state): State<AppState>,
+    Path(slug): Path<String>,
+    Query(q): Query<PageQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let tenant = match load_tenant(&state, &slug).await {
+        Ok(t) => t,
+        Err(r) => return r,
+    };
+    let page = Page::new(&q, &headers, Some(tenant.clone()));
+    let published = match privacy::published(&state.store, &state.config, &tenant).await {
+        Ok(p) => p,
+        Err(e) => return internal(page.lang, e),
+    };
+    let notice = notice_view(page.lang, &published);
+    page.render("privacy.html", context! { notice => notice })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -601,8 +746,65 @@ mod tests {
             "signin.html",
             "facility.html",
             "verify.html",
+            "privacy.html",
         ] {
             assert!(TEMPLATES.get_template(name).is_ok(), "{name}");
+        }
+    }
+
+    /// Every code a record can hold has its sentence in every language: a missing key would
+    /// show up on the page as the key itself.
+    #[test]
+    fn the_notice_has_a_sentence_for_every_code_of_the_record() {
+        use crate::config::Config;
+        use crate::privacy::record;
+        let dir = std::env::temp_dir().join(format!(
+            "varsel-notice-{}",
+            crate::crypto::hex_encode(&crate::crypto::random_bytes::<6>())
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("varsel.toml");
+        std::fs::write(
+            &file,
+            "smtp_url = \"smtp://mail.example.com\"\n[sms]\nprovider = \"twilio\"\nusername = \"a\"\npassword = \"b\"\n\
+             [sms.secondary]\nprovider = \"kannel\"\nusername = \"a\"\npassword = \"b\"\n\
+             [directory]\nkind = \"http\"\nurl = \"https://dir.example\"\nprocessor_country = \"CH\"\ntransfer_safeguard = \"adequacy+bcr\"\n",
+        )
+        .unwrap();
+        let config = Config::from_sources(Some(&file), &[]).unwrap();
+        std::fs::remove_dir_all(dir).unwrap();
+        let tenant = Tenant {
+            id: 1,
+            slug: "t".into(),
+            name: "T".into(),
+            sms_sender_id: "T".into(),
+            languages: vec![Language::Sv],
+            time_zone: "Europe/Oslo".into(),
+            privacy_contact: "p@t.example".into(),
+            services: vec![],
+        };
+        let rec = record::build(&config, &tenant);
+        assert_eq!(rec.recipients.len(), 4);
+        let version = rec.version();
+        let published = Published::new(&tenant, rec, version, 0);
+        for lang in [Language::Sv, Language::Nb, Language::En] {
+            fn texts(v: &serde_json::Value, out: &mut Vec<String>) {
+                match v {
+                    serde_json::Value::String(s) => out.push(s.clone()),
+                    serde_json::Value::Array(a) => a.iter().for_each(|x| texts(x, out)),
+                    serde_json::Value::Object(o) => o.values().for_each(|x| texts(x, out)),
+                    _ => {}
+                }
+            }
+            let mut all = Vec::new();
+            texts(
+                &serde_json::to_value(notice_view(lang, &published)).unwrap(),
+                &mut all,
+            );
+            assert!(all.len() > 20);
+            for t in all {
+                assert!(!t.contains("pn_") && !t.contains('{'), "{lang:?}: {t}");
+            }
         }
     }
 
