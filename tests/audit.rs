@@ -331,7 +331,7 @@ async fn reads_and_changes_leave_a_chain_without_contacts(app: &TestApp) {
         .collect();
     // The service's own scheduler may have run them once at its start too.
     assert!(
-        !runs.is_empty() && runs.len() % 4 == 0,
+        !runs.is_empty() && runs.len().is_multiple_of(4),
         "one per retention job and run: {rows:#?}"
     );
     assert!(
