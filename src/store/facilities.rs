@@ -205,8 +205,13 @@ impl Store {
         let postgres = matches!(self.backend, super::Backend::Postgres(_));
         let forget = &self.forget_sql();
         let mut audit = Vec::new();
+        // The batch reads before it writes: in a deferred transaction on SQLite, a write by
+        // anyone else in between (a scheduled job, an audit entry) makes its first write fail
+        // at once with "database is locked", so it takes the write lock first.
+        let begin = self.begin_write();
+        let _writer = self.writer().await;
         on_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_with(begin).await?;
             if postgres {
                 // The lookup below runs thousands of times in one transaction while the table
                 // grows; a generic plan made while it was small scans it whole every time
