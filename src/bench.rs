@@ -260,15 +260,18 @@ pub async fn seed(dir: &std::path::Path, db_url: &str, n: usize) -> anyhow::Resu
     .await?;
     let tenant = state
         .store
-        .create_tenant(&NewTenant {
-            slug: "storm".into(),
-            name: "Stormkraft".into(),
-            sms_sender_id: SenderId::parse("Stormkraft")?,
-            languages: vec![Language::Sv],
-            time_zone: "Europe/Stockholm".into(),
-            privacy_contact: "privacy@example.com".into(),
-            services: vec![ServiceKind::Electricity],
-        })
+        .create_tenant(
+            &NewTenant {
+                slug: "storm".into(),
+                name: "Stormkraft".into(),
+                sms_sender_id: SenderId::parse("Stormkraft")?,
+                languages: vec![Language::Sv],
+                time_zone: "Europe/Stockholm".into(),
+                privacy_contact: "privacy@example.com".into(),
+                services: vec![ServiceKind::Electricity],
+            },
+            &crate::domain::audit::Actor::system("bench"),
+        )
         .await?;
     for start in (0..n).step_by(100_000) {
         let mut records = Vec::with_capacity(100_000);
@@ -290,7 +293,13 @@ pub async fn seed(dir: &std::path::Path, db_url: &str, n: usize) -> anyhow::Resu
         }
         state
             .store
-            .upsert_facilities(tenant.id, &records, "bench", &|_| {})
+            .upsert_facilities(
+                tenant.id,
+                &records,
+                "bench",
+                &crate::domain::audit::Actor::system("bench"),
+                &|_| {},
+            )
             .await?;
     }
     let mut after = 0;

@@ -4,6 +4,7 @@
 //! regulator reserves for fiction (070-174 06 05 to 070-174 06 99); e-mails use example.com.
 
 use crate::crypto::{new_secret, secret_hash};
+use crate::domain::audit::Actor;
 use crate::domain::email::Email;
 use crate::domain::facility::RawFacility;
 use crate::domain::grid::GridNode;
@@ -173,15 +174,18 @@ pub async fn seed(state: &AppState) -> anyhow::Result<DemoInfo> {
         Some(t) => (t, false),
         None => {
             let tenant = store
-                .create_tenant(&NewTenant {
-                    slug: DEMO_SLUG.into(),
-                    name: "Älvstad Energi".into(),
-                    sms_sender_id: SenderId::parse("AlvstadEn")?,
-                    languages: vec![Language::Sv, Language::En, Language::Nb],
-                    time_zone: "Europe/Stockholm".into(),
-                    privacy_contact: "dataskydd@alvstad-energi.example".into(),
-                    services: vec![ServiceKind::Electricity, ServiceKind::DistrictHeating],
-                })
+                .create_tenant(
+                    &NewTenant {
+                        slug: DEMO_SLUG.into(),
+                        name: "Älvstad Energi".into(),
+                        sms_sender_id: SenderId::parse("AlvstadEn")?,
+                        languages: vec![Language::Sv, Language::En, Language::Nb],
+                        time_zone: "Europe/Stockholm".into(),
+                        privacy_contact: "dataskydd@alvstad-energi.example".into(),
+                        services: vec![ServiceKind::Electricity, ServiceKind::DistrictHeating],
+                    },
+                    &Actor::system("demo"),
+                )
                 .await?;
             store
                 .replace_grid(tenant.id, &grid_nodes()?, &|_| {})
@@ -194,7 +198,7 @@ pub async fn seed(state: &AppState) -> anyhow::Result<DemoInfo> {
                 })
                 .collect::<anyhow::Result<Vec<_>>>()?;
             store
-                .upsert_facilities(tenant.id, &records, "demo", &|_| {})
+                .upsert_facilities(tenant.id, &records, "demo", &Actor::system("demo"), &|_| {})
                 .await?;
             register_households(state, tenant.id).await?;
             (tenant, true)
@@ -207,6 +211,7 @@ pub async fn seed(state: &AppState) -> anyhow::Result<DemoInfo> {
             "demo admin",
             &[Scope::Admin],
             &secret_hash(&token),
+            &Actor::system("demo"),
         )
         .await?;
     Ok(DemoInfo {
@@ -284,6 +289,7 @@ async fn register_households(state: &AppState, tenant_id: i64) -> anyhow::Result
                     &sealed,
                     &secret_hash(&link),
                     crate::store::now() + 3600,
+                    &Actor::household(f.id),
                 )
                 .await?;
             registration::verify(state, &link).await?;

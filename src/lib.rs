@@ -4,6 +4,7 @@
 //! `web` the HTTP API and pages; `registration` and `cis` the use cases they share.
 
 pub mod app;
+pub mod audit;
 pub mod bench;
 pub mod config;
 pub mod crypto;

@@ -1,4 +1,4 @@
-//! The `varsel` command: serve, demo, import, tenant, token, keys, privacy, openapi.
+//! The `varsel` command: serve, demo, import, tenant, token, keys, privacy, audit, openapi.
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -7,8 +7,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 
+use varsel::audit::Verdict;
 use varsel::config::Config;
-use varsel::crypto::{Keyring, new_secret, secret_hash};
+use varsel::crypto::{Keyring, hex_encode, new_secret, secret_hash};
+use varsel::domain::audit::Actor;
 use varsel::domain::language::Language;
 use varsel::domain::scope::Scope;
 use varsel::domain::sender_id::SenderId;
@@ -61,6 +63,9 @@ enum Command {
     /// The records of processing (GDPR art. 30), generated from the configuration.
     #[command(subcommand)]
     Privacy(PrivacyCommand),
+    /// Check the audit trail's hash chain, or show its latest entries.
+    #[command(subcommand)]
+    Audit(AuditCommand),
     /// Print the OpenAPI document of the HTTP API.
     Openapi,
     /// Measure the service under load.
@@ -247,6 +252,21 @@ enum RetentionCommand {
 }
 
 #[derive(Subcommand)]
+enum AuditCommand {
+    /// Walk the whole chain: prints how many entries are intact, or names the first broken
+    /// entry and exits with status 1.
+    Verify,
+    /// The latest entries, oldest first.
+    Show {
+        /// Only this tenant's entries (without it: all, global ones included).
+        #[arg(long)]
+        tenant: Option<String>,
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(i64).range(1..=100_000))]
+        limit: i64,
+    },
+}
+
+#[derive(Subcommand)]
 enum TenantCommand {
     /// Create a tenant and print its first admin token (shown once).
     Create {
@@ -378,7 +398,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                 .with_context(|| format!("no tenant {tenant:?} (varsel tenant list shows them)"))?;
             let token = new_secret("vst");
             let id = store
-                .create_token(t.id, &name, &scopes, &secret_hash(&token))
+                .create_token(t.id, &name, &scopes, &secret_hash(&token), &cli_actor())
                 .await?;
             println!(
                 "token {id} for {} ({}):\n{token}\nIt is shown only now; store it safely.",
@@ -388,6 +408,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Keys(cmd) => keys(config, cmd).await,
+        Command::Audit(cmd) => audit(config, cmd).await,
         Command::Retention(cmd) => retention(config, cmd).await,
         Command::Outage(cmd) => outage(config, cmd).await,
         Command::Causes(CausesCommand::List { tenant }) => {
@@ -716,7 +737,16 @@ async fn import_facilities(
             .map(|f| f.to_string_lossy())
             .unwrap_or_default()
     );
-    let report = facilities::import(&store, &tenant, rows, rejected, &source, &progress).await?;
+    let report = facilities::import(
+        &store,
+        &tenant,
+        rows,
+        rejected,
+        &source,
+        &cli_actor(),
+        &progress,
+    )
+    .await?;
     if json {
         println!(
             "{}",
@@ -881,19 +911,28 @@ async fn tenant(config: Config, cmd: TenantCommand) -> anyhow::Result<()> {
                 bail!("a tenant with slug {slug:?} already exists");
             }
             let t = store
-                .create_tenant(&NewTenant {
-                    slug,
-                    name: name.trim().into(),
-                    sms_sender_id,
-                    languages,
-                    time_zone,
-                    privacy_contact: privacy_contact.trim().into(),
-                    services,
-                })
+                .create_tenant(
+                    &NewTenant {
+                        slug,
+                        name: name.trim().into(),
+                        sms_sender_id,
+                        languages,
+                        time_zone,
+                        privacy_contact: privacy_contact.trim().into(),
+                        services,
+                    },
+                    &cli_actor(),
+                )
                 .await?;
             let token = new_secret("vst");
             store
-                .create_token(t.id, "first admin", &[Scope::Admin], &secret_hash(&token))
+                .create_token(
+                    t.id,
+                    "first admin",
+                    &[Scope::Admin],
+                    &secret_hash(&token),
+                    &cli_actor(),
+                )
                 .await?;
             println!(
                 "Created tenant {} ({}); registration page /t/{}",
@@ -912,6 +951,66 @@ async fn tenant(config: Config, cmd: TenantCommand) -> anyhow::Result<()> {
                         .map(|s| s.as_str())
                         .collect::<Vec<_>>()
                         .join(", ")
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The operator at this terminal, as the audit trail names them.
+fn cli_actor() -> Actor {
+    Actor::cli(&std::env::var("USER").unwrap_or_else(|_| "unknown".into()))
+}
+
+async fn audit(config: Config, cmd: AuditCommand) -> anyhow::Result<()> {
+    let store = Store::connect(&config.database_url).await?;
+    match cmd {
+        AuditCommand::Verify => {
+            let tty = std::io::stderr().is_terminal();
+            let progress = |n: i64| {
+                if tty {
+                    eprint!("\r{n} entries verified");
+                }
+            };
+            let verdict = varsel::audit::verify(&store, &progress).await?;
+            if tty {
+                eprintln!();
+            }
+            match verdict {
+                Verdict::Intact { entries, head } => println!(
+                    "audit chain intact: {entries} entries verified; head entry {} hash {}",
+                    head.last_id,
+                    hex_encode(&head.last_hash)
+                ),
+                Verdict::Broken(b) => bail!("audit chain broken: {b}"),
+            }
+        }
+        AuditCommand::Show { tenant, limit } => {
+            let tenant_id = match &tenant {
+                None => None,
+                Some(slug) => Some(
+                    store
+                        .tenant_by_slug(slug)
+                        .await?
+                        .with_context(|| {
+                            format!("no tenant {slug:?} (varsel tenant list shows them)")
+                        })?
+                        .id,
+                ),
+            };
+            for e in store.audit_latest(tenant_id, limit).await? {
+                let at = jiff::Timestamp::from_second(e.at)
+                    .map(|t| t.strftime("%Y-%m-%d %H:%M:%S UTC").to_string())
+                    .unwrap_or_else(|_| e.at.to_string());
+                println!(
+                    "{:>8} {at} tenant {} {} {} {} {}",
+                    e.id,
+                    e.tenant_id.map_or("-".into(), |t| t.to_string()),
+                    e.actor,
+                    e.action,
+                    e.subject.as_deref().unwrap_or("-"),
+                    e.details
                 );
             }
         }

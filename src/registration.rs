@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use crate::crypto::{constant_time_eq, new_secret, secret_hash};
+use crate::domain::audit::Actor;
 use crate::domain::email::Email;
 use crate::domain::ids::{CustomerNumber, FacilityNumber};
 use crate::domain::language::Language;
@@ -201,7 +202,12 @@ pub async fn set_phone(state: &AppState, s: Session, phone: &PhoneNumber) -> any
     };
     state
         .store
-        .set_phone(s.tenant_id, s.facility_id, &sealed)
+        .set_phone(
+            s.tenant_id,
+            s.facility_id,
+            &sealed,
+            &Actor::household(s.facility_id),
+        )
         .await?;
     tracing::info!(facility_id = s.facility_id, phone = ?phone, "mobile number registered");
     Ok(())
@@ -258,6 +264,7 @@ pub async fn set_email(
             &sealed,
             &secret_hash(&link),
             expires_at,
+            &Actor::household(s.facility_id),
         )
         .await?;
     let url = format!(
@@ -285,7 +292,15 @@ pub async fn set_email(
 }
 
 pub async fn remove(state: &AppState, s: Session, what: Contact) -> anyhow::Result<bool> {
-    state.store.clear_contact(s.facility_id, what).await
+    state
+        .store
+        .clear_contact(
+            s.tenant_id,
+            s.facility_id,
+            what,
+            &Actor::household(s.facility_id),
+        )
+        .await
 }
 
 pub async fn verify(state: &AppState, link: &str) -> anyhow::Result<VerifyOutcome> {

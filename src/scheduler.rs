@@ -11,6 +11,7 @@ use std::time::Duration;
 use tokio::sync::Notify;
 
 use crate::config::Config;
+use crate::domain::audit::{Action, Actor, NewEntry};
 use crate::store::{ClaimedJob, Counts, Store};
 
 /// The jobs the scheduler knows.
@@ -127,6 +128,13 @@ impl Scheduler {
             (false, every) => now + every.unwrap_or(RETRY_SECS).min(RETRY_SECS),
         };
         let result = serde_json::json!({"counts": &counts, "error": &error}).to_string();
+        // Every retention job is a retention run for the audit trail; the error text stays in
+        // `job_runs`, the trail says only whether it failed.
+        let audit = JobKind::parse(&job.kind).map(|_| {
+            NewEntry::new(None, &Actor::system("retention"), Action::RetentionRun)
+                .subject(format!("job:{}", job.kind))
+                .details(serde_json::json!({"ok": ok, "counts": &counts}))
+        });
         let finished = self
             .store
             .finish_job(
@@ -137,6 +145,7 @@ impl Scheduler {
                 next_due,
                 state.as_deref(),
                 &result,
+                audit.as_ref(),
             )
             .await?;
         match (&error, finished) {

@@ -217,6 +217,28 @@ async fn tenant_import_and_demo(db: Db) {
     assert_eq!(code, Some(4), "every row refused: {report}");
     assert!(report.contains("Nothing was loaded"), "{report}");
 
+    // The operator's work is in the audit trail under their login, and the chain holds.
+    let trail = cli.ok(&["audit", "show", "--tenant", "norrkraft"]);
+    let actions: Vec<&str> = trail
+        .lines()
+        .map(|l| l.split_whitespace().nth(7).unwrap_or_default())
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "tenant.created",
+            "token.created",
+            "facilities.imported",
+            "facilities.imported"
+        ],
+        "{trail}"
+    );
+    assert!(trail.lines().all(|l| l.contains(" cli:")), "{trail}");
+    assert!(
+        cli.ok(&["audit", "verify"])
+            .starts_with("audit chain intact: 4 entries verified"),
+    );
+
     let demo = cli.ok(&["demo"]);
     assert!(demo.contains("created with 5000 facilities"), "{demo}");
     assert!(demo.contains("/t/alvstad"));
@@ -797,7 +819,7 @@ fn help_describes_every_command() {
     let help = String::from_utf8(out.stdout).unwrap();
     for cmd in [
         "serve", "demo", "import", "tenant", "token", "keys", "outage", "causes", "privacy",
-        "openapi",
+        "audit", "openapi",
     ] {
         assert!(help.contains(cmd), "{cmd} missing from --help");
     }

@@ -14,6 +14,7 @@ use common::{Db, FakeElks, TempDir, TestDb};
 use serde_json::{Value, json};
 use varsel::config::Config;
 use varsel::crypto::{new_secret, secret_hash};
+use varsel::domain::audit::Actor;
 use varsel::domain::language::Language;
 use varsel::domain::scope::Scope;
 use varsel::domain::sender_id::SenderId;
@@ -100,21 +101,30 @@ async fn setup(db: Db, toml: &str, n: usize, phone: impl Fn(usize) -> Option<Str
         .unwrap();
     let tenant = state
         .store
-        .create_tenant(&NewTenant {
-            slug: "alvstad".into(),
-            name: "Älvstad Energi".into(),
-            sms_sender_id: SenderId::parse("Alvstad").unwrap(),
-            languages: vec![Language::Sv],
-            time_zone: "Europe/Stockholm".into(),
-            privacy_contact: "privacy@example.com".into(),
-            services: vec![ServiceKind::Electricity],
-        })
+        .create_tenant(
+            &NewTenant {
+                slug: "alvstad".into(),
+                name: "Älvstad Energi".into(),
+                sms_sender_id: SenderId::parse("Alvstad").unwrap(),
+                languages: vec![Language::Sv],
+                time_zone: "Europe/Stockholm".into(),
+                privacy_contact: "privacy@example.com".into(),
+                services: vec![ServiceKind::Electricity],
+            },
+            &Actor::system("test"),
+        )
         .await
         .unwrap();
     let token = new_secret("vst");
     state
         .store
-        .create_token(tenant.id, "oms", &[Scope::Operator], &secret_hash(&token))
+        .create_token(
+            tenant.id,
+            "oms",
+            &[Scope::Operator],
+            &secret_hash(&token),
+            &Actor::system("test"),
+        )
         .await
         .unwrap();
     common::seed_phones(&state, &tenant, n, phone).await;

@@ -142,12 +142,16 @@ async fn no_answer_holds_more_than_one_households_contacts(app: &TestApp) {
         )
     };
     let id = id.to_string();
-    let reading: [&[&str]; 7] = [
+    let reading: [&[&str]; 11] = [
         &["tenant", "list"],
         &["outage", "show", "--tenant", "alvstad", &id],
         &["causes", "list", "--tenant", "alvstad"],
         &["keys", "show"],
         &["retention", "status"],
+        &["privacy", "record", "--tenant", "alvstad"],
+        &["privacy", "record", "--tenant", "alvstad", "--format", "json"],
+        &["audit", "show", "--tenant", "alvstad"],
+        &["audit", "verify"],
         &["openapi"],
         &["--help"],
     ];

@@ -829,15 +829,18 @@ async fn causes_read_in_each_households_language(db: Db) {
     let tenant = app
         .state
         .store
-        .create_tenant(&varsel::store::NewTenant {
-            slug: "nordvik".into(),
-            name: "Nordvik Kraft".into(),
-            sms_sender_id: varsel::domain::sender_id::SenderId::parse("Nordvik").unwrap(),
-            languages: vec![Language::Sv, Language::Nb, Language::En],
-            time_zone: "Europe/Stockholm".into(),
-            privacy_contact: "privacy@example.com".into(),
-            services: vec![Electricity],
-        })
+        .create_tenant(
+            &varsel::store::NewTenant {
+                slug: "nordvik".into(),
+                name: "Nordvik Kraft".into(),
+                sms_sender_id: varsel::domain::sender_id::SenderId::parse("Nordvik").unwrap(),
+                languages: vec![Language::Sv, Language::Nb, Language::En],
+                time_zone: "Europe/Stockholm".into(),
+                privacy_contact: "privacy@example.com".into(),
+                services: vec![Electricity],
+            },
+            &varsel::domain::audit::Actor::system("test"),
+        )
         .await
         .unwrap();
     let token = app.token(&tenant, &[Scope::Admin]).await;

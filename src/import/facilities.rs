@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use serde::Serialize;
 
 use super::{BadRow, ImportStatus};
+use crate::domain::audit::Actor;
 use crate::domain::facility::{FacilityRecord, RawFacility};
 use crate::store::{Store, Tenant, UpsertSummary};
 
@@ -119,6 +120,7 @@ pub async fn import(
     rows: Rows,
     mut rejected: Vec<RowError>,
     source: &str,
+    actor: &Actor,
     progress: &(dyn Fn(u64) + Send + Sync),
 ) -> anyhow::Result<ImportReport> {
     let received = (rows.len() + rejected.len()) as u64;
@@ -172,7 +174,7 @@ pub async fn import(
         unchanged,
         holder_changed,
     } = store
-        .upsert_facilities(tenant.id, &records, source, progress)
+        .upsert_facilities(tenant.id, &records, source, actor, progress)
         .await?;
     Ok(ImportReport {
         status: ImportStatus::of(inserted + updated + unchanged, rejected.len()),

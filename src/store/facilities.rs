@@ -4,7 +4,9 @@ use std::collections::HashMap;
 
 use sqlx::Row;
 
+use super::audit::append_audit;
 use super::{Store, now, on_pool};
+use crate::domain::audit::{Action, Actor, NewEntry, facility_subject};
 use crate::domain::facility::FacilityRecord;
 use crate::domain::ids::FacilityNumber;
 use crate::domain::service::ServiceKind;
@@ -186,12 +188,15 @@ impl Store {
     /// Inserts new facilities and updates changed ones in one transaction: either the whole
     /// batch is in, or none of it. The caller has validated the rows and removed duplicates.
     /// A changed customer number means a new holder: the old holder's subscription, sessions
-    /// and pending verifications go in the same transaction.
+    /// and pending verifications go in the same transaction. Audited in it too: a
+    /// `facility.holder_changed` entry per new holder and one `facilities.imported` with the
+    /// counts, when anything changed.
     pub async fn upsert_facilities(
         &self,
         tenant_id: i64,
         records: &[FacilityRecord],
         source: &str,
+        actor: &Actor,
         progress: &(dyn Fn(u64) + Send + Sync),
     ) -> anyhow::Result<UpsertSummary> {
         let mut summary = UpsertSummary::default();
@@ -199,8 +204,14 @@ impl Store {
         let rows_per_chunk = self.rows_per_statement(19);
         let postgres = matches!(self.backend, super::Backend::Postgres(_));
         let forget = &self.forget_sql();
+        let mut audit = Vec::new();
+        // The batch reads before it writes: in a deferred transaction on SQLite, a write by
+        // anyone else in between (a scheduled job, an audit entry) makes its first write fail
+        // at once with "database is locked", so it takes the write lock first.
+        let begin = self.begin_write();
+        let _writer = self.writer().await;
         on_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_with(begin).await?;
             if postgres {
                 // The lookup below runs thousands of times in one transaction while the table
                 // grows; a generic plan made while it was small scans it whole every time
@@ -244,6 +255,11 @@ impl Store {
                                 .bind(at)
                                 .execute(&mut *tx)
                                 .await?;
+                                audit.push(
+                                    NewEntry::new(Some(tenant_id), actor, Action::FacilityHolderChanged)
+                                        .subject(facility_subject(*id))
+                                        .details(serde_json::json!({ "subscription_erased": erased })),
+                                );
                                 summary.holder_changed += 1;
                             }
                             let q = sqlx::query(
@@ -272,23 +288,34 @@ impl Store {
                 }
                 progress(chunk.len() as u64);
             }
+            if summary.inserted + summary.updated > 0 {
+                audit.push(
+                    NewEntry::new(Some(tenant_id), actor, Action::FacilitiesImported)
+                        .details(serde_json::to_value(&summary)?),
+                );
+            }
+            append_audit!(&mut *tx, self, &audit);
             tx.commit().await?;
         });
         Ok(summary)
     }
 
     /// Ends the holder's contract: the subscription is erased and the holder's details are
-    /// cleared at once, and an event without personal data records that it happened.
+    /// cleared at once, and an event without personal data records that it happened (and a
+    /// `facility.moved_out` audit entry, in the same transaction).
     pub async fn move_out(
         &self,
         tenant_id: i64,
         number: &FacilityNumber,
         service: Option<ServiceKind>,
         source: &str,
+        actor: &Actor,
     ) -> anyhow::Result<MoveOutOutcome> {
         let forget = &self.forget_sql();
+        let begin = self.begin_write();
+        let _writer = self.writer().await;
         let outcome = on_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_with(begin).await?;
             let rows = sqlx::query("SELECT id, service FROM facilities WHERE tenant_id = $1 AND facility_number = $2")
                 .bind(tenant_id)
                 .bind(number.as_str())
@@ -325,6 +352,10 @@ impl Store {
                     .bind(now())
                     .execute(&mut *tx)
                     .await?;
+                    let entry = NewEntry::new(Some(tenant_id), actor, Action::FacilityMovedOut)
+                        .subject(facility_subject(*id))
+                        .details(serde_json::json!({ "subscription_erased": erased }));
+                    append_audit!(&mut *tx, self, &[entry]);
                     tx.commit().await?;
                     MoveOutOutcome::Done { subscription_erased: erased }
                 }

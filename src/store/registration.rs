@@ -2,8 +2,10 @@
 
 use sqlx::Row;
 
+use super::audit::append_audit;
 use super::{Store, now, on_pool};
 use crate::crypto::{FieldRef, Sealed};
+use crate::domain::audit::{Action, Actor, NewEntry, facility_subject};
 use crate::domain::recipients::Channel;
 
 /// A sealed contact value with its blind index.
@@ -56,7 +58,8 @@ fn contact(ct: Option<Vec<u8>>, key: Option<i64>, bidx: Option<Vec<u8>>) -> Opti
 }
 
 /// Inside the caller's transaction: when the facility's contact in `$col` is about to be
-/// replaced by a different one, the notices sent to the old one forget it.
+/// replaced by a different one, the notices sent to the old one forget it. Evaluates to
+/// whether it was replaced.
 macro_rules! forget_replaced {
     ($conn:expr, $facility_id:expr, $col:literal, $new_bidx:expr, $forget:expr) => {{
         let conn = $conn;
@@ -68,9 +71,8 @@ macro_rules! forget_replaced {
         .bind($facility_id)
         .fetch_optional(&mut *conn)
         .await?;
-        if let Some(Some(old)) = old
-            && old.as_slice() != $new_bidx.as_slice()
-        {
+        let replaced = matches!(&old, Some(Some(old)) if old.as_slice() != $new_bidx.as_slice());
+        if replaced {
             for sql in $forget.iter() {
                 sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
                     .bind($facility_id)
@@ -78,6 +80,7 @@ macro_rules! forget_replaced {
                     .await?;
             }
         }
+        replaced
     }};
 }
 
@@ -104,19 +107,20 @@ impl Store {
     }
 
     /// Sets (or replaces) the facility's mobile number; the notices sent to a replaced number
-    /// forget it (see `forget_contact_sql`).
+    /// forget it (see `forget_contact_sql`). Audited as `phone.set`.
     pub async fn set_phone(
         &self,
         tenant_id: i64,
         facility_id: i64,
         phone: &SealedContact,
+        actor: &Actor,
     ) -> anyhow::Result<()> {
         let at = now();
         let forget = self.forget_contact_sql(Channel::Sms);
         let _writer = self.writer().await;
         on_pool!(self, pool => {
             let mut tx = pool.begin_with(self.begin_write()).await?;
-            forget_replaced!(&mut *tx, facility_id, "phone_bidx", &phone.bidx, &forget);
+            let replaced = forget_replaced!(&mut *tx, facility_id, "phone_bidx", &phone.bidx, &forget);
             sqlx::query(
                 "INSERT INTO subscriptions (facility_id, tenant_id, phone_ct, phone_key, phone_bidx, created_at, updated_at)
                  VALUES ($1, $2, $3, $4, $5, $6, $6)
@@ -131,13 +135,17 @@ impl Store {
             .bind(at)
             .execute(&mut *tx)
             .await?;
+            let entry = NewEntry::new(Some(tenant_id), actor, Action::PhoneSet)
+                .subject(facility_subject(facility_id))
+                .details(serde_json::json!({ "replaced": replaced }));
+            append_audit!(&mut *tx, self, &[entry]);
             tx.commit().await?;
         });
         Ok(())
     }
 
     /// Sets (or replaces) the facility's e-mail as unverified and stores its verification link;
-    /// links sent for an earlier address stop working.
+    /// links sent for an earlier address stop working. Audited as `email.set`.
     pub async fn set_email_pending(
         &self,
         tenant_id: i64,
@@ -145,13 +153,14 @@ impl Store {
         email: &SealedContact,
         link_hash: &[u8],
         expires_at: i64,
+        actor: &Actor,
     ) -> anyhow::Result<()> {
         let at = now();
         let forget = self.forget_contact_sql(Channel::Email);
         let _writer = self.writer().await;
         on_pool!(self, pool => {
             let mut tx = pool.begin_with(self.begin_write()).await?;
-            forget_replaced!(&mut *tx, facility_id, "email_bidx", &email.bidx, &forget);
+            let replaced = forget_replaced!(&mut *tx, facility_id, "email_bidx", &email.bidx, &forget);
             sqlx::query(
                 "INSERT INTO subscriptions (facility_id, tenant_id, email_ct, email_key, email_bidx, email_verified_at, created_at, updated_at)
                  VALUES ($1, $2, $3, $4, $5, NULL, $6, $6)
@@ -181,14 +190,25 @@ impl Store {
             .bind(expires_at)
             .execute(&mut *tx)
             .await?;
+            let entry = NewEntry::new(Some(tenant_id), actor, Action::EmailSet)
+                .subject(facility_subject(facility_id))
+                .details(serde_json::json!({ "replaced": replaced }));
+            append_audit!(&mut *tx, self, &[entry]);
             tx.commit().await?;
         });
         Ok(())
     }
 
     /// Removes the phone or the e-mail (`column` is "phone" or "email"); the row goes when
-    /// nothing is left in it. Returns whether there was something to remove.
-    pub async fn clear_contact(&self, facility_id: i64, column: Contact) -> anyhow::Result<bool> {
+    /// nothing is left in it. Returns whether there was something to remove; only then is it
+    /// audited (`phone.erased`, `email.erased`).
+    pub async fn clear_contact(
+        &self,
+        tenant_id: i64,
+        facility_id: i64,
+        column: Contact,
+        actor: &Actor,
+    ) -> anyhow::Result<bool> {
         let sql = match column {
             Contact::Phone => {
                 "UPDATE subscriptions SET phone_ct = NULL, phone_key = NULL, phone_bidx = NULL, updated_at = $1
@@ -220,19 +240,31 @@ impl Store {
                 .bind(facility_id)
                 .execute(&mut *tx)
                 .await?;
+            if n > 0 {
+                let action = match column {
+                    Contact::Phone => Action::PhoneErased,
+                    Contact::Email => Action::EmailErased,
+                };
+                let entry = NewEntry::new(Some(tenant_id), actor, action).subject(facility_subject(facility_id));
+                append_audit!(&mut *tx, self, &[entry]);
+            }
             tx.commit().await?;
             n > 0
         });
         Ok(changed)
     }
 
-    /// Opens a verification link: single use, and only for the address it was sent to.
+    /// Opens a verification link: single use, and only for the address it was sent to. A
+    /// verification is audited as `email.verified` by the household (whoever holds the link).
     pub async fn verify_email(&self, link_hash: &[u8]) -> anyhow::Result<VerifyOutcome> {
         let at = now();
+        let begin = self.begin_write();
+        let _writer = self.writer().await;
         let outcome = on_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_with(begin).await?;
             let row = sqlx::query(
-                "SELECT facility_id, email_bidx, expires_at FROM email_verifications WHERE token_hash = $1 AND used_at IS NULL",
+                "SELECT v.facility_id, f.tenant_id, v.email_bidx, v.expires_at FROM email_verifications v
+                 JOIN facilities f ON f.id = v.facility_id WHERE v.token_hash = $1 AND v.used_at IS NULL",
             )
             .bind(link_hash)
             .fetch_optional(&mut *tx)
@@ -241,6 +273,7 @@ impl Store {
                 None => VerifyOutcome::Invalid,
                 Some(r) => {
                     let facility_id: i64 = r.try_get("facility_id")?;
+                    let tenant_id: i64 = r.try_get("tenant_id")?;
                     let bidx: Vec<u8> = r.try_get("email_bidx")?;
                     let expires_at: i64 = r.try_get("expires_at")?;
                     // Mark it used whatever the outcome, so a link is never tried twice.
@@ -267,6 +300,11 @@ impl Store {
                         .rows_affected();
                         if n == 1 { VerifyOutcome::Verified } else { VerifyOutcome::Invalid }
                     };
+                    if outcome == VerifyOutcome::Verified {
+                        let entry = NewEntry::new(Some(tenant_id), &Actor::household(facility_id), Action::EmailVerified)
+                            .subject(facility_subject(facility_id));
+                        append_audit!(&mut *tx, self, &[entry]);
+                    }
                     tx.commit().await?;
                     outcome
                 }

@@ -4,7 +4,9 @@
 
 use sqlx::Row;
 
+use super::audit::append_audit;
 use super::{Store, on_pool};
+use crate::domain::audit::NewEntry;
 
 /// A due job, claimed until `claimed_until` under `token`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -145,8 +147,9 @@ impl Store {
     }
 
     /// Records a run and moves the job on: a recurring job to `next_due`, a one-off job to
-    /// done; a failed run is due again at `next_due` either way. Returns false (and records
-    /// nothing) when the claim was lost to another instance.
+    /// done; a failed run is due again at `next_due` either way. `audit` is appended with the
+    /// run, in its transaction. Returns false (and records nothing) when the claim was lost to
+    /// another instance.
     #[allow(clippy::too_many_arguments)]
     pub async fn finish_job(
         &self,
@@ -157,6 +160,7 @@ impl Store {
         next_due: i64,
         state: Option<&str>,
         result: &str,
+        audit: Option<&NewEntry>,
     ) -> anyhow::Result<bool> {
         let done_at = (job.every_seconds.is_none() && !failed).then_some(finished_at);
         let begin = self.begin_write();
@@ -194,6 +198,7 @@ impl Store {
                 .bind(RUNS_KEPT)
                 .execute(&mut *tx)
                 .await?;
+                append_audit!(&mut *tx, self, audit.map(std::slice::from_ref).unwrap_or(&[]));
             }
             tx.commit().await?;
             n == 1

@@ -2,7 +2,9 @@
 
 use sqlx::Row;
 
+use super::audit::append_audit;
 use super::{Store, now, on_pool};
+use crate::domain::audit::{Action, Actor, NewEntry};
 use crate::domain::language::Language;
 use crate::domain::scope::Scope;
 use crate::domain::sender_id::SenderId;
@@ -60,10 +62,13 @@ fn split<T: std::str::FromStr>(text: &str) -> Vec<T> {
 
 impl Store {
     /// Creates a tenant with its services. A taken slug is an error the caller reports.
-    pub async fn create_tenant(&self, t: &NewTenant) -> anyhow::Result<Tenant> {
+    /// Audited as `tenant.created`.
+    pub async fn create_tenant(&self, t: &NewTenant, actor: &Actor) -> anyhow::Result<Tenant> {
         let langs = join(t.languages.iter().map(|l| l.as_str()));
+        let begin = self.begin_write();
+        let _writer = self.writer().await;
         let id: i64 = on_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_with(begin).await?;
             let id: i64 = sqlx::query_scalar(
                 "INSERT INTO tenants (slug, name, sms_sender_id, languages, time_zone, privacy_contact, created_at)
                  VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
@@ -84,6 +89,10 @@ impl Store {
                     .execute(&mut *tx)
                     .await?;
             }
+            let entry = NewEntry::new(Some(id), actor, Action::TenantCreated)
+                .subject(format!("tenant:{id}"))
+                .details(serde_json::json!({ "slug": t.slug }));
+            append_audit!(&mut *tx, self, &[entry]);
             tx.commit().await?;
             id
         });
@@ -162,17 +171,22 @@ impl Store {
         Ok(Some(tenant))
     }
 
-    /// Stores a token's hash (never the token) with its scopes.
+    /// Stores a token's hash (never the token) with its scopes. Audited as `token.created`.
     pub async fn create_token(
         &self,
         tenant_id: i64,
         name: &str,
         scopes: &[Scope],
         token_hash: &[u8],
+        actor: &Actor,
     ) -> anyhow::Result<i64> {
-        let scopes = join(scopes.iter().map(|s| s.as_str()));
+        let scope_list: Vec<&str> = scopes.iter().map(|s| s.as_str()).collect();
+        let scopes = join(&scope_list);
+        let begin = self.begin_write();
+        let _writer = self.writer().await;
         let id = on_pool!(self, pool => {
-            sqlx::query_scalar(
+            let mut tx = pool.begin_with(begin).await?;
+            let id: i64 = sqlx::query_scalar(
                 "INSERT INTO api_tokens (tenant_id, name, token_hash, scopes, created_at)
                  VALUES ($1, $2, $3, $4, $5) RETURNING id",
             )
@@ -181,8 +195,14 @@ impl Store {
             .bind(token_hash)
             .bind(&scopes)
             .bind(now())
-            .fetch_one(pool)
-            .await?
+            .fetch_one(&mut *tx)
+            .await?;
+            let entry = NewEntry::new(Some(tenant_id), actor, Action::TokenCreated)
+                .subject(format!("token:{id}"))
+                .details(serde_json::json!({ "name": name, "scopes": scope_list }));
+            append_audit!(&mut *tx, self, &[entry]);
+            tx.commit().await?;
+            id
         });
         Ok(id)
     }
@@ -208,16 +228,32 @@ impl Store {
         Ok(info)
     }
 
-    /// Revokes a token of this tenant; false when there is no such live token.
-    pub async fn revoke_token(&self, tenant_id: i64, token_id: i64) -> anyhow::Result<bool> {
+    /// Revokes a token of this tenant; false when there is no such live token. Audited as
+    /// `token.revoked` when it was.
+    pub async fn revoke_token(
+        &self,
+        tenant_id: i64,
+        token_id: i64,
+        actor: &Actor,
+    ) -> anyhow::Result<bool> {
+        let begin = self.begin_write();
+        let _writer = self.writer().await;
         let n = on_pool!(self, pool => {
-            sqlx::query("UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND tenant_id = $3 AND revoked_at IS NULL")
+            let mut tx = pool.begin_with(begin).await?;
+            let n = sqlx::query("UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND tenant_id = $3 AND revoked_at IS NULL")
                 .bind(now())
                 .bind(token_id)
                 .bind(tenant_id)
-                .execute(pool)
+                .execute(&mut *tx)
                 .await?
-                .rows_affected()
+                .rows_affected();
+            if n == 1 {
+                let entry = NewEntry::new(Some(tenant_id), actor, Action::TokenRevoked)
+                    .subject(format!("token:{token_id}"));
+                append_audit!(&mut *tx, self, &[entry]);
+            }
+            tx.commit().await?;
+            n
         });
         Ok(n == 1)
     }

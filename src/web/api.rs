@@ -13,6 +13,7 @@ use utoipa_axum::routes;
 use super::ClientAddr;
 use super::error::{ApiError, ErrorBody};
 use crate::crypto::{new_secret, secret_hash};
+use crate::domain::audit::Actor;
 use crate::domain::email::Email;
 use crate::domain::ids::FacilityNumber;
 use crate::domain::language::Language;
@@ -44,6 +45,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(super::grid_api::router())
         .merge(super::retention_api::router())
         .merge(super::causes_api::router())
+        .merge(super::audit_api::router())
 }
 
 /// A tenant API token from `Authorization: Bearer`, with its tenant.
@@ -53,6 +55,11 @@ pub struct TenantAuth {
 }
 
 impl TenantAuth {
+    /// The token as the audit trail names it.
+    pub fn actor(&self) -> Actor {
+        Actor::token(self.token.token_id, &self.token.name)
+    }
+
     pub fn require(&self, scope: Scope) -> Result<(), ApiError> {
         if scope.granted_by(&self.token.scopes) {
             Ok(())
@@ -162,7 +169,16 @@ async fn put_facilities(
     let source = q
         .source
         .unwrap_or_else(|| format!("api:{}", auth.token.name));
-    let report = cis::import(&state.store, &auth.tenant, rows, rejected, &source, &|_| {}).await?;
+    let report = cis::import(
+        &state.store,
+        &auth.tenant,
+        rows,
+        rejected,
+        &source,
+        &auth.actor(),
+        &|_| {},
+    )
+    .await?;
     tracing::info!(tenant = %auth.tenant.slug, inserted = report.inserted, updated = report.updated,
         unchanged = report.unchanged, rejected = report.rejected.len(), "facilities upserted");
     Ok(Json(report))
@@ -212,7 +228,7 @@ async fn move_out(
         .unwrap_or_else(|| format!("api:{}", auth.token.name));
     match state
         .store
-        .move_out(auth.tenant.id, &number, service, &source)
+        .move_out(auth.tenant.id, &number, service, &source, &auth.actor())
         .await?
     {
         MoveOutOutcome::NotFound => Err(ApiError::not_found(format!(
@@ -313,7 +329,13 @@ async fn create_token(
     let token = new_secret("vst");
     let id = state
         .store
-        .create_token(auth.tenant.id, name, &req.scopes, &secret_hash(&token))
+        .create_token(
+            auth.tenant.id,
+            name,
+            &req.scopes,
+            &secret_hash(&token),
+            &auth.actor(),
+        )
         .await?;
     Ok((
         StatusCode::CREATED,
@@ -336,7 +358,11 @@ async fn revoke_token(
     Path(id): Path<i64>,
 ) -> Result<StatusCode, ApiError> {
     auth.require(Scope::Admin)?;
-    if state.store.revoke_token(auth.tenant.id, id).await? {
+    if state
+        .store
+        .revoke_token(auth.tenant.id, id, &auth.actor())
+        .await?
+    {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::not_found(format!("no live token {id}")))
@@ -427,7 +453,8 @@ async fn sign_out(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// The facility and its registered contact data (masked).
+/// The facility and its registered contact data (masked). Each read is recorded in the
+/// audit trail.
 #[utoipa::path(get, path = "/registration", tag = "registration",
     responses((status = 200, body = RegistrationView), (status = 401, body = ErrorBody)),
     security(("session" = [])))]
@@ -435,7 +462,9 @@ async fn get_registration(
     State(state): State<AppState>,
     RegSession(s): RegSession,
 ) -> Result<Json<RegistrationView>, ApiError> {
-    Ok(Json(registration::view(&state, s).await?))
+    let view = registration::view(&state, s).await?;
+    crate::audit::registration_read(&state.store, s, "api").await?;
+    Ok(Json(view))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]

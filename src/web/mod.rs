@@ -15,6 +15,7 @@ use utoipa_axum::router::OpenApiRouter;
 use crate::state::AppState;
 
 pub mod api;
+mod audit_api;
 mod causes_api;
 pub mod error;
 mod grid_api;

@@ -432,6 +432,9 @@ async fn facility_page(
         Ok(s) => s,
         Err(r) => return r,
     };
+    if let Err(e) = crate::audit::registration_read(&state.store, session, "page").await {
+        return internal(tenant.default_language(), e);
+    }
     let page = Page::new(&q, &headers, Some(tenant));
     render_facility(&state, page, session, "", "").await
 }

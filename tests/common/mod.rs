@@ -12,6 +12,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::oneshot;
 use varsel::config::Config;
 use varsel::crypto::{hex_encode, new_secret, random_bytes, secret_hash};
+use varsel::domain::audit::Actor;
 use varsel::domain::language::Language;
 use varsel::domain::scope::Scope;
 use varsel::domain::sender_id::SenderId;
@@ -177,15 +178,18 @@ impl TestApp {
         let tenant = self
             .state
             .store
-            .create_tenant(&NewTenant {
-                slug: slug.into(),
-                name: format!("{slug} Energi"),
-                sms_sender_id: SenderId::parse("Test").unwrap(),
-                languages: vec![Language::Sv, Language::En],
-                time_zone: "Europe/Stockholm".into(),
-                privacy_contact: "privacy@example.com".into(),
-                services: services.to_vec(),
-            })
+            .create_tenant(
+                &NewTenant {
+                    slug: slug.into(),
+                    name: format!("{slug} Energi"),
+                    sms_sender_id: SenderId::parse("Test").unwrap(),
+                    languages: vec![Language::Sv, Language::En],
+                    time_zone: "Europe/Stockholm".into(),
+                    privacy_contact: "privacy@example.com".into(),
+                    services: services.to_vec(),
+                },
+                &Actor::system("test"),
+            )
             .await
             .unwrap();
         let token = self.token(&tenant, scopes).await;
@@ -196,7 +200,13 @@ impl TestApp {
         let token = new_secret("vst");
         self.state
             .store
-            .create_token(tenant.id, "test", scopes, &secret_hash(&token))
+            .create_token(
+                tenant.id,
+                "test",
+                scopes,
+                &secret_hash(&token),
+                &Actor::system("test"),
+            )
             .await
             .unwrap();
         token
@@ -1065,7 +1075,7 @@ pub async fn seed_phones(
         .collect();
     state
         .store
-        .upsert_facilities(tenant.id, &records, "test", &|_| {})
+        .upsert_facilities(tenant.id, &records, "test", &Actor::system("test"), &|_| {})
         .await
         .unwrap();
     for i in 0..n {

@@ -1,0 +1,177 @@
+//! The audit trail's rows: appended inside the transaction of the change they record (see
+//! `append_audit!`), read in id order for `varsel audit verify` and in pages for the staff API.
+
+use sqlx::Row;
+
+use super::{Store, on_pool};
+use crate::domain::audit::{Head, NewEntry, StoredEntry, chain_hash};
+
+/// Appends `$entries` (a `&[NewEntry]`) inside the caller's transaction: reads the chain's
+/// head (locked on PostgreSQL, `Store::audit_head_sql`; SQLite's write transaction already
+/// keeps other writers out), writes each entry chained to the one before, and moves the head.
+/// Callers append last, just before they commit: a transaction that holds the head then waits
+/// for nothing else, so the head's lock cannot take part in a deadlock.
+macro_rules! append_audit {
+    ($conn:expr, $store:expr, $entries:expr) => {{
+        let conn = $conn;
+        let entries: &[$crate::domain::audit::NewEntry] = $entries;
+        if !entries.is_empty() {
+            let row = sqlx::query($store.audit_head_sql())
+                .fetch_one(&mut *conn)
+                .await?;
+            let mut last_id: i64 = sqlx::Row::try_get(&row, "last_id")?;
+            let mut last_hash: Vec<u8> = sqlx::Row::try_get(&row, "last_hash")?;
+            let at = $crate::store::now();
+            for e in entries {
+                last_id += 1;
+                let details = e.details.to_string();
+                let hash = $crate::store::audit::hash_of(&last_hash, last_id, at, e, &details);
+                sqlx::query(
+                    "INSERT INTO audit_log (id, tenant_id, at, actor, action, subject, details, prev_hash, hash)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                )
+                .bind(last_id)
+                .bind(e.tenant_id)
+                .bind(at)
+                .bind(e.actor.as_str())
+                .bind(e.action.as_str())
+                .bind(e.subject.as_deref())
+                .bind(&details)
+                .bind(&last_hash)
+                .bind(&hash[..])
+                .execute(&mut *conn)
+                .await?;
+                last_hash = hash.to_vec();
+            }
+            sqlx::query("UPDATE audit_head SET last_id = $1, last_hash = $2 WHERE one = 1")
+                .bind(last_id)
+                .bind(&last_hash)
+                .execute(&mut *conn)
+                .await?;
+        }
+    }};
+}
+pub(crate) use append_audit;
+
+pub(crate) fn hash_of(prev: &[u8], id: i64, at: i64, e: &NewEntry, details: &str) -> [u8; 32] {
+    chain_hash(
+        prev,
+        id,
+        e.tenant_id,
+        at,
+        e.actor.as_str(),
+        e.action.as_str(),
+        e.subject.as_deref(),
+        details,
+    )
+}
+
+const COLUMNS: &str = "id, tenant_id, at, actor, action, subject, details, prev_hash, hash";
+
+macro_rules! read_entry {
+    ($r:expr) => {
+        StoredEntry {
+            id: $r.try_get("id")?,
+            tenant_id: $r.try_get("tenant_id")?,
+            at: $r.try_get("at")?,
+            actor: $r.try_get("actor")?,
+            action: $r.try_get("action")?,
+            subject: $r.try_get("subject")?,
+            details: $r.try_get("details")?,
+            prev_hash: $r.try_get("prev_hash")?,
+            hash: $r.try_get("hash")?,
+        }
+    };
+}
+
+impl Store {
+    /// How an append reads the head: on PostgreSQL it locks the row until commit, so appends
+    /// of every instance queue there; SQLite's write transaction does that by itself.
+    pub(crate) fn audit_head_sql(&self) -> &'static str {
+        if self.is_postgres() {
+            "SELECT last_id, last_hash FROM audit_head WHERE one = 1 FOR UPDATE"
+        } else {
+            "SELECT last_id, last_hash FROM audit_head WHERE one = 1"
+        }
+    }
+
+    /// Appends one entry in a transaction of its own: for what is not itself a write (a
+    /// read of personal data).
+    pub async fn append_audit(&self, entry: &NewEntry) -> anyhow::Result<()> {
+        let begin = self.begin_write();
+        let _writer = self.writer().await;
+        on_pool!(self, pool => {
+            let mut tx = pool.begin_with(begin).await?;
+            append_audit!(&mut *tx, self, std::slice::from_ref(entry));
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    pub async fn audit_head(&self) -> anyhow::Result<Head> {
+        let head = on_pool!(self, pool => {
+            let r = sqlx::query("SELECT last_id, last_hash FROM audit_head WHERE one = 1")
+                .fetch_one(pool)
+                .await?;
+            Head { last_id: r.try_get("last_id")?, last_hash: r.try_get("last_hash")? }
+        });
+        Ok(head)
+    }
+
+    /// Up to `limit` entries after id `after`, oldest first: of one tenant, or (None) all,
+    /// global ones included.
+    pub async fn audit_after(
+        &self,
+        tenant_id: Option<i64>,
+        after: i64,
+        limit: i64,
+    ) -> anyhow::Result<Vec<StoredEntry>> {
+        let sql = match tenant_id {
+            Some(_) => format!(
+                "SELECT {COLUMNS} FROM audit_log WHERE tenant_id = $3 AND id > $1 ORDER BY id LIMIT $2"
+            ),
+            None => format!("SELECT {COLUMNS} FROM audit_log WHERE id > $1 ORDER BY id LIMIT $2"),
+        };
+        self.audit_query(&sql, after, limit, tenant_id).await
+    }
+
+    /// The latest `limit` entries, of one tenant or all, oldest first.
+    pub async fn audit_latest(
+        &self,
+        tenant_id: Option<i64>,
+        limit: i64,
+    ) -> anyhow::Result<Vec<StoredEntry>> {
+        let sql = match tenant_id {
+            Some(_) => format!(
+                "SELECT {COLUMNS} FROM audit_log WHERE tenant_id = $3 AND id < $1 ORDER BY id DESC LIMIT $2"
+            ),
+            None => {
+                format!("SELECT {COLUMNS} FROM audit_log WHERE id < $1 ORDER BY id DESC LIMIT $2")
+            }
+        };
+        let mut rows = self.audit_query(&sql, i64::MAX, limit, tenant_id).await?;
+        rows.reverse();
+        Ok(rows)
+    }
+
+    async fn audit_query(
+        &self,
+        sql: &str,
+        id: i64,
+        limit: i64,
+        tenant_id: Option<i64>,
+    ) -> anyhow::Result<Vec<StoredEntry>> {
+        let rows = on_pool!(self, pool => {
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).bind(limit);
+            if let Some(t) = tenant_id {
+                q = q.bind(t);
+            }
+            let mut out = Vec::new();
+            for r in q.fetch_all(pool).await? {
+                out.push(read_entry!(r));
+            }
+            out
+        });
+        Ok(rows)
+    }
+}
