@@ -570,6 +570,18 @@ pub fn build(config: &Config, tenant: &Tenant) -> Record {
             "masked_logs",
             "The log lines the service writes name phone numbers and e-mail addresses only masked.",
         ),
+        item(
+            "redacted_errors",
+            "What SMS providers and mail servers answer is kept and logged only as a class, a status code and a redacted text (numbers, e-mail addresses and URLs masked).",
+        ),
+        item(
+            "audit_trail",
+            "Every read of a household's contacts through the API or pages, every change, erasure and retention run is recorded in a hash-chained audit trail without contact data; `varsel audit verify` detects an altered or deleted entry.",
+        ),
+        item(
+            "retention_jobs",
+            "Erasure at the end of each retention period runs as durable scheduled jobs, once across all instances; `varsel retention status` shows what each run erased.",
+        ),
     ];
     let https = config.public_url.starts_with("https://");
     security_measures.push(item(
