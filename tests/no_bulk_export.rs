@@ -149,7 +149,9 @@ async fn no_answer_holds_more_than_one_households_contacts(app: &TestApp) {
         &["keys", "show"],
         &["retention", "status"],
         &["privacy", "record", "--tenant", "alvstad"],
-        &["privacy", "record", "--tenant", "alvstad", "--format", "json"],
+        &[
+            "privacy", "record", "--tenant", "alvstad", "--format", "json",
+        ],
         &["audit", "show", "--tenant", "alvstad"],
         &["audit", "verify"],
         &["openapi"],
