@@ -180,11 +180,11 @@ async fn replay(
         }))
 }
 
-/// Instants households will read: between 2000 and 2100, so that a unit mistake
+/// Instants households will read: in the years 2000 to 2100, so that a unit mistake
 /// (milliseconds for seconds) is refused instead of printed as a time nobody can read.
 fn plausible(field: &str, t: Option<i64>) -> Result<(), OutageError> {
     const FROM: i64 = 946_684_800; // 2000-01-01T00:00:00Z
-    const UNTIL: i64 = 4_102_444_800; // 2100-01-01T00:00:00Z
+    const UNTIL: i64 = 4_133_980_800; // 2101-01-01T00:00:00Z
     match t {
         Some(t) if !(FROM..UNTIL).contains(&t) => Err(OutageError::Invalid(format!(
             "{field} {t} is not a time between 2000 and 2100 in Unix seconds"
