@@ -140,18 +140,47 @@ pub async fn storm(
     dispatch_after_fanout: bool,
     progress: &(dyn Fn(&str) + Sync),
 ) -> anyhow::Result<StormFigures> {
-    let dir =
-        std::env::temp_dir().join(format!("varsel-bench-{}", hex_encode(&random_bytes::<6>())));
-    std::fs::create_dir_all(&dir)?;
-    let (db_url, pg) = if store == "sqlite" {
-        if instances > 1 {
-            anyhow::bail!("SQLite serves one process: --instances needs a PostgreSQL store");
+    if store == "sqlite" && instances > 1 {
+        anyhow::bail!("SQLite serves one process: --instances needs a PostgreSQL store");
+    }
+    let scratch = Scratch::create(store).await?;
+    let result = run(
+        &scratch.dir,
+        &scratch.db_url,
+        facilities,
+        instances.max(1),
+        dispatch_after_fanout,
+        progress,
+    )
+    .await;
+    scratch.drop_all().await;
+    result.map(|mut f| {
+        f.store = scratch.name().into();
+        f
+    })
+}
+
+/// A data directory and an empty database for one measurement: SQLite in the directory, or
+/// a database created under a PostgreSQL admin URL; both go afterwards.
+struct Scratch {
+    dir: std::path::PathBuf,
+    db_url: String,
+    pg: Option<(String, String)>,
+}
+
+impl Scratch {
+    async fn create(store: &str) -> anyhow::Result<Self> {
+        let dir =
+            std::env::temp_dir().join(format!("varsel-bench-{}", hex_encode(&random_bytes::<6>())));
+        std::fs::create_dir_all(&dir)?;
+        if store == "sqlite" {
+            let db_url = format!("sqlite://{}", dir.join("varsel.db").display());
+            return Ok(Self {
+                dir,
+                db_url,
+                pg: None,
+            });
         }
-        (
-            format!("sqlite://{}", dir.join("varsel.db").display()),
-            None,
-        )
-    } else {
         let name = format!("varsel_bench_{}", hex_encode(&random_bytes::<6>()));
         let admin = sqlx::PgPool::connect(store)
             .await
@@ -161,36 +190,139 @@ pub async fn storm(
             .await?;
         admin.close().await;
         let base = store.rsplit_once('/').map(|(b, _)| b).unwrap_or(store);
-        (format!("{base}/{name}"), Some((store.to_string(), name)))
-    };
-    let result = run(
-        &dir,
-        &db_url,
-        facilities,
-        instances.max(1),
-        dispatch_after_fanout,
-        progress,
-    )
-    .await;
-    if let Some((admin_url, name)) = pg
-        && let Ok(admin) = sqlx::PgPool::connect(&admin_url).await
-    {
-        let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-        )))
-        .execute(&admin)
-        .await;
-        admin.close().await;
+        let db_url = format!("{base}/{name}");
+        Ok(Self {
+            dir,
+            db_url,
+            pg: Some((store.to_string(), name)),
+        })
     }
-    let _ = std::fs::remove_dir_all(&dir);
-    result.map(|mut f| {
-        f.store = if store == "sqlite" {
-            "sqlite".into()
+
+    fn name(&self) -> &'static str {
+        if self.pg.is_some() {
+            "postgres"
         } else {
-            "postgres".into()
+            "sqlite"
+        }
+    }
+
+    /// Best effort: a scratch database left behind by a failed drop is named varsel_bench_*.
+    async fn drop_all(&self) {
+        if let Some((admin_url, name)) = &self.pg
+            && let Ok(admin) = sqlx::PgPool::connect(admin_url).await
+        {
+            if let Err(e) = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+            )))
+            .execute(&admin)
+            .await
+            {
+                eprintln!("could not drop the scratch database {name}: {e}");
+            }
+            admin.close().await;
+        }
+        if let Err(e) = std::fs::remove_dir_all(&self.dir) {
+            eprintln!("could not remove {}: {e}", self.dir.display());
+        }
+    }
+}
+
+/// What loading a grid tree cost.
+#[derive(Debug, Clone)]
+pub struct GridFigures {
+    pub store: &'static str,
+    pub nodes: usize,
+    pub read_secs: f64,
+    pub first_load_secs: f64,
+    pub replace_secs: f64,
+}
+
+/// A tree shaped like a large utility's: per substation 10 feeders, per feeder 50 secondary
+/// substations, per secondary substation 4 cable cabinets (2,511 nodes per substation).
+fn grid_csv(nodes: usize) -> Vec<u8> {
+    let mut out = String::from("node_id,parent_id,name,kind,latitude,longitude\n");
+    let mut n = 0;
+    let mut s = 0;
+    while n < nodes {
+        out.push_str(&format!(
+            "T{s},,Station {s},substation,62.{s:04},17.{s:04}\n"
+        ));
+        n += 1;
+        for f in 0..10 {
+            out.push_str(&format!("T{s}-F{f},T{s},Linje {f},feeder,,\n"));
+            n += 1;
+            for k in 0..50 {
+                out.push_str(&format!(
+                    "T{s}-F{f}-N{k},T{s}-F{f},Nätstation {k},secondary_substation,,\n"
+                ));
+                n += 1;
+                for c in 0..4 {
+                    out.push_str(&format!(
+                        "T{s}-F{f}-N{k}-K{c},T{s}-F{f}-N{k},Kabelskåp {c},cable_cabinet,,\n"
+                    ));
+                    n += 1;
+                }
+            }
+        }
+        s += 1;
+    }
+    out.into_bytes()
+}
+
+/// Loads a generated tree of about `nodes` nodes twice (first load, full replacement)
+/// through the same path as `varsel import grid`.
+pub async fn grid(store: &str, nodes: usize) -> anyhow::Result<GridFigures> {
+    let scratch = Scratch::create(store).await?;
+    let result = async {
+        let db = crate::store::Store::connect(&scratch.db_url).await?;
+        let tenant = db
+            .create_tenant(
+                &crate::store::NewTenant {
+                    slug: "bench".into(),
+                    name: "Bench".into(),
+                    sms_sender_id: crate::domain::sender_id::SenderId::parse("Bench")?,
+                    languages: vec![crate::domain::language::Language::Sv],
+                    time_zone: "Europe/Stockholm".into(),
+                    privacy_contact: "privacy@bench.example".into(),
+                    services: vec![crate::domain::service::ServiceKind::Electricity],
+                },
+                &crate::domain::audit::Actor::system("bench"),
+            )
+            .await?;
+        let csv = grid_csv(nodes);
+        let t = Instant::now();
+        let (rows, bad) = crate::import::grid::read_csv(&csv).map_err(anyhow::Error::msg)?;
+        let read_secs = t.elapsed().as_secs_f64();
+        let count = rows.len();
+        let load = |rows| {
+            let (db, tenant) = (&db, &tenant);
+            async move {
+                let t = Instant::now();
+                let report =
+                    crate::import::grid::load(db, tenant, rows, Vec::new(), &|_| {}).await?;
+                anyhow::ensure!(
+                    report.loaded.is_some(),
+                    "the generated tree was refused: {:?}",
+                    report.rejected
+                );
+                anyhow::Ok(t.elapsed().as_secs_f64())
+            }
         };
-        f
-    })
+        anyhow::ensure!(bad.is_empty(), "the generated file has bad rows");
+        let first_load_secs = load(rows.clone()).await?;
+        let replace_secs = load(rows).await?;
+        db.close().await;
+        anyhow::Ok(GridFigures {
+            store: scratch.name(),
+            nodes: count,
+            read_secs,
+            first_load_secs,
+            replace_secs,
+        })
+    }
+    .await;
+    scratch.drop_all().await;
+    result
 }
 
 fn street(i: usize) -> String {

@@ -93,6 +93,16 @@ enum BenchCommand {
         #[arg(long)]
         dispatch_after_fanout: bool,
     },
+    /// Load a generated grid tree of about N nodes twice (first load, full replacement)
+    /// through the same path as `varsel import grid`.
+    Grid {
+        #[arg(long, default_value_t = 100_000)]
+        nodes: usize,
+        /// Stores to measure: sqlite, and/or a PostgreSQL admin URL (a scratch database is
+        /// created under it and dropped).
+        #[arg(long = "store", default_values_t = ["sqlite".to_string(), "postgres://postgres@127.0.0.1:5432/test".to_string()])]
+        stores: Vec<String>,
+    },
     /// Seeds a storm into a data directory and database (the benchmark runs it in a
     /// process of its own, so seeding does not count against the measured memory).
     #[command(hide = true)]
@@ -489,6 +499,16 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                 if !status.success() {
                     bail!("the benchmark on {store} failed");
                 }
+            }
+            Ok(())
+        }
+        Command::Bench(BenchCommand::Grid { nodes, stores }) => {
+            for store in &stores {
+                let f = varsel::bench::grid(store, nodes).await?;
+                println!(
+                    "{:<8} grid nodes {:>8}  read CSV {:>5.2} s  first load {:>5.2} s  replace {:>5.2} s",
+                    f.store, f.nodes, f.read_secs, f.first_load_secs, f.replace_secs
+                );
             }
             Ok(())
         }

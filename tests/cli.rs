@@ -876,3 +876,32 @@ fn the_storm_benchmark_runs_on_both_stores_and_prints_its_figures() {
         }
     }
 }
+
+#[test]
+fn the_grid_benchmark_loads_a_whole_tree_on_both_stores() {
+    let pg = common::pg_admin_url();
+    let out = Command::new(env!("CARGO_BIN_EXE_varsel"))
+        .args([
+            "bench", "grid", "--nodes", "3000", "--store", "sqlite", "--store", &pg,
+        ])
+        .env("VARSEL_LOG", "error")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Two substations' worth of 2,511 nodes each.
+    for store in ["sqlite", "postgres"] {
+        let line = stdout
+            .lines()
+            .find(|l| l.starts_with(store))
+            .unwrap_or_else(|| panic!("no {store} line in {stdout}"));
+        assert!(line.contains("grid nodes     5022"), "{line}");
+        for figure in ["read CSV", "first load", "replace"] {
+            assert!(line.contains(figure), "{line}");
+        }
+    }
+}
