@@ -168,24 +168,7 @@ async fn reads_and_changes_leave_a_chain_without_contacts(app: &TestApp) {
     .await;
     assert_eq!(page.status(), 200);
     app.register_phone(&session, PHONE).await;
-    let resp = app
-        .client
-        .put(app.url("/api/v1/registration/email"))
-        .bearer_auth(&session)
-        .json(&json!({"email": EMAIL}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 202);
-    let sink = std::fs::read_to_string(app.dir.path().join("sink/email.jsonl")).unwrap();
-    let mail: Value = serde_json::from_str(sink.lines().last().unwrap()).unwrap();
-    let link = common::find_link(mail["body"].as_str().unwrap(), &app.base);
-    let code = link.rsplit('/').next().unwrap().split('?').next().unwrap();
-    send(
-        app.client
-            .post(app.url(&format!("/api/v1/email-verifications/{code}"))),
-    )
-    .await;
+    app.verify_email(&session, EMAIL).await;
     send(
         app.client
             .delete(app.url("/api/v1/registration/phone"))

@@ -272,6 +272,28 @@ impl TestApp {
         assert_eq!(resp.status(), 202, "{:?}", resp.text().await);
     }
 
+    /// The link in the latest mail in the sink (the verification link just sent).
+    pub fn last_mail_link(&self) -> String {
+        let sink = std::fs::read_to_string(self.dir.path().join("sink/email.jsonl")).unwrap();
+        let mail: serde_json::Value = serde_json::from_str(sink.lines().last().unwrap()).unwrap();
+        find_link(mail["body"].as_str().unwrap(), &self.base)
+    }
+
+    /// Saves an e-mail address for the signed-in household and confirms it through the API
+    /// with the link the sink received.
+    pub async fn verify_email(&self, session: &str, email: &str) {
+        self.put_email(session, email).await;
+        let link = self.last_mail_link();
+        let token = link.rsplit('/').next().unwrap().split('?').next().unwrap();
+        let resp = self
+            .client
+            .post(self.url(&format!("/api/v1/email-verifications/{token}")))
+            .send()
+            .await
+            .unwrap();
+        assert!(resp.status().is_success(), "{:?}", resp.text().await);
+    }
+
     /// Replaces the grid topology through the API; nodes are `(id, parent)` pairs named after
     /// their ids. Panics unless the tree was taken.
     pub async fn put_grid(&self, token: &str, nodes: &[(&str, Option<&str>)]) -> serde_json::Value {
