@@ -25,6 +25,43 @@ pub async fn registration_read(store: &Store, s: Session, via: &str) -> anyhow::
         .await
 }
 
+/// Records that everything held about a subscription was shown (page) or downloaded;
+/// before it leaves, like every read of personal data.
+pub async fn subject_data_read(store: &Store, s: Session, download: bool) -> anyhow::Result<()> {
+    let action = if download {
+        Action::SubjectDataExported
+    } else {
+        Action::SubjectDataAccessed
+    };
+    store
+        .append_audit(
+            &NewEntry::new(Some(s.tenant_id), &Actor::household(s.facility_id), action)
+                .subject(facility_subject(s.facility_id)),
+        )
+        .await
+}
+
+/// Records whether a replaced or removed contact was told (`outcome`: "sent" or
+/// "failed: <class>").
+pub async fn replaced_contact_told(
+    store: &Store,
+    s: Session,
+    channel: &str,
+    outcome: &str,
+) -> anyhow::Result<()> {
+    store
+        .append_audit(
+            &NewEntry::new(
+                Some(s.tenant_id),
+                &Actor::household(s.facility_id),
+                Action::ReplacedContactTold,
+            )
+            .subject(facility_subject(s.facility_id))
+            .details(serde_json::json!({ "channel": channel, "outcome": outcome })),
+        )
+        .await
+}
+
 /// What a walk over the chain found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {

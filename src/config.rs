@@ -226,6 +226,14 @@ pub struct RegistrationConfig {
     pub attempts_per_facility_per_hour: u32,
     /// Take the client address from `X-Forwarded-For` (only behind a trusted proxy).
     pub trust_forwarded_for: bool,
+    /// How long a one-time code for the data-subject rights works.
+    pub code_ttl_minutes: u32,
+    /// Wrong tries one code takes before it stops working.
+    pub code_attempts: u32,
+    /// Codes sent for one facility per hour, whichever session asks.
+    pub codes_per_facility_per_hour: u32,
+    /// How long a session that proved a code may see, download, restrict and erase.
+    pub rights_minutes: u32,
 }
 
 impl Default for RegistrationConfig {
@@ -236,6 +244,10 @@ impl Default for RegistrationConfig {
             attempts_per_client_per_minute: 30,
             attempts_per_facility_per_hour: 10,
             trust_forwarded_for: false,
+            code_ttl_minutes: 10,
+            code_attempts: 5,
+            codes_per_facility_per_hour: 3,
+            rights_minutes: 15,
         }
     }
 }
@@ -391,6 +403,18 @@ impl Config {
         }
         if r.attempts_per_client_per_minute == 0 || r.attempts_per_facility_per_hour == 0 {
             bail!("registration attempt limits must be at least 1");
+        }
+        if [
+            r.code_ttl_minutes,
+            r.code_attempts,
+            r.codes_per_facility_per_hour,
+            r.rights_minutes,
+        ]
+        .contains(&0)
+        {
+            bail!(
+                "registration.code_ttl_minutes, code_attempts, codes_per_facility_per_hour and rights_minutes must be at least 1"
+            );
         }
         if fc.retention.notice_days == 0 || fc.retention.every_minutes == 0 {
             bail!("retention.notice_days and retention.every_minutes must be at least 1");

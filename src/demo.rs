@@ -266,10 +266,7 @@ async fn register_households(state: &AppState, tenant_id: i64) -> anyhow::Result
         else {
             anyhow::bail!("demo facility {i} is missing");
         };
-        let session = Session {
-            facility_id: f.id,
-            tenant_id,
-        };
+        let session = Session::system(f.id, tenant_id);
         let phone = PhoneNumber::parse(&format!("070-174 06 {:02}", 5 + k * 3), Region::Se)?;
         registration::set_phone(state, session, &phone).await?;
         if k < 10 {

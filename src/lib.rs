@@ -19,6 +19,7 @@ pub mod mail;
 pub mod outages;
 pub mod privacy;
 pub mod registration;
+pub mod rights;
 pub mod rotation;
 pub mod scheduler;
 pub mod state;

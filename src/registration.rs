@@ -38,6 +38,26 @@ pub enum SignInError {
 pub struct Session {
     pub facility_id: i64,
     pub tenant_id: i64,
+    /// The stored hash of the session's secret; one-time codes are bound to it.
+    pub token_hash: [u8; 32],
+    /// Until when a one-time code proved this session may use the data-subject rights.
+    pub rights_until: Option<i64>,
+}
+
+impl Session {
+    /// Acting for a facility without a sign-in (the demo's own registrations).
+    pub fn system(facility_id: i64, tenant_id: i64) -> Self {
+        Self {
+            facility_id,
+            tenant_id,
+            token_hash: [0; 32],
+            rights_until: None,
+        }
+    }
+
+    pub fn has_rights(&self, now: i64) -> bool {
+        self.rights_until.is_some_and(|u| u > now)
+    }
 }
 
 /// Checks the invoice pair and opens a session; returns the session secret (shown once).
@@ -114,14 +134,17 @@ pub async fn sign_in(
 }
 
 pub async fn session(state: &AppState, secret: &str) -> anyhow::Result<Option<Session>> {
-    Ok(state
-        .store
-        .session(&secret_hash(secret))
-        .await?
-        .map(|(facility_id, tenant_id)| Session {
-            facility_id,
-            tenant_id,
-        }))
+    let hash = secret_hash(secret);
+    let token_hash: [u8; 32] = hash
+        .as_slice()
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("a session hash is not 32 bytes"))?;
+    Ok(state.store.session(&hash).await?.map(|r| Session {
+        facility_id: r.facility_id,
+        tenant_id: r.tenant_id,
+        token_hash,
+        rights_until: r.rights_until,
+    }))
 }
 
 pub async fn sign_out(state: &AppState, secret: &str) -> anyhow::Result<()> {
@@ -194,11 +217,13 @@ pub fn region_for(tenant: &Tenant) -> Region {
 }
 
 pub async fn set_phone(state: &AppState, s: Session, phone: &PhoneNumber) -> anyhow::Result<()> {
+    let bidx = state
+        .keyring
+        .blind_index(s.tenant_id, "phone", phone.e164());
+    let previous = previous_contact(state, s, Contact::Phone, Some(&bidx)).await?;
     let sealed = SealedContact {
         sealed: state.keyring.seal(phone_field(s.facility_id), phone.e164()),
-        bidx: state
-            .keyring
-            .blind_index(s.tenant_id, "phone", phone.e164()),
+        bidx,
     };
     state
         .store
@@ -210,6 +235,9 @@ pub async fn set_phone(state: &AppState, s: Session, phone: &PhoneNumber) -> any
         )
         .await?;
     tracing::info!(facility_id = s.facility_id, phone = ?phone, "mobile number registered");
+    if let Some(old) = previous {
+        tell_replaced(state, s, old).await;
+    }
     Ok(())
 }
 
@@ -247,6 +275,7 @@ pub async fn set_email(
     {
         return Ok(EmailOutcome::AlreadyVerified);
     }
+    let previous = previous_contact(state, s, Contact::Email, Some(&bidx)).await?;
     let sealed = SealedContact {
         sealed: state
             .keyring
@@ -288,11 +317,15 @@ pub async fn set_email(
         .await
         .map_err(SetEmailError::MailFailed)?;
     tracing::info!(facility_id = s.facility_id, email = ?email, "verification link sent");
+    if let Some(old) = previous {
+        tell_replaced(state, s, old).await;
+    }
     Ok(EmailOutcome::VerificationSent)
 }
 
 pub async fn remove(state: &AppState, s: Session, what: Contact) -> anyhow::Result<bool> {
-    state
+    let previous = previous_contact(state, s, what, None).await?;
+    let removed = state
         .store
         .clear_contact(
             s.tenant_id,
@@ -300,7 +333,127 @@ pub async fn remove(state: &AppState, s: Session, what: Contact) -> anyhow::Resu
             what,
             &Actor::household(s.facility_id),
         )
-        .await
+        .await?;
+    if let (true, Some(old)) = (removed, previous) {
+        tell_replaced(state, s, old).await;
+    }
+    Ok(removed)
+}
+
+/// A registered contact about to be replaced or removed, opened so it can be told.
+enum Previous {
+    Phone(PhoneNumber),
+    Email(Email),
+}
+
+/// The facility's contact of kind `what` when a change to `new_bidx` (None: removal) would
+/// replace it. Only a verified e-mail counts: an unverified one never showed it was
+/// anyone's.
+async fn previous_contact(
+    state: &AppState,
+    s: Session,
+    what: Contact,
+    new_bidx: Option<&[u8]>,
+) -> anyhow::Result<Option<Previous>> {
+    let Some(sub) = state.store.subscription(s.facility_id).await? else {
+        return Ok(None);
+    };
+    let old = match what {
+        Contact::Phone => sub.phone.as_ref(),
+        Contact::Email => sub
+            .email
+            .as_ref()
+            .filter(|_| sub.email_verified_at.is_some()),
+    };
+    let Some(old) = old.filter(|c| new_bidx.is_none_or(|b| b != c.bidx.as_slice())) else {
+        return Ok(None);
+    };
+    Ok(Some(match what {
+        Contact::Phone => {
+            let clear = state
+                .keyring
+                .open(phone_field(s.facility_id), &old.sealed)?;
+            Previous::Phone(
+                PhoneNumber::from_stored(&clear)
+                    .map_err(|e| anyhow::anyhow!("a stored number does not parse: {e}"))?,
+            )
+        }
+        Contact::Email => {
+            let clear = state
+                .keyring
+                .open(email_field(s.facility_id), &old.sealed)?;
+            Previous::Email(
+                Email::parse(&clear)
+                    .map_err(|e| anyhow::anyhow!("a stored e-mail does not parse: {e}"))?,
+            )
+        }
+    }))
+}
+
+/// Tells a replaced or removed contact that it no longer gets the tenant's notices, so a
+/// household whose number someone else replaced with the invoice pair alone learns of it.
+/// Sent once, now: the old contact is erased by the change, and keeping it to try again
+/// would keep personal data of someone who is no longer a subscriber. Whether it went is
+/// audited and logged (the class of a failure, never the contact).
+async fn tell_replaced(state: &AppState, s: Session, old: Previous) {
+    let tenant = match state.store.tenant_by_id(s.tenant_id).await {
+        Ok(Some(t)) => t,
+        Ok(None) => {
+            tracing::error!(
+                tenant_id = s.tenant_id,
+                "the tenant of a live session is gone"
+            );
+            return;
+        }
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "cannot tell a replaced contact");
+            return;
+        }
+    };
+    let lang = tenant.default_language();
+    let args = [
+        ("tenant", tenant.name.as_str()),
+        ("contact", tenant.privacy_contact.as_str()),
+    ];
+    let (channel, sent) = match &old {
+        Previous::Phone(phone) => (
+            "sms",
+            state
+                .dispatcher
+                .send_direct_sms(
+                    &tenant.sms_sender_id,
+                    phone,
+                    &i18n::format(lang, "replaced_sms", &args),
+                )
+                .await
+                .map(|_| ()),
+        ),
+        Previous::Email(email) => (
+            "email",
+            state
+                .mailer
+                .send(OutgoingMail {
+                    to: email,
+                    subject: i18n::format(lang, "replaced_mail_subject", &args),
+                    body: i18n::format(lang, "replaced_mail_body", &args),
+                })
+                .await,
+        ),
+    };
+    let outcome = match &sent {
+        Ok(()) => "sent".to_string(),
+        Err(f) => {
+            tracing::warn!(facility_id = s.facility_id, channel, error = %f,
+                "the replaced contact could not be told");
+            format!("failed: {}", f.class.as_str())
+        }
+    };
+    if let Err(e) = crate::audit::replaced_contact_told(&state.store, s, channel, &outcome).await {
+        tracing::error!(
+            error = format!("{e:#}"),
+            "cannot audit the notice to a replaced contact"
+        );
+    }
 }
 
 pub async fn verify(state: &AppState, link: &str) -> anyhow::Result<VerifyOutcome> {

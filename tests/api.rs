@@ -728,8 +728,23 @@ async fn verification_links_expire_and_are_single_use(app: &TestApp) {
     // An expired link: age the stored link past its deadline.
     assert_eq!(set_email("third@example.com").await.unwrap().status(), 202);
     let sink = std::fs::read_to_string(app.dir.path().join("sink/email.jsonl")).unwrap();
-    let last: Value = serde_json::from_str(sink.lines().last().unwrap()).unwrap();
-    let link = common::find_link(last["body"].as_str().unwrap(), &app.base);
+    let mails: Vec<Value> = sink
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    // The replaced, verified address is told after the new one got its link.
+    let told = mails.last().unwrap();
+    assert_eq!(told["to"], "second@example.com");
+    assert!(
+        told["body"].as_str().unwrap().contains("inte längre"),
+        "{told}"
+    );
+    let third = mails
+        .iter()
+        .rev()
+        .find(|m| m["to"] == "third@example.com")
+        .unwrap();
+    let link = common::find_link(third["body"].as_str().unwrap(), &app.base);
     age_verifications(app).await;
     let expired = post(token_of(&link)).await.unwrap();
     assert_eq!(expired.status(), 410);

@@ -441,10 +441,7 @@ async fn concurrent_writers_keep_one_chain(app: &TestApp) {
     let second = varsel::store::Store::connect(&app.db.url).await.unwrap();
     let tenant_id = tenant.id;
     let read = |store: varsel::store::Store, facility_id: i64| async move {
-        let s = varsel::registration::Session {
-            facility_id,
-            tenant_id,
-        };
+        let s = varsel::registration::Session::system(facility_id, tenant_id);
         varsel::audit::registration_read(&store, s, "api").await
     };
     let mut tasks = Vec::new();

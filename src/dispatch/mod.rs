@@ -157,6 +157,44 @@ impl Dispatcher {
         }
     }
 
+    /// Sends one SMS now, outside the outbox: a one-time code, worth something only while
+    /// the person waits for it (they ask again if it fails), or the notice to a replaced
+    /// number, which is not kept to try again. Paused providers are skipped; the others are
+    /// tried in order, at the contract's rate.
+    pub async fn send_direct_sms(
+        &self,
+        from: &str,
+        to: &PhoneNumber,
+        text: &str,
+    ) -> Result<providers::Accepted, Failure> {
+        let now = crate::store::now();
+        let mut last = None;
+        for p in &self.sms {
+            let paused = self
+                .pauses
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(&p.name)
+                .is_some_and(|x| x.pause.until > now);
+            if paused {
+                continue;
+            }
+            self.sms_rate.acquire().await;
+            match p.provider.send(from, to, text).await {
+                Ok(accepted) => return Ok(accepted),
+                Err(failure) => last = Some(failure),
+            }
+        }
+        Err(last.unwrap_or_else(|| {
+            Failure::new(
+                FailureClass::Temporary,
+                "varsel",
+                None,
+                "every SMS provider is paused",
+            )
+        }))
+    }
+
     /// Runs `dispatch.workers` claim-send-record loops per channel until `stop` is notified;
     /// each loop finishes the batch it is sending first.
     pub async fn run(self: Arc<Self>, stop: Arc<Notify>) {

@@ -25,6 +25,19 @@ pub enum Action {
     TokenCreated,
     TokenRevoked,
     RetentionRun,
+    /// A one-time code for the data-subject rights was sent (the channel, never the contact).
+    AccessCodeSent,
+    /// A session proved a one-time code: the household may see, download, restrict, erase.
+    RightsUnlocked,
+    /// Everything held about a subscription was shown (`via`: page) or downloaded (api).
+    SubjectDataAccessed,
+    SubjectDataExported,
+    SubscriptionRestricted,
+    RestrictionLifted,
+    /// The household erased its own registration.
+    HouseholdErased,
+    /// A replaced or removed contact was told so (details: channel and whether it went).
+    ReplacedContactTold,
 }
 
 impl Action {
@@ -43,6 +56,14 @@ impl Action {
             Action::TokenCreated => "token.created",
             Action::TokenRevoked => "token.revoked",
             Action::RetentionRun => "retention.run",
+            Action::AccessCodeSent => "rights.code_sent",
+            Action::RightsUnlocked => "rights.unlocked",
+            Action::SubjectDataAccessed => "rights.accessed",
+            Action::SubjectDataExported => "rights.exported",
+            Action::SubscriptionRestricted => "rights.restricted",
+            Action::RestrictionLifted => "rights.restriction_lifted",
+            Action::HouseholdErased => "rights.erased",
+            Action::ReplacedContactTold => "rights.replaced_contact_told",
         }
     }
 }

@@ -509,6 +509,14 @@ pub fn build(config: &Config, tenant: &Tenant) -> Record {
             ),
         },
         Retention {
+            code: "one_time_codes",
+            period: period(reg.code_ttl_minutes, "minutes", "registration.code_ttl_minutes"),
+            description: format!(
+                "A one-time code for seeing, downloading, restricting or erasing the data works for {} minutes, once, and is kept only as a keyed hash; it is deleted an hour after it expired.",
+                reg.code_ttl_minutes
+            ),
+        },
+        Retention {
             code: "notice_history",
             period: period(ret.notice_days, "days", "retention.notice_days"),
             description: format!(
@@ -557,6 +565,10 @@ pub fn build(config: &Config, tenant: &Tenant) -> Record {
         item(
             "sign_in",
             "Households sign in with the customer number and facility number together; a wrong pair is answered exactly as an unknown one, and attempts are limited per client and per facility.",
+        ),
+        item(
+            "one_time_code",
+            "Seeing everything held, downloading it, restricting and erasing also need a one-time code sent to the registered mobile or confirmed e-mail: six digits, single use, bound to the session that asked, expiring, a few tries each and a few per facility an hour. Replacing or removing a contact with the invoice pair alone tells the old contact.",
         ),
         item(
             "email_confirmation",

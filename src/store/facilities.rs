@@ -183,6 +183,7 @@ macro_rules! erase_subscription {
         n > 0
     }};
 }
+pub(crate) use erase_subscription;
 
 impl Store {
     /// Inserts new facilities and updates changed ones in one transaction: either the whole

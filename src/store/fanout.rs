@@ -223,11 +223,11 @@ impl Store {
         lease_secs: i64,
     ) -> anyhow::Result<Option<u64>> {
         let (channel, bidx, filter) = match job.phase {
-            PHASE_PHONES => (Channel::Sms, "s.phone_bidx", ""),
+            PHASE_PHONES => (Channel::Sms, "s.phone_bidx", "AND s.restricted_at IS NULL"),
             PHASE_EMAILS => (
                 Channel::Email,
                 "s.email_bidx",
-                "AND s.email_verified_at IS NOT NULL",
+                "AND s.email_verified_at IS NOT NULL AND s.restricted_at IS NULL",
             ),
             p => anyhow::bail!("fan-out phase {p} has no registered contacts"),
         };
@@ -318,6 +318,7 @@ impl Store {
                  LEFT JOIN subscriptions s ON s.facility_id = o.facility_id
                  WHERE o.outage_id = $1 AND o.facility_id > $2 AND o.facility_id <= $4
                    AND o.added_step_id = $3 AND o.released_step_id IS NULL AND s.phone_bidx IS NULL
+                   AND s.restricted_at IS NULL
                  ORDER BY o.facility_id",
             )
             .bind(job.outage_id)

@@ -25,6 +25,7 @@ mod outages;
 mod privacy;
 pub mod registration;
 mod retention;
+mod rights;
 mod scheduler;
 mod sealed;
 mod selection;
@@ -40,6 +41,7 @@ pub use outages::{
 };
 pub use registration::{SealedContact, SubscriptionRow, VerifyOutcome};
 pub use retention::Counts;
+pub use rights::{CodeCheck, SessionRow, SubjectNotice};
 pub use scheduler::{ClaimedJob, JobRow, JobRun};
 pub use sealed::{SEALED_COLUMNS, SealedColumn, SealedValue};
 pub use tenants::{NewTenant, TemplateRow, Tenant, TokenInfo};

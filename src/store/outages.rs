@@ -317,9 +317,9 @@ impl Store {
     ) -> anyhow::Result<TxOutcome> {
         let preview_sql = [
             "SELECT COUNT(DISTINCT s.phone_bidx) FROM outage_facilities o JOIN subscriptions s ON s.facility_id = o.facility_id
-             WHERE o.outage_id = $1 AND s.phone_bidx IS NOT NULL",
+             WHERE o.outage_id = $1 AND s.phone_bidx IS NOT NULL AND s.restricted_at IS NULL",
             "SELECT COUNT(DISTINCT s.email_bidx) FROM outage_facilities o JOIN subscriptions s ON s.facility_id = o.facility_id
-             WHERE o.outage_id = $1 AND s.email_bidx IS NOT NULL AND s.email_verified_at IS NOT NULL",
+             WHERE o.outage_id = $1 AND s.email_bidx IS NOT NULL AND s.email_verified_at IS NOT NULL AND s.restricted_at IS NULL",
         ];
         let at = now();
         // A new outage selected by one SQL part alone cannot meet a row twice: it needs no
@@ -551,7 +551,7 @@ impl Store {
                 for r in sqlx::query(
                     "SELECT f.language, COUNT(DISTINCT s.phone_bidx) AS phones, COUNT(DISTINCT CASE WHEN s.email_verified_at IS NOT NULL THEN s.email_bidx END) AS emails
                      FROM outage_facilities o JOIN facilities f ON f.id = o.facility_id JOIN subscriptions s ON s.facility_id = o.facility_id
-                     WHERE o.outage_id = $1 GROUP BY f.language ORDER BY f.language",
+                     WHERE o.outage_id = $1 AND s.restricted_at IS NULL GROUP BY f.language ORDER BY f.language",
                 )
                 .bind(outage_id)
                 .fetch_all(&mut *tx)
@@ -562,7 +562,8 @@ impl Store {
                 let mut addresses: HashMap<AddressKey, String> = HashMap::new();
                 for r in sqlx::query(
                     "SELECT f.street, f.house_number, f.postcode, f.language FROM outage_facilities o JOIN facilities f ON f.id = o.facility_id
-                     LEFT JOIN subscriptions s ON s.facility_id = o.facility_id WHERE o.outage_id = $1 AND s.phone_bidx IS NULL ORDER BY f.id",
+                     LEFT JOIN subscriptions s ON s.facility_id = o.facility_id WHERE o.outage_id = $1 AND s.phone_bidx IS NULL
+                     AND s.restricted_at IS NULL ORDER BY f.id",
                 )
                 .bind(outage_id)
                 .fetch_all(&mut *tx)

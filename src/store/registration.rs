@@ -20,6 +20,10 @@ pub struct SubscriptionRow {
     pub phone: Option<SealedContact>,
     pub email: Option<SealedContact>,
     pub email_verified_at: Option<i64>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    /// Set while the household has the subscription restricted: it gets nothing.
+    pub restricted_at: Option<i64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,7 +92,8 @@ impl Store {
     pub async fn subscription(&self, facility_id: i64) -> anyhow::Result<Option<SubscriptionRow>> {
         let sub = on_pool!(self, pool => {
             let row = sqlx::query(
-                "SELECT phone_ct, phone_key, phone_bidx, email_ct, email_key, email_bidx, email_verified_at
+                "SELECT phone_ct, phone_key, phone_bidx, email_ct, email_key, email_bidx, email_verified_at,
+                        created_at, updated_at, restricted_at
                  FROM subscriptions WHERE facility_id = $1",
             )
             .bind(facility_id)
@@ -100,6 +105,9 @@ impl Store {
                     phone: contact(r.try_get("phone_ct")?, r.try_get("phone_key")?, r.try_get("phone_bidx")?),
                     email: contact(r.try_get("email_ct")?, r.try_get("email_key")?, r.try_get("email_bidx")?),
                     email_verified_at: r.try_get("email_verified_at")?,
+                    created_at: r.try_get("created_at")?,
+                    updated_at: r.try_get("updated_at")?,
+                    restricted_at: r.try_get("restricted_at")?,
                 }),
             }
         });
@@ -331,11 +339,12 @@ impl Store {
         Ok(())
     }
 
-    /// The facility and tenant a live session belongs to.
-    pub async fn session(&self, token_hash: &[u8]) -> anyhow::Result<Option<(i64, i64)>> {
+    /// The facility and tenant a live session belongs to, and how long it may use the
+    /// data-subject rights.
+    pub async fn session(&self, token_hash: &[u8]) -> anyhow::Result<Option<super::SessionRow>> {
         let found = on_pool!(self, pool => {
             let row = sqlx::query(
-                "SELECT s.facility_id, f.tenant_id FROM registration_sessions s JOIN facilities f ON f.id = s.facility_id
+                "SELECT s.facility_id, f.tenant_id, s.rights_until FROM registration_sessions s JOIN facilities f ON f.id = s.facility_id
                  WHERE s.token_hash = $1 AND s.expires_at > $2",
             )
             .bind(token_hash)
@@ -344,7 +353,11 @@ impl Store {
             .await?;
             match row {
                 None => None,
-                Some(r) => Some((r.try_get("facility_id")?, r.try_get("tenant_id")?)),
+                Some(r) => Some(super::SessionRow {
+                    facility_id: r.try_get("facility_id")?,
+                    tenant_id: r.try_get("tenant_id")?,
+                    rights_until: r.try_get("rights_until")?,
+                }),
             }
         });
         Ok(found)

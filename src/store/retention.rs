@@ -232,7 +232,7 @@ impl Store {
         let mut counts = Counts::new();
         let begin = self.begin_write();
         let _writer = self.writer().await;
-        let tenants: Vec<i64> = on_pool!(self, pool => {
+        let tenants: (Vec<i64>, Vec<i64>) = on_pool!(self, pool => {
             let mut tx = pool.begin_with(begin).await?;
             let t = sqlx::query_scalar(
                 "SELECT f.tenant_id FROM registration_sessions s JOIN facilities f ON f.id = s.facility_id WHERE s.expires_at < $1",
@@ -244,11 +244,26 @@ impl Store {
                 .bind(now)
                 .execute(&mut *tx)
                 .await?;
+            // Codes are kept an hour past their expiry: the hourly limit per facility counts them.
+            let c: Vec<i64> = sqlx::query_scalar(
+                "SELECT f.tenant_id FROM access_codes c JOIN facilities f ON f.id = c.facility_id WHERE c.expires_at < $1",
+            )
+            .bind(now - 3600)
+            .fetch_all(&mut *tx)
+            .await?;
+            sqlx::query("DELETE FROM access_codes WHERE expires_at < $1")
+                .bind(now - 3600)
+                .execute(&mut *tx)
+                .await?;
             tx.commit().await?;
-            t
+            (t, c)
         });
-        for t in tenants {
+        let (sessions, codes) = tenants;
+        for t in sessions {
             add(&mut counts, t, "sessions", 1);
+        }
+        for t in codes {
+            add(&mut counts, t, "one_time_codes", 1);
         }
         Ok(counts)
     }

@@ -46,6 +46,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(super::retention_api::router())
         .merge(super::causes_api::router())
         .merge(super::audit_api::router())
+        .merge(super::rights_api::router())
 }
 
 /// A tenant API token from `Authorization: Bearer`, with its tenant.
@@ -596,7 +597,7 @@ async fn verify_email(
     }
 }
 
-async fn session_tenant(state: &AppState, s: Session) -> Result<Tenant, ApiError> {
+pub(super) async fn session_tenant(state: &AppState, s: Session) -> Result<Tenant, ApiError> {
     Ok(state
         .store
         .tenant_by_id(s.tenant_id)

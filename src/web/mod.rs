@@ -22,6 +22,7 @@ mod grid_api;
 mod outages_api;
 mod pages;
 mod retention_api;
+mod rights_api;
 mod templates_api;
 mod webhooks;
 
@@ -77,6 +78,9 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     doc
 }
 
+/// The published shape of a household's data download (`crate::rights::SubjectExport`).
+pub const SUBJECT_EXPORT_SCHEMA: &str = include_str!("../../docs/schemas/subject-export.v1.json");
+
 pub fn router(state: AppState) -> Router {
     let (api_router, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest("/api/v1", api::router())
@@ -87,6 +91,15 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/api/openapi.json",
             get(move || async move { Json((*doc).clone()) }),
+        )
+        .route(
+            "/schemas/subject-export.v1.json",
+            get(|| async {
+                (
+                    [(axum::http::header::CONTENT_TYPE, "application/schema+json")],
+                    SUBJECT_EXPORT_SCHEMA,
+                )
+            }),
         )
         .route("/healthz", get(healthz))
         .merge(pages::router())

@@ -27,6 +27,8 @@ use crate::state::AppState;
 use crate::store::registration::Contact;
 use crate::store::{Tenant, VerifyOutcome};
 
+mod rights;
+
 const SESSION_COOKIE: &str = "varsel_session";
 const LANG_COOKIE: &str = "varsel_lang";
 
@@ -65,6 +67,12 @@ pub fn router() -> Router<AppState> {
         .route("/t/{slug}/email", post(email_submit))
         .route("/t/{slug}/signout", post(signout))
         .route("/t/{slug}/privacy", get(privacy_page))
+        .route("/t/{slug}/my-data", get(rights::my_data))
+        .route("/t/{slug}/my-data.json", get(rights::download))
+        .route("/t/{slug}/my-data/code", post(rights::send_code))
+        .route("/t/{slug}/my-data/confirm", post(rights::confirm_code))
+        .route("/t/{slug}/my-data/restriction", post(rights::restriction))
+        .route("/t/{slug}/my-data/erase", post(rights::erase))
         .route("/verify/{token}", get(verify_page).post(verify_submit))
 }
 
@@ -128,7 +136,8 @@ struct Page {
 
 /// Outcomes whose message is a fixed text; `email_sent` names the address, so the facility
 /// page builds that one.
-const PLAIN_OUTCOMES: [&str; 5] = [
+const PLAIN_OUTCOMES: [&str; 6] = [
+    "erased",
     "phone_saved",
     "phone_removed",
     "email_removed",
@@ -397,10 +406,20 @@ async fn render_facility(
             &[("email", &pending.address), ("hours", &hours)],
         ));
     }
+    let code_channels: Vec<LangChoice> = match crate::rights::code_channels(state, session).await {
+        Ok(c) => c
+            .into_iter()
+            .map(|c| LangChoice {
+                code: c.as_str(),
+                name: i18n::text(lang, &format!("rights_code_via_{}", c.as_str())),
+            })
+            .collect(),
+        Err(e) => return internal(lang, e),
+    };
     let service_name = i18n::text(lang, &format!("service_{}", view.facility.service));
     page.render(
         "facility.html",
-        context! { view => view, service_name => service_name, form_phone => form_phone, form_email => form_email },
+        context! { view => view, service_name => service_name, form_phone => form_phone, form_email => form_email, code_channels => code_channels },
     )
 }
 

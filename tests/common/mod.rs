@@ -1112,10 +1112,7 @@ pub async fn seed_phones(
             .await
             .unwrap()
             .unwrap();
-        let session = varsel::registration::Session {
-            facility_id: f.id,
-            tenant_id: tenant.id,
-        };
+        let session = varsel::registration::Session::system(f.id, tenant.id);
         varsel::registration::set_phone(
             state,
             session,

@@ -1,0 +1,319 @@
+//! The household's data-subject rights as pages: ask for a one-time code from the facility
+//! page, type it, then see everything held, download it, restrict, or erase.
+
+use axum::Form;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use minijinja::context;
+use serde::{Deserialize, Serialize};
+
+use super::{Page, PageQuery, internal, load_tenant, require_session};
+use crate::domain::language::Language;
+use crate::i18n;
+use crate::rights::{self, CodeChannel, RightsError};
+use crate::state::AppState;
+use crate::store::Tenant;
+
+#[derive(Deserialize)]
+pub(super) struct CodeForm {
+    channel: Option<String>,
+    code: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub(super) struct ActionForm {
+    action: Option<String>,
+    confirm: Option<String>,
+}
+
+#[derive(Serialize)]
+struct NoticeRow {
+    when: String,
+    what: String,
+    channel: String,
+    status: String,
+}
+
+/// A stored RFC 3339 time as the household reads it: local date and time in the tenant's
+/// zone.
+fn local(at: &str, tenant: &Tenant) -> String {
+    at.parse::<jiff::Timestamp>()
+        .ok()
+        .and_then(|t| {
+            jiff::tz::TimeZone::get(&tenant.time_zone)
+                .ok()
+                .map(|tz| t.to_zoned(tz).strftime("%Y-%m-%d %H:%M").to_string())
+        })
+        .unwrap_or_else(|| at.to_string())
+}
+
+fn rights_message(lang: Language, e: &RightsError) -> (StatusCode, String) {
+    let key = match e {
+        RightsError::NoContact(_) => (StatusCode::CONFLICT, "rights_no_channel"),
+        RightsError::TooManyCodes(_) => (StatusCode::TOO_MANY_REQUESTS, "rights_too_many_codes"),
+        RightsError::SendFailed(_) => (StatusCode::BAD_GATEWAY, "rights_send_failed"),
+        RightsError::Malformed => (StatusCode::BAD_REQUEST, "rights_code_malformed"),
+        RightsError::WrongCode(_) => (StatusCode::UNPROCESSABLE_ENTITY, "rights_code_wrong"),
+        RightsError::CodeSpent | RightsError::NoCode => (StatusCode::GONE, "rights_code_spent"),
+        RightsError::CodeRequired => (StatusCode::FORBIDDEN, "rights_code_required"),
+        RightsError::NothingRegistered => (StatusCode::CONFLICT, "rights_nothing_registered"),
+        RightsError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "error_generic"),
+    };
+    let mut text = i18n::text(lang, key.1);
+    if let RightsError::WrongCode(left) = e {
+        text = i18n::format(lang, "rights_code_wrong", &[("left", &left.to_string())]);
+    }
+    (key.0, text)
+}
+
+pub(super) async fn send_code(
+    State(state): State<AppState>,
+    Path(slug): Path<String>,
+    Query(q): Query<PageQuery>,
+    headers: HeaderMap,
+    Form(form): Form<CodeForm>,
+) -> Response {
+    let tenant = match load_tenant(&state, &slug).await {
+        Ok(t) => t,
+        Err(r) => return r,
+    };
+    let session = match require_session(&state, &headers, &tenant).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let mut page = Page::new(&q, &headers, Some(tenant.clone()));
+    let lang = page.lang;
+    let Some(channel) = form.channel.as_deref().and_then(CodeChannel::parse) else {
+        page.status = StatusCode::BAD_REQUEST;
+        page.error = Some(i18n::text(lang, "rights_pick_channel"));
+        return super::render_facility(&state, page, session, "", "").await;
+    };
+    match rights::send_code(&state, &tenant, session, channel, lang).await {
+        Ok(_) => Redirect::to(&format!("/t/{slug}/my-data?m=code_sent")).into_response(),
+        Err(RightsError::Internal(e)) => internal(lang, e),
+        Err(e) => {
+            if let RightsError::SendFailed(f) = &e {
+                tracing::warn!(error = %f, "a one-time code could not be sent");
+            }
+            let (status, text) = rights_message(lang, &e);
+            page.status = status;
+            page.error = Some(text);
+            super::render_facility(&state, page, session, "", "").await
+        }
+    }
+}
+
+pub(super) async fn confirm_code(
+    State(state): State<AppState>,
+    Path(slug): Path<String>,
+    Query(q): Query<PageQuery>,
+    headers: HeaderMap,
+    Form(form): Form<CodeForm>,
+) -> Response {
+    let tenant = match load_tenant(&state, &slug).await {
+        Ok(t) => t,
+        Err(r) => return r,
+    };
+    let session = match require_session(&state, &headers, &tenant).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let mut page = Page::new(&q, &headers, Some(tenant.clone()));
+    let lang = page.lang;
+    match rights::confirm_code(&state, session, form.code.as_deref().unwrap_or("")).await {
+        Ok(_) => Redirect::to(&format!("/t/{slug}/my-data")).into_response(),
+        Err(RightsError::Internal(e)) => internal(lang, e),
+        Err(e) => {
+            let (status, text) = rights_message(lang, &e);
+            page.status = status;
+            page.error = Some(text);
+            page.render("my_data.html", context! { data => None::<()> })
+        }
+    }
+}
+
+/// The access page: with the code proved, everything held; without it, the code form.
+pub(super) async fn my_data(
+    State(state): State<AppState>,
+    Path(slug): Path<String>,
+    Query(q): Query<PageQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let tenant = match load_tenant(&state, &slug).await {
+        Ok(t) => t,
+        Err(r) => return r,
+    };
+    let session = match require_session(&state, &headers, &tenant).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let mut page = Page::new(&q, &headers, Some(tenant.clone()));
+    if let Some(m) = q.m.as_deref().filter(|m| RIGHTS_OUTCOMES.contains(m)) {
+        page.message = Some(i18n::format(
+            page.lang,
+            &format!("rights_{m}"),
+            &[(
+                "minutes",
+                &state.config.registration.code_ttl_minutes.to_string(),
+            )],
+        ));
+    }
+    render_my_data(&state, &tenant, session, page).await
+}
+
+async fn render_my_data(
+    state: &AppState,
+    tenant: &Tenant,
+    session: crate::registration::Session,
+    mut page: Page,
+) -> Response {
+    let lang = page.lang;
+    let data = match rights::export(state, tenant, session, false).await {
+        Ok(d) => d,
+        Err(RightsError::CodeRequired) => {
+            return no_store(page.render("my_data.html", context! { data => None::<()> }));
+        }
+        Err(RightsError::Internal(e)) => return internal(lang, e),
+        Err(e) => {
+            let (status, text) = rights_message(lang, &e);
+            page.status = status;
+            page.error = Some(text);
+            return page.render("my_data.html", context! { data => None::<()> });
+        }
+    };
+    let notices: Vec<NoticeRow> = data
+        .notices
+        .iter()
+        .map(|n| NoticeRow {
+            when: local(n.sent_at.as_deref().unwrap_or(&n.created_at), tenant),
+            what: i18n::text(lang, &format!("rights_step_{}", n.step)),
+            channel: i18n::text(lang, &format!("rights_channel_{}", n.channel)),
+            status: i18n::text(lang, &format!("rights_status_{}", n.status)),
+        })
+        .collect();
+    let sub = data.subscription.as_ref();
+    let times = context! {
+        registered => sub.map(|s| local(&s.registered_at, tenant)),
+        updated => sub.map(|s| local(&s.updated_at, tenant)),
+        verified => sub.and_then(|s| s.email_verified_at.as_deref()).map(|t| local(t, tenant)),
+        restricted => sub.and_then(|s| s.restricted_at.as_deref()).map(|t| local(t, tenant)),
+    };
+    let service_name = i18n::text(lang, &format!("service_{}", data.facility.service));
+    no_store(page.render(
+        "my_data.html",
+        context! { data => data, notices => notices, times => times, service_name => service_name },
+    ))
+}
+
+/// Outcomes named after a redirect to the access page; each is the text `rights_<m>`.
+const RIGHTS_OUTCOMES: [&str; 3] = ["code_sent", "restricted", "restriction_lifted"];
+
+/// Personal data in clear must not stay in a shared computer's cache.
+fn no_store(mut r: Response) -> Response {
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+pub(super) async fn download(
+    State(state): State<AppState>,
+    Path(slug): Path<String>,
+    Query(q): Query<PageQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let tenant = match load_tenant(&state, &slug).await {
+        Ok(t) => t,
+        Err(r) => return r,
+    };
+    let session = match require_session(&state, &headers, &tenant).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    match rights::export(&state, &tenant, session, true).await {
+        Ok(data) => {
+            let mut r = axum::Json(data).into_response();
+            r.headers_mut().insert(
+                header::CONTENT_DISPOSITION,
+                HeaderValue::from_static("attachment; filename=\"my-data.json\""),
+            );
+            no_store(r)
+        }
+        Err(RightsError::Internal(e)) => internal(Page::new(&q, &headers, None).lang, e),
+        Err(_) => Redirect::to(&format!("/t/{slug}/my-data")).into_response(),
+    }
+}
+
+pub(super) async fn restriction(
+    State(state): State<AppState>,
+    Path(slug): Path<String>,
+    Query(q): Query<PageQuery>,
+    headers: HeaderMap,
+    Form(form): Form<ActionForm>,
+) -> Response {
+    let tenant = match load_tenant(&state, &slug).await {
+        Ok(t) => t,
+        Err(r) => return r,
+    };
+    let session = match require_session(&state, &headers, &tenant).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let restrict = form.action.as_deref() != Some("lift");
+    let mut page = Page::new(&q, &headers, Some(tenant.clone()));
+    match rights::restrict(&state, session, restrict).await {
+        Ok(_) => {
+            let m = if restrict {
+                "restricted"
+            } else {
+                "restriction_lifted"
+            };
+            Redirect::to(&format!("/t/{slug}/my-data?m={m}")).into_response()
+        }
+        Err(RightsError::Internal(e)) => internal(page.lang, e),
+        Err(e) => {
+            let (status, text) = rights_message(page.lang, &e);
+            page.status = status;
+            page.error = Some(text);
+            page.render("my_data.html", context! { data => None::<()> })
+        }
+    }
+}
+
+pub(super) async fn erase(
+    State(state): State<AppState>,
+    Path(slug): Path<String>,
+    Query(q): Query<PageQuery>,
+    headers: HeaderMap,
+    Form(form): Form<ActionForm>,
+) -> Response {
+    let tenant = match load_tenant(&state, &slug).await {
+        Ok(t) => t,
+        Err(r) => return r,
+    };
+    let session = match require_session(&state, &headers, &tenant).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    if form.confirm.as_deref() != Some("yes") {
+        let mut page = Page::new(&q, &headers, Some(tenant.clone()));
+        page.status = StatusCode::BAD_REQUEST;
+        page.error = Some(i18n::text(page.lang, "rights_erase_unconfirmed"));
+        return render_my_data(&state, &tenant, session, page).await;
+    }
+    let lang = Page::new(&q, &headers, None).lang;
+    match rights::erase(&state, session).await {
+        Ok(_) => {
+            let mut r = Redirect::to(&format!("/t/{slug}?m=erased")).into_response();
+            if let Ok(v) = HeaderValue::from_str(&format!(
+                "{}=; Path=/t/{slug}; Max-Age=0; HttpOnly; SameSite=Strict",
+                super::SESSION_COOKIE
+            )) {
+                r.headers_mut().append(header::SET_COOKIE, v);
+            }
+            r
+        }
+        Err(RightsError::Internal(e)) => internal(lang, e),
+        Err(_) => Redirect::to(&format!("/t/{slug}/my-data")).into_response(),
+    }
+}
