@@ -240,6 +240,7 @@ async fn reads_and_changes_leave_a_chain_without_contacts(app: &TestApp) {
             "email.set",
             "email.verified",
             "phone.erased",
+            "rights.replaced_contact_told",
             "facility.moved_out",
             "phone.set",
             "facility.holder_changed",

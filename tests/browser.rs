@@ -84,7 +84,12 @@ impl Browser {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        panic!("{css} never showed {want:?}; last seen {last:?}");
+        let url = self.client.current_url().await.map(|u| u.to_string());
+        let page = match self.client.find(Locator::Css("main")).await {
+            Ok(main) => main.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        panic!("{css} never showed {want:?}; last seen {last:?} at {url:?}, page: {page}");
     }
 
     async fn fill(&self, css: &str, value: &str) {
@@ -225,6 +230,105 @@ async fn household_registers_in_the_browser(db: Db) {
 
     b.stop().await;
     app.finish().await;
+}
+
+/// The last six-digit code the SMS sink received.
+fn last_sms_code(app: &TestApp) -> String {
+    let sink = std::fs::read_to_string(app.dir.path().join("sink/sms.jsonl")).unwrap();
+    let sms: Value = serde_json::from_str(sink.lines().last().unwrap()).unwrap();
+    let body = sms["body"].as_str().unwrap().to_string();
+    body.split(|c: char| !c.is_ascii_digit())
+        .find(|w| w.len() == 6)
+        .unwrap_or_else(|| panic!("no code in {body:?}"))
+        .to_string()
+}
+
+/// In one sitting and in Norwegian: ask for a code, see everything held, correct the number,
+/// restrict, lift, and erase; the erasure signs the household out.
+async fn household_uses_its_rights_in_the_browser(db: Db) {
+    let app = TestApp::spawn(db).await;
+    let (_, token) = app.tenant("alvstad", &[Electricity], &[Scope::Cis]).await;
+    app.put_facilities(
+        &token,
+        json!([{"facility_number": "735999100000000042", "service": "electricity", "customer_number": "200042",
+                "street": "Storgata", "house_number": "1", "postcode": "0150", "town": "Oslo"}]),
+    )
+    .await;
+    let b = Browser::start().await;
+    b.client.goto(&app.url("/t/alvstad?lang=nb")).await.unwrap();
+    b.fill("#customer_number", "200042").await;
+    b.fill("#facility_number", "735999100000000042").await;
+    b.click("#signin").await;
+    b.expect("#rights-no-channel", "registrert mobilnummer")
+        .await;
+    b.fill("#phone", "070-123 45 67").await;
+    b.click("#save-phone").await;
+    b.expect("#current-phone", "+46 70*** **67").await;
+
+    b.click("#send-code").await;
+    b.expect("#message", "Vi har sendt en kode").await;
+    let code = last_sms_code(&app);
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    b.fill("#code", wrong).await;
+    b.click("#confirm-code").await;
+    b.expect("#error", "Feil kode").await;
+    b.fill("#code", &code).await;
+    b.click("#confirm-code").await;
+    b.expect("#held-phone", "+46701234567").await;
+    b.expect("#notices, #no-notices", "").await;
+    let href = b
+        .client
+        .find(Locator::Css("#download"))
+        .await
+        .unwrap()
+        .attr("href")
+        .await
+        .unwrap();
+    assert_eq!(href.as_deref(), Some("/t/alvstad/my-data.json"));
+
+    // Rectification is the facility page's forms; the old number is told it was replaced.
+    b.click("#back").await;
+    b.fill("#phone", "070-765 43 21").await;
+    b.click("#save-phone").await;
+    b.expect("#current-phone", "+46 70*** **21").await;
+    let sink = std::fs::read_to_string(app.dir.path().join("sink/sms.jsonl")).unwrap();
+    let told: Value = serde_json::from_str(sink.lines().last().unwrap()).unwrap();
+    assert_eq!(told["to"], "+46701234567");
+
+    b.client.goto(&app.url("/t/alvstad/my-data")).await.unwrap();
+    b.expect("#held-phone", "+46707654321").await;
+    b.click("#restrict").await;
+    b.expect("#message", "Bruken er begrenset").await;
+    b.expect("#restricted", "begrenset siden").await;
+    b.click("#lift").await;
+    b.expect("#message", "opphevet").await;
+    b.click("#erase").await;
+    b.expect("#error", "Kryss av").await;
+    b.expect("#held-phone", "+46707654321").await;
+    b.click("#erase-confirm").await;
+    b.click("#erase").await;
+    b.expect("#message", "Opplysningene dine er slettet").await;
+    b.client.goto(&app.url("/t/alvstad/my-data")).await.unwrap();
+    b.expect("#error", "").await;
+    let at = b.client.current_url().await.unwrap();
+    assert_eq!(at.path(), "/t/alvstad", "the erasure ended the session");
+    assert!(
+        app.state.store.subscription(1).await.unwrap().is_none(),
+        "nothing registered is left"
+    );
+
+    b.stop().await;
+    app.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_household_uses_its_rights_in_the_browser() {
+    household_uses_its_rights_in_the_browser(Db::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_household_uses_its_rights_in_the_browser() {
+    household_uses_its_rights_in_the_browser(Db::Postgres).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -44,6 +44,7 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
         ),
         ("verify.html", include_str!("../../templates/verify.html")),
         ("privacy.html", include_str!("../../templates/privacy.html")),
+        ("my_data.html", include_str!("../../templates/my_data.html")),
     ] {
         env.add_template(name, source)
             .expect("templates are checked by the page tests");
