@@ -550,6 +550,7 @@ async fn run(
     let declared_at = epoch.elapsed();
     let req = Declare {
         service: "electricity".into(),
+        planned: false,
         started_at: None,
         etr: None,
         cause: Some(crate::domain::cause::CauseInput::code("storm")),

@@ -34,6 +34,15 @@ pub struct Config {
     pub sms: SmsConfig,
     pub directory: Option<DirectoryConfig>,
     pub retention: RetentionConfig,
+    pub planned: PlannedConfig,
+}
+
+/// Planned work: when its day-before reminder goes.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct PlannedConfig {
+    /// Local clock time (the tenant's zone) on the day before the start; default 18:00.
+    pub reminder_time: crate::domain::planned::ReminderTime,
 }
 
 /// How long personal data is kept once its purpose is served, and how often the scheduler
@@ -271,6 +280,8 @@ struct FileConfig {
     #[serde(default)]
     retention: RetentionConfig,
     #[serde(default)]
+    planned: PlannedConfig,
+    #[serde(default)]
     outages: OutagesConfig,
     #[serde(default)]
     dispatch: DispatchConfig,
@@ -484,6 +495,7 @@ impl Config {
             sms,
             directory: fc.directory,
             retention: fc.retention,
+            planned: fc.planned,
         })
     }
 

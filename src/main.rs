@@ -118,7 +118,8 @@ enum BenchCommand {
 
 #[derive(Subcommand)]
 enum OutageCommand {
-    /// Declare an unplanned outage; notices are written at once and sent by `varsel serve`.
+    /// Declare an unplanned outage, or announce planned work (`--planned-start`); notices are
+    /// written at once and sent by `varsel serve`.
     Declare {
         #[arg(long)]
         tenant: String,
@@ -137,9 +138,14 @@ enum OutageCommand {
         /// A GeoJSON file with the affected area.
         #[arg(long)]
         area: Option<PathBuf>,
-        /// Estimated restoration, e.g. 2026-01-15T16:30 (tenant's local time) or Unix seconds.
+        /// Estimated restoration, e.g. 2026-01-15T16:30 (tenant's local time) or Unix seconds;
+        /// the planned end of planned work.
         #[arg(long)]
         etr: Option<String>,
+        /// Planned work starting then (tenant's local time or Unix seconds): announced now,
+        /// reminded the day before. Needs --etr.
+        #[arg(long)]
+        planned_start: Option<String>,
         /// A cause code, e.g. storm (`varsel causes list` shows them).
         #[arg(long)]
         cause: Option<String>,
@@ -1179,6 +1185,7 @@ async fn outage(config: Config, cmd: OutageCommand) -> anyhow::Result<()> {
             postcodes,
             area,
             etr,
+            planned_start,
             cause,
             texts,
             preview,
@@ -1196,7 +1203,11 @@ async fn outage(config: Config, cmd: OutageCommand) -> anyhow::Result<()> {
             };
             let req = outages::Declare {
                 service,
-                started_at: None,
+                planned: planned_start.is_some(),
+                started_at: planned_start
+                    .as_deref()
+                    .map(|t| parse_time(t, &tenant.time_zone))
+                    .transpose()?,
                 etr: etr
                     .as_deref()
                     .map(|t| parse_time(t, &tenant.time_zone))

@@ -20,14 +20,20 @@ pub enum StepGroup {
     /// Restored, or released early.
     End,
     Cancel,
+    /// A planned outage announced ahead of time.
+    Planned,
+    /// The day-before reminder of a planned outage.
+    Reminder,
 }
 
 impl StepGroup {
-    pub const ALL: [StepGroup; 4] = [
+    pub const ALL: [StepGroup; 6] = [
         StepGroup::Start,
         StepGroup::Update,
         StepGroup::End,
         StepGroup::Cancel,
+        StepGroup::Planned,
+        StepGroup::Reminder,
     ];
 
     pub fn of(kind: StepKind) -> Self {
@@ -36,6 +42,8 @@ impl StepGroup {
             StepKind::Updated => StepGroup::Update,
             StepKind::Restored | StepKind::Released => StepGroup::End,
             StepKind::Cancelled => StepGroup::Cancel,
+            StepKind::Announced => StepGroup::Planned,
+            StepKind::Reminded => StepGroup::Reminder,
         }
     }
 
@@ -45,6 +53,8 @@ impl StepGroup {
             StepGroup::Update => "update",
             StepGroup::End => "end",
             StepGroup::Cancel => "cancel",
+            StepGroup::Planned => "planned",
+            StepGroup::Reminder => "reminder",
         }
     }
 
@@ -54,6 +64,8 @@ impl StepGroup {
             StepGroup::Update => StepKind::Updated,
             StepGroup::End => StepKind::Restored,
             StepGroup::Cancel => StepKind::Cancelled,
+            StepGroup::Planned => StepKind::Announced,
+            StepGroup::Reminder => StepKind::Reminded,
         }
     }
 }
@@ -64,13 +76,18 @@ impl std::str::FromStr for StepGroup {
         StepGroup::ALL
             .into_iter()
             .find(|g| g.as_str() == s)
-            .ok_or_else(|| format!("unknown step group {s:?}: use start, update, end or cancel"))
+            .ok_or_else(|| {
+                format!(
+                    "unknown step group {s:?}: use start, update, end, cancel, planned or reminder"
+                )
+            })
     }
 }
 
 /// The variables a template may use, for help texts and errors.
-pub const VARIABLES: &str = "tenant, headline, back, start, etr, end, cause, text, facilities; \
-    start, etr and end are local times, with the day unless it is today: \
+pub const VARIABLES: &str = "tenant, headline, back, start, etr, until, end, cause, text, facilities; \
+    start, etr and end are local times, with the day unless it is today; until is the \
+    estimate's clock time alone when it falls on the start's day (09:00-15:00): \
     05:00, i morgon 05:00, i går 22:10, tors 14/1 05:00, tors 14/1 2027 05:00 \
     (nb: i morgen, tor. 14.1.; en: tomorrow, Thu 14 Jan)";
 
@@ -103,7 +120,31 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
 });
 
 /// One template per language and step group; `headline` and `back` are per service.
-const DEFAULTS: [(&str, &str); 12] = [
+const DEFAULTS: [(&str, &str); 18] = [
+    (
+        "sv.planned",
+        "{{ tenant }}: Planerat {{ headline | lower }} {{ start }}{% if until %}-{{ until }}{% endif %}.{% if cause %} Orsak: {{ cause }}.{% endif %}{% if text %} {{ text }}{% endif %}{% if facilities > 1 %} Gäller {{ facilities }} av dina anläggningar.{% endif %}",
+    ),
+    (
+        "sv.reminder",
+        "{{ tenant }}: Påminnelse om planerat {{ headline | lower }} {{ start }}{% if until %}-{{ until }}{% endif %}.{% if cause %} Orsak: {{ cause }}.{% endif %}{% if text %} {{ text }}{% endif %}",
+    ),
+    (
+        "nb.planned",
+        "{{ tenant }}: Planlagt {{ headline | lower }} {{ start }}{% if until %}-{{ until }}{% endif %}.{% if cause %} Årsak: {{ cause }}.{% endif %}{% if text %} {{ text }}{% endif %}{% if facilities > 1 %} Gjelder {{ facilities }} av dine anlegg.{% endif %}",
+    ),
+    (
+        "nb.reminder",
+        "{{ tenant }}: Påminnelse om planlagt {{ headline | lower }} {{ start }}{% if until %}-{{ until }}{% endif %}.{% if cause %} Årsak: {{ cause }}.{% endif %}{% if text %} {{ text }}{% endif %}",
+    ),
+    (
+        "en.planned",
+        "{{ tenant }}: Planned {{ headline | lower }} {{ start }}{% if until %}-{{ until }}{% endif %}.{% if cause %} Reason: {{ cause }}.{% endif %}{% if text %} {{ text }}{% endif %}{% if facilities > 1 %} Affects {{ facilities }} of your facilities.{% endif %}",
+    ),
+    (
+        "en.reminder",
+        "{{ tenant }}: Reminder: planned {{ headline | lower }} {{ start }}{% if until %}-{{ until }}{% endif %}.{% if cause %} Reason: {{ cause }}.{% endif %}{% if text %} {{ text }}{% endif %}",
+    ),
     (
         "sv.start",
         "{{ tenant }}: {{ headline }} i ditt område sedan {{ start }}.{% if cause %} Orsak: {{ cause }}.{% endif %}{% if etr %} Beräknas klart ca {{ etr }}.{% endif %}{% if text %} {{ text }}{% endif %}{% if facilities > 1 %} Gäller {{ facilities }} av dina anläggningar.{% endif %}",
@@ -197,11 +238,34 @@ fn local_time(ts: i64, tz: &str, now: i64, lang: Language) -> String {
     }
 }
 
+/// The end of a planned interval: its clock time alone when it falls on the start's local
+/// day ("09:00-15:00"), else with its day like any other time.
+fn until(start: i64, end: i64, tz: &str, now: i64, lang: Language) -> String {
+    // An unknown zone is warned about by `local_time`; UTC keeps the two ends comparable.
+    let zone = jiff::tz::TimeZone::get(tz).unwrap_or(jiff::tz::TimeZone::UTC);
+    match (
+        jiff::Timestamp::from_second(start),
+        jiff::Timestamp::from_second(end),
+    ) {
+        (Ok(s), Ok(e)) if s.to_zoned(zone.clone()).date() == e.to_zoned(zone.clone()).date() => {
+            e.to_zoned(zone).strftime("%H:%M").to_string()
+        }
+        _ => local_time(end, tz, now, lang),
+    }
+}
+
 /// The subject line of an e-mail notice.
 pub fn subject(f: &TextFacts<'_>, lang: Language) -> String {
     let (start, back) = headline(lang, f.service);
-    match f.kind {
-        StepKind::Restored | StepKind::Released => format!("{}: {back}", f.tenant),
+    let planned = |word: &str| format!("{}: {word} {}", f.tenant, start.to_lowercase());
+    match (f.kind, lang) {
+        (StepKind::Restored | StepKind::Released, _) => format!("{}: {back}", f.tenant),
+        (StepKind::Announced, Language::Sv) => planned("Planerat"),
+        (StepKind::Announced, Language::Nb) => planned("Planlagt"),
+        (StepKind::Announced, Language::En) => planned("Planned"),
+        (StepKind::Reminded, Language::Sv) => planned("Påminnelse: planerat"),
+        (StepKind::Reminded, Language::Nb) => planned("Påminnelse: planlagt"),
+        (StepKind::Reminded, Language::En) => planned("Reminder: planned"),
         _ => format!("{}: {start}", f.tenant),
     }
 }
@@ -214,6 +278,7 @@ fn context_of(f: &TextFacts<'_>, lang: Language) -> minijinja::Value {
         back => back,
         start => local_time(f.started_at, f.time_zone, f.now, lang),
         etr => f.etr.map(|t| local_time(t, f.time_zone, f.now, lang)),
+        until => f.etr.map(|t| until(f.started_at, t, f.time_zone, f.now, lang)),
         end => local_time(f.ended_at.unwrap_or(f.now), f.time_zone, f.now, lang),
         cause => f.cause,
         text => f.text,

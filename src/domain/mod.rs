@@ -10,6 +10,7 @@ pub mod ids;
 pub mod language;
 pub mod outage;
 pub mod phone;
+pub mod planned;
 pub mod recipients;
 pub mod scope;
 pub mod selector;

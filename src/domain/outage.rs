@@ -21,6 +21,11 @@ pub enum OutageState {
 #[serde(rename_all = "lowercase")]
 pub enum StepKind {
     Declared,
+    /// A planned outage was published ahead of its start: registered contacts hear of it
+    /// (holders get a postcard); the directory waits for the reminder.
+    Announced,
+    /// The day-before reminder of a planned outage: everyone affected, directory numbers too.
+    Reminded,
     /// New estimated restoration, cause or text.
     Updated,
     /// More facilities are affected.
@@ -32,8 +37,10 @@ pub enum StepKind {
 }
 
 impl StepKind {
-    pub const ALL: [StepKind; 6] = [
+    pub const ALL: [StepKind; 8] = [
         StepKind::Declared,
+        StepKind::Announced,
+        StepKind::Reminded,
         StepKind::Updated,
         StepKind::Extended,
         StepKind::Released,
@@ -44,12 +51,32 @@ impl StepKind {
     /// Steps that tell households an outage reaches them: everyone affected by the step
     /// hears of it. Every other step goes only to those already told.
     pub fn starts(self) -> bool {
-        matches!(self, StepKind::Declared | StepKind::Extended)
+        matches!(
+            self,
+            StepKind::Declared | StepKind::Extended | StepKind::Announced | StepKind::Reminded
+        )
+    }
+
+    /// Steps that ask the telecom directory for numbers at the affected addresses: an
+    /// unplanned outage at once, a planned one the day before (its announcement is ahead of
+    /// time, by postcard and to registered contacts).
+    pub fn asks_directory(self) -> bool {
+        matches!(
+            self,
+            StepKind::Declared | StepKind::Extended | StepKind::Reminded
+        )
+    }
+
+    /// The first step of an outage.
+    pub fn opens(self) -> bool {
+        matches!(self, StepKind::Declared | StepKind::Announced)
     }
 
     pub fn as_str(self) -> &'static str {
         match self {
             StepKind::Declared => "declared",
+            StepKind::Announced => "announced",
+            StepKind::Reminded => "reminded",
             StepKind::Updated => "updated",
             StepKind::Extended => "extended",
             StepKind::Released => "released",
@@ -87,10 +114,13 @@ impl OutageState {
     /// The state after `step`, or why the step cannot follow.
     pub fn after(self, step: StepKind) -> Result<OutageState, TransitionError> {
         match (self, step) {
-            (_, StepKind::Declared) => Err(TransitionError { from: self, step }),
-            (OutageState::Active, StepKind::Updated | StepKind::Extended | StepKind::Released) => {
-                Ok(OutageState::Active)
+            (_, StepKind::Declared | StepKind::Announced) => {
+                Err(TransitionError { from: self, step })
             }
+            (
+                OutageState::Active,
+                StepKind::Updated | StepKind::Extended | StepKind::Released | StepKind::Reminded,
+            ) => Ok(OutageState::Active),
             (OutageState::Active, StepKind::Restored) => Ok(OutageState::Restored),
             (OutageState::Active, StepKind::Cancelled) => Ok(OutageState::Cancelled),
             (OutageState::Restored | OutageState::Cancelled, _) => {
@@ -196,13 +226,13 @@ mod tests {
 
     proptest! {
         #[test]
-        fn step_names_round_trip(i in 0usize..6) {
+        fn step_names_round_trip(i in 0usize..8) {
             let k = StepKind::ALL[i];
             prop_assert_eq!(k.as_str().parse::<StepKind>(), Ok(k));
         }
 
         #[test]
-        fn a_finished_outage_never_changes(step in 0usize..6, end in proptest::bool::ANY) {
+        fn a_finished_outage_never_changes(step in 0usize..8, end in proptest::bool::ANY) {
             let state = if end { OutageState::Restored } else { OutageState::Cancelled };
             prop_assert!(state.after(StepKind::ALL[step]).is_err());
         }

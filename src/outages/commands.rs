@@ -18,9 +18,14 @@ use crate::store::{Affect, NodeReach, OutageChange, StepWrite, StepWritten, Tena
 pub struct Declare {
     /// electricity, district_heating, city_fibre or water.
     pub service: String,
-    /// Unix seconds; now when absent.
+    /// Planned work announced ahead: `started_at` (in the future) and `etr` (the planned
+    /// end) are then required. Registered contacts hear of it now; everyone affected, the
+    /// directory's numbers too, the day before at `planned.reminder_time`.
+    #[serde(default)]
+    pub planned: bool,
+    /// Unix seconds; now when absent (required for planned work).
     pub started_at: Option<i64>,
-    /// Estimated restoration, Unix seconds.
+    /// Estimated restoration (the planned end, for planned work), Unix seconds.
     pub etr: Option<i64>,
     /// A code from the cause catalogue (`GET /api/v1/causes`), e.g. "storm", or free text per
     /// language, e.g. {"sv": "kabelbrand", "en": "a cable fire"}.
@@ -75,6 +80,8 @@ pub enum StepCommand {
     Release(Change),
     Restore(End),
     Cancel(End),
+    /// The day-before reminder of planned work (the scheduler's, not an operator's).
+    Remind,
 }
 
 impl StepCommand {
@@ -85,6 +92,7 @@ impl StepCommand {
             StepCommand::Release(_) => StepKind::Released,
             StepCommand::Restore(_) => StepKind::Restored,
             StepCommand::Cancel(_) => StepKind::Cancelled,
+            StepCommand::Remind => StepKind::Reminded,
         }
     }
 }
@@ -193,6 +201,18 @@ fn plausible(field: &str, t: Option<i64>) -> Result<(), OutageError> {
     }
 }
 
+/// When planned work starting at `start` is reminded, in the tenant's zone.
+fn reminder_at(state: &AppState, tenant: &Tenant, start: i64) -> Result<i64, OutageError> {
+    let zone = jiff::tz::TimeZone::get(&tenant.time_zone).map_err(anyhow::Error::from)?;
+    let start = jiff::Timestamp::from_second(start).map_err(anyhow::Error::from)?;
+    Ok(state
+        .config
+        .planned
+        .reminder_time
+        .before(start, &zone)
+        .as_second())
+}
+
 /// A declaration checked and ready to write (or preview).
 pub(super) struct Declaration {
     pub service: ServiceKind,
@@ -214,6 +234,22 @@ pub(super) async fn declaration(
         Some(given) => resolve_cause(state, tenant, given).await?,
     };
     let selector = parse_selector(&req.affected)?;
+    if req.planned {
+        let now = crate::store::now();
+        match (req.started_at, req.etr) {
+            (Some(start), Some(_)) if start > now => {}
+            (Some(_), Some(_)) => {
+                return Err(OutageError::Invalid(
+                    "planned work must start in the future; declare an outage that has begun without \"planned\"".into(),
+                ));
+            }
+            _ => {
+                return Err(OutageError::Invalid(
+                    "planned work needs started_at (its start) and etr (its planned end)".into(),
+                ));
+            }
+        }
+    }
     let started_at = req.started_at.unwrap_or_else(crate::store::now);
     plausible("started_at", Some(started_at))?;
     plausible("etr", req.etr)?;
@@ -231,7 +267,11 @@ pub(super) async fn declaration(
             started_at,
             selector: serde_json::to_string(&req.affected).map_err(anyhow::Error::from)?,
         },
-        kind: StepKind::Declared,
+        kind: if req.planned {
+            StepKind::Announced
+        } else {
+            StepKind::Declared
+        },
         state_after: OutageState::Active,
         actor: actor.0.clone(),
         etr: req.etr,
@@ -242,6 +282,11 @@ pub(super) async fn declaration(
         idempotency_key,
         chunk: i64::from(state.config.outages.fanout_chunk),
         lease_secs: i64::from(state.config.outages.fanout_lease_seconds),
+        reminder_at: if req.planned {
+            Some(reminder_at(state, tenant, started_at)?)
+        } else {
+            None
+        },
     };
     Ok(Declaration {
         service,
@@ -281,7 +326,8 @@ pub(super) async fn grid_reach(
     Ok(reach)
 }
 
-/// Declares an unplanned outage; answers once every notice is durable.
+/// Declares an unplanned outage, or announces planned work; answers once every notice is
+/// durable.
 pub async fn declare(
     state: &AppState,
     tenant: &Tenant,
@@ -299,7 +345,7 @@ pub async fn declare(
         tenant,
         &d.write,
         Affect::Add(&d.selector),
-        StepKind::Declared,
+        d.write.kind,
     )
     .await
 }
@@ -386,6 +432,14 @@ pub async fn step(
             ended_at = Some(at);
             Affect::ReleaseAll
         }
+        StepCommand::Remind => {
+            if !cur.planned {
+                return Err(OutageError::Conflict(
+                    "only planned work is reminded".into(),
+                ));
+            }
+            Affect::Keep
+        }
     };
     validate_texts(&texts, tenant)?;
     let w = StepWrite {
@@ -405,6 +459,7 @@ pub async fn step(
         idempotency_key,
         chunk: i64::from(state.config.outages.fanout_chunk),
         lease_secs: i64::from(state.config.outages.fanout_lease_seconds),
+        reminder_at: None,
     };
     write(state, tenant, &w, affect, kind).await
 }
@@ -445,7 +500,9 @@ async fn write(
         StepWritten::NothingSelected => {
             return Err(OutageError::Invalid(
                 match kind {
-                    StepKind::Declared => "the selector matches no facility of this service",
+                    StepKind::Declared | StepKind::Announced => {
+                        "the selector matches no facility of this service"
+                    }
                     StepKind::Extended => {
                         "the selector adds no facility that is not already affected"
                     }

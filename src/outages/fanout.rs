@@ -71,7 +71,7 @@ impl FanOut {
                         .fanout_registered(&mut job, self.lease_secs)
                         .await?
                 }
-                PHASE_DIRECTORY if job.kind.starts() => {
+                PHASE_DIRECTORY if job.kind.asks_directory() => {
                     return match &self.directory {
                         None => self.finish(&mut job).await,
                         Some(directory) => self.directory_phase(job, directory.as_ref()).await,

@@ -4,17 +4,20 @@
 //!   validation and the step each becomes, written with its affected set in one short
 //!   transaction.
 //! - `preview`: what a declaration would reach, counted without writing anything.
+//! - `planned`: the day-before reminder of planned work, run by the scheduler.
 //! - `fanout`: the committed step's notices, written chunk by chunk and resumed after a
 //!   crash; the dispatcher sends the first chunk while the rest is written.
 
 mod commands;
 mod fanout;
+mod planned;
 mod preview;
 
 use serde::Serialize;
 
 pub use commands::{Change, Declare, End, StepCommand, Update, declare, step};
 pub use fanout::FanOut;
+pub use planned::{Reminded, remind};
 pub use preview::{Preview, PreviewText, preview};
 
 use crate::store::StepRecord;

@@ -93,7 +93,7 @@ pub async fn preview(
             let facts = TextFacts {
                 tenant: &tenant.name,
                 service: d.service,
-                kind: StepKind::Declared,
+                kind: d.write.kind,
                 started_at: match &d.write.change {
                     crate::store::OutageChange::New { started_at, .. } => *started_at,
                     crate::store::OutageChange::Existing { .. } => now,
@@ -112,7 +112,7 @@ pub async fn preview(
                 now,
             };
             let own = custom.iter().find(|t| {
-                t.step_group == StepGroup::Start.as_str()
+                t.step_group == StepGroup::of(d.write.kind).as_str()
                     && t.language == lang.as_str()
                     && t.channel == channel.as_str()
             });

@@ -150,10 +150,10 @@ fn range_bound(k: i64, n: i64) -> Vec<u8> {
 /// Which of the outage's facilities a step's notices are about.
 fn facility_targets(kind: StepKind) -> &'static str {
     match kind {
-        StepKind::Declared | StepKind::Extended => {
+        StepKind::Declared | StepKind::Extended | StepKind::Announced => {
             "o.added_step_id = $3 AND o.released_step_id IS NULL"
         }
-        StepKind::Updated => "o.released_step_id IS NULL",
+        StepKind::Updated | StepKind::Reminded => "o.released_step_id IS NULL",
         StepKind::Released | StepKind::Restored | StepKind::Cancelled => "o.released_step_id = $3",
     }
 }
@@ -161,7 +161,11 @@ fn facility_targets(kind: StepKind) -> &'static str {
 /// Directory numbers a later step goes to (start steps look the directory up instead).
 fn directory_targets(kind: StepKind) -> &'static str {
     match kind {
-        StepKind::Updated | StepKind::Declared | StepKind::Extended => "d.released_step_id IS NULL",
+        StepKind::Updated
+        | StepKind::Declared
+        | StepKind::Extended
+        | StepKind::Announced
+        | StepKind::Reminded => "d.released_step_id IS NULL",
         StepKind::Released | StepKind::Restored | StepKind::Cancelled => "d.released_step_id = $3",
     }
 }
@@ -312,15 +316,16 @@ impl Store {
                 tx.commit().await?;
                 return Ok(None);
             };
-            let rows = sqlx::query(
+            let sql = format!(
                 "SELECT f.id, f.street, f.house_number, f.postcode, f.language
                  FROM outage_facilities o JOIN facilities f ON f.id = o.facility_id
                  LEFT JOIN subscriptions s ON s.facility_id = o.facility_id
                  WHERE o.outage_id = $1 AND o.facility_id > $2 AND o.facility_id <= $4
-                   AND o.added_step_id = $3 AND o.released_step_id IS NULL AND s.phone_bidx IS NULL
-                   AND s.restricted_at IS NULL
+                   AND {targets} AND s.phone_bidx IS NULL AND s.restricted_at IS NULL
                  ORDER BY o.facility_id",
-            )
+                targets = facility_targets(job.kind),
+            );
+            let rows = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
             .bind(job.outage_id)
             .bind(after)
             .bind(job.step_id)

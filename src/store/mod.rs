@@ -36,8 +36,8 @@ pub use fanout::FanoutJob;
 pub use grid::{GridLoad, MissingNode, NodeReach};
 pub use notices::{ClaimedNotice, Pause, SealedRecipient, SendResult, StatusCounts, StepFacts};
 pub use outages::{
-    Affect, OutageChange, OutageRecord, OutageSnapshot, PreviewCounts, StepRecord, StepWrite,
-    StepWritten, Texts,
+    Affect, OutageChange, OutageRecord, OutageSnapshot, PreviewCounts, REMINDER_JOB, StepRecord,
+    StepWrite, StepWritten, Texts,
 };
 pub use registration::{SealedContact, SubscriptionRow, VerifyOutcome};
 pub use retention::Counts;

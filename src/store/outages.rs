@@ -24,6 +24,8 @@ pub type Texts = HashMap<String, String>;
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct OutageRecord {
     pub id: i64,
+    /// Announced ahead of time (planned work), as opposed to an unplanned interruption.
+    pub planned: bool,
     #[schema(value_type = String, example = "electricity")]
     pub service: ServiceKind,
     pub state: OutageState,
@@ -67,6 +69,7 @@ pub struct StepRecord {
 /// The outage as the next step needs it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OutageSnapshot {
+    pub planned: bool,
     pub state: OutageState,
     pub service: ServiceKind,
     pub started_at: i64,
@@ -122,7 +125,14 @@ pub struct StepWrite {
     pub chunk: i64,
     /// How long the writer holds the fan-out before another worker may resume it.
     pub lease_secs: i64,
+    /// A planned outage's day-before reminder: the scheduler's one-off job
+    /// (`planned.reminder`, keyed by the outage), written with the step so no crash between
+    /// the two can lose it.
+    pub reminder_at: Option<i64>,
 }
+
+/// The scheduler's job kind for a planned outage's reminder.
+pub const REMINDER_JOB: &str = "planned.reminder";
 
 #[derive(Debug, Clone)]
 pub enum StepWritten {
@@ -259,7 +269,7 @@ impl Store {
         outage_id: i64,
     ) -> anyhow::Result<Option<OutageSnapshot>> {
         let found = on_pool!(self, pool => {
-            match sqlx::query("SELECT state, service, started_at, etr, cause, cause_texts, texts FROM outages WHERE id = $1 AND tenant_id = $2")
+            match sqlx::query("SELECT state, service, started_at, etr, cause, cause_texts, texts, planned FROM outages WHERE id = $1 AND tenant_id = $2")
                 .bind(outage_id)
                 .bind(tenant_id)
                 .fetch_optional(pool)
@@ -267,6 +277,7 @@ impl Store {
             {
                 None => None,
                 Some(r) => Some(OutageSnapshot {
+                    planned: r.try_get::<i64, _>("planned")? != 0,
                     state: parse_stored(r.try_get("state")?)?,
                     service: parse_stored(r.try_get("service")?)?,
                     started_at: r.try_get("started_at")?,
@@ -382,8 +393,8 @@ impl Store {
         // A preview's outage is never committed; it takes id -1 rather than a number from
         // the sequence, which a rollback would not give back.
         let insert_outage = format!(
-            "INSERT INTO outages ({id}tenant_id, service, state, started_at, etr, ended_at, cause, texts, selector, created_at, updated_at, cause_texts)
-             {overriding} VALUES ({minus_one}$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $11) RETURNING id",
+            "INSERT INTO outages ({id}tenant_id, service, state, started_at, etr, ended_at, cause, texts, selector, created_at, updated_at, cause_texts, planned)
+             {overriding} VALUES ({minus_one}$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $11, $12) RETURNING id",
             id = if preview { "id, " } else { "" },
             overriding = if preview && self.is_postgres() { "OVERRIDING SYSTEM VALUE" } else { "" },
             minus_one = if preview { "-1, " } else { "" },
@@ -411,6 +422,7 @@ impl Store {
                     .bind(selector)
                     .bind(at)
                     .bind(&cause_texts)
+                    .bind(i64::from(w.kind == StepKind::Announced))
                     .fetch_one(&mut *tx)
                     .await?
                 }
@@ -642,6 +654,18 @@ impl Store {
             } else {
                 None
             };
+            if let Some(due) = w.reminder_at {
+                sqlx::query(
+                    "INSERT INTO scheduled_jobs (kind, job_key, due_at, created_at) VALUES ($1, $2, $3, $4)
+                     ON CONFLICT (kind, job_key) DO UPDATE SET due_at = excluded.due_at, done_at = NULL",
+                )
+                .bind(REMINDER_JOB)
+                .bind(outage_id.to_string())
+                .bind(due)
+                .bind(at)
+                .execute(&mut *tx)
+                .await?;
+            }
             tx.commit().await?;
             TxOutcome::Written(StepWritten::Done {
                 step: StepRecord {
@@ -675,7 +699,7 @@ impl Store {
             format!("SELECT {STEP_COLUMNS} FROM outage_steps WHERE outage_id = $1 ORDER BY seq");
         let rec = on_pool!(self, pool => {
             let Some(r) = sqlx::query(
-                "SELECT id, service, state, started_at, etr, ended_at, cause, cause_texts, texts FROM outages WHERE id = $1 AND tenant_id = $2",
+                "SELECT id, service, state, started_at, etr, ended_at, cause, cause_texts, texts, planned FROM outages WHERE id = $1 AND tenant_id = $2",
             )
             .bind(outage_id)
             .bind(tenant_id)
@@ -696,6 +720,7 @@ impl Store {
             }
             OutageRecord {
                 id: r.try_get("id")?,
+                planned: r.try_get::<i64, _>("planned")? != 0,
                 service: parse_stored(r.try_get("service")?)?,
                 state: parse_stored(r.try_get("state")?)?,
                 started_at: r.try_get("started_at")?,
@@ -711,16 +736,31 @@ impl Store {
         Ok(Some(rec))
     }
 
+    /// The tenant an outage belongs to (for work the scheduler does by outage id).
+    pub async fn outage_tenant(&self, outage_id: i64) -> anyhow::Result<Option<i64>> {
+        Ok(on_pool!(self, pool => {
+            sqlx::query_scalar("SELECT tenant_id FROM outages WHERE id = $1")
+                .bind(outage_id)
+                .fetch_optional(pool)
+                .await?
+        }))
+    }
+
+    /// The newest 500 outages' ids, of one state and of planned or unplanned ones only when
+    /// asked.
     pub async fn outage_ids(
         &self,
         tenant_id: i64,
         state: Option<OutageState>,
+        planned: Option<bool>,
     ) -> anyhow::Result<Vec<i64>> {
         let state = state.map(OutageState::as_str);
+        let planned = planned.map(i64::from);
         let ids = on_pool!(self, pool => {
-            sqlx::query_scalar("SELECT id FROM outages WHERE tenant_id = $1 AND ($2 IS NULL OR state = $2) ORDER BY id DESC LIMIT 500")
+            sqlx::query_scalar("SELECT id FROM outages WHERE tenant_id = $1 AND ($2 IS NULL OR state = $2) AND ($3 IS NULL OR planned = $3) ORDER BY id DESC LIMIT 500")
                 .bind(tenant_id)
                 .bind(state)
+                .bind(planned)
                 .fetch_all(pool)
                 .await?
         });

@@ -138,6 +138,8 @@ async fn preview(
 struct ListQuery {
     /// active, restored or cancelled
     state: Option<String>,
+    /// true: planned outages only; false: unplanned only; absent: both.
+    planned: Option<bool>,
 }
 
 /// The tenant's outages, newest first (at most 500).
@@ -157,7 +159,11 @@ async fn list(
         .transpose()
         .map_err(|_| ApiError::bad_request("state must be active, restored or cancelled"))?;
     let mut out = Vec::new();
-    for id in state.store.outage_ids(auth.tenant.id, wanted).await? {
+    for id in state
+        .store
+        .outage_ids(auth.tenant.id, wanted, q.planned)
+        .await?
+    {
         out.extend(state.store.outage(auth.tenant.id, id).await?);
     }
     Ok(Json(out))

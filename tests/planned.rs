@@ -1,0 +1,280 @@
+//! Planned work through the real API on both stores: announced to registered contacts (the
+//! directory waits), reminded once the day before to everyone affected, directory numbers
+//! too; a reminder whose work has started is dropped; planned and unplanned outages are
+//! listed apart.
+
+mod common;
+
+use common::{Db, TestApp};
+use serde_json::{Value, json};
+use varsel::domain::planned::ReminderTime;
+use varsel::domain::scope::Scope;
+use varsel::domain::service::ServiceKind::Electricity;
+use varsel::outages::{Reminded, remind};
+
+/// Lists a number at Storgatan 9, where facility 3002 (nothing registered) is.
+const DIRECTORY: &str = "street,house_number,postcode,phone\nStorgatan,9,12345,070-555 00 09\n";
+
+fn facility(number: &str, house: &str) -> Value {
+    json!({
+        "facility_number": number, "service": "electricity", "customer_number": format!("c{number}"),
+        "street": "Storgatan", "house_number": house, "postcode": "123 45", "town": "Älvstad"
+    })
+}
+
+async fn town(app: &TestApp) -> String {
+    let (_, token) = app.tenant("alvstad", &[Electricity], &[Scope::Admin]).await;
+    app.put_facilities(
+        &token,
+        json!([facility("3001", "1"), facility("3002", "9")]),
+    )
+    .await;
+    let own = app.sign_in("alvstad", "electricity", "c3001", "3001").await;
+    app.register_phone(&own, "070-300 00 01").await;
+    app.verify_email(&own, "planned@example.com").await;
+    token
+}
+
+fn sms(app: &TestApp) -> Vec<Value> {
+    std::fs::read_to_string(app.dir.path().join("sink/sms.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+async fn post(app: &TestApp, token: &str, path: &str, body: Value) -> (u16, Value) {
+    let resp = app
+        .client
+        .post(app.url(path))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+async fn announce(app: &TestApp, token: &str, start: i64) -> i64 {
+    let (status, body) = post(
+        app,
+        token,
+        "/api/v1/outages",
+        json!({"service": "electricity", "planned": true, "started_at": start, "etr": start + 6 * 3600,
+               "cause": "planned_work", "affected": {"facility_numbers": ["3001", "3002"]}}),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let id = body["outage_id"].as_i64().unwrap();
+    common::settle(&app.client, &app.base, token, id).await;
+    id
+}
+
+async fn announced_then_reminded_once(db: Db) {
+    let app = TestApp::spawn_with_directory(db, DIRECTORY, true).await;
+    let token = town(&app).await;
+    let now = varsel::store::now();
+    let start = now + 3 * 86_400;
+
+    // Planned work needs its start (ahead) and its end.
+    for bad in [
+        json!({"service": "electricity", "planned": true, "etr": start, "affected": {"facility_numbers": ["3001"]}}),
+        json!({"service": "electricity", "planned": true, "started_at": start, "affected": {"facility_numbers": ["3001"]}}),
+        json!({"service": "electricity", "planned": true, "started_at": now - 60, "etr": now + 3600, "affected": {"facility_numbers": ["3001"]}}),
+    ] {
+        let (status, body) = post(&app, &token, "/api/v1/outages", bad).await;
+        assert_eq!(status, 400, "{body}");
+    }
+
+    let id = announce(&app, &token, start).await;
+    let announced = sms(&app);
+    assert_eq!(
+        announced.len(),
+        1,
+        "the registered phone only: {announced:?}"
+    );
+    assert_eq!(announced[0]["to"], "+46703000001");
+    let body = announced[0]["body"].as_str().unwrap();
+    assert!(body.contains("Planerat strömavbrott"), "{body}");
+    let mail = std::fs::read_to_string(app.dir.path().join("sink/email.jsonl")).unwrap();
+    assert!(mail.contains("Planerat str"), "{mail}");
+
+    // The reminder is a durable job due on the local evening before the start.
+    let zone = jiff::tz::TimeZone::get("Europe/Stockholm").unwrap();
+    let due = ReminderTime::default()
+        .before(jiff::Timestamp::from_second(start).unwrap(), &zone)
+        .as_second();
+    let jobs = app.state.store.jobs().await.unwrap();
+    let job = jobs
+        .iter()
+        .find(|j| j.kind == "planned.reminder")
+        .expect("a reminder job");
+    assert_eq!(job.due_at, due);
+
+    let sent = remind(&app.state, id, due).await.unwrap();
+    assert!(
+        matches!(sent, Reminded::Sent { notices: 3, .. }),
+        "phone, e-mail and the directory number: {sent:?}"
+    );
+    common::settle(&app.client, &app.base, &token, id).await;
+    let reminded: Vec<Value> = sms(&app).into_iter().skip(1).collect();
+    let mut to: Vec<&str> = reminded.iter().map(|m| m["to"].as_str().unwrap()).collect();
+    to.sort();
+    assert_eq!(
+        to,
+        ["+46703000001", "+46705550009"],
+        "registered and directory"
+    );
+    assert!(reminded.iter().all(|m| {
+        m["body"]
+            .as_str()
+            .unwrap()
+            .contains("Påminnelse om planerat")
+    }));
+    // Never twice.
+    assert_eq!(
+        remind(&app.state, id, due + 60).await.unwrap(),
+        Reminded::AlreadySent
+    );
+    assert_eq!(sms(&app).len(), 3);
+
+    // The work ends: the "back" message reaches everyone told, the directory number too.
+    let (status, _) = post(
+        &app,
+        &token,
+        &format!("/api/v1/outages/{id}/restore"),
+        json!({"at": start + 5 * 3600}),
+    )
+    .await;
+    assert_eq!(status, 201);
+    common::settle(&app.client, &app.base, &token, id).await;
+    assert_eq!(sms(&app).len(), 5);
+
+    // Planned and unplanned are listed apart.
+    let (status, unplanned) = post(
+        &app,
+        &token,
+        "/api/v1/outages",
+        json!({"service": "electricity", "affected": {"facility_numbers": ["3001"]}}),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let planned: Vec<Value> = app.get_json("/api/v1/outages?planned=true", &token).await;
+    let unplanned_list: Vec<Value> = app.get_json("/api/v1/outages?planned=false", &token).await;
+    assert_eq!(
+        planned
+            .iter()
+            .map(|o| o["id"].as_i64().unwrap())
+            .collect::<Vec<_>>(),
+        [id]
+    );
+    assert_eq!(
+        unplanned_list
+            .iter()
+            .map(|o| o["id"].clone())
+            .collect::<Vec<_>>(),
+        [unplanned["outage_id"].clone()]
+    );
+    assert_eq!(planned[0]["planned"], true);
+    app.finish().await;
+}
+
+/// The service was down over the reminder's time: sent at once while the work is ahead,
+/// dropped once it has started.
+async fn a_late_reminder_is_sent_or_dropped(db: Db) {
+    let app = TestApp::spawn_with_directory(db, DIRECTORY, true).await;
+    let token = town(&app).await;
+    let now = varsel::store::now();
+    let ahead = announce(&app, &token, now + 3600).await;
+    let before = sms(&app).len();
+    assert!(matches!(
+        remind(&app.state, ahead, now).await.unwrap(),
+        Reminded::Sent { .. }
+    ));
+    common::settle(&app.client, &app.base, &token, ahead).await;
+    assert_eq!(sms(&app).len(), before + 2);
+
+    let started = announce(&app, &token, now + 7200).await;
+    let before = sms(&app).len();
+    assert_eq!(
+        remind(&app.state, started, now + 7201).await.unwrap(),
+        Reminded::Dropped
+    );
+    let record: Value = app
+        .get_json(&format!("/api/v1/outages/{started}"), &token)
+        .await;
+    assert_eq!(
+        record["steps"].as_array().unwrap().len(),
+        1,
+        "no reminder step"
+    );
+    assert_eq!(sms(&app).len(), before);
+    // An unplanned outage has no reminder.
+    let (_, unplanned) = post(
+        &app,
+        &token,
+        "/api/v1/outages",
+        json!({"service": "electricity", "affected": {"facility_numbers": ["3001"]}}),
+    )
+    .await;
+    let id = unplanned["outage_id"].as_i64().unwrap();
+    assert_eq!(
+        remind(&app.state, id, now).await.unwrap(),
+        Reminded::NotNeeded
+    );
+    app.finish().await;
+}
+
+/// Two instances (on PostgreSQL; two runs in one process on SQLite, which one process owns)
+/// run the same reminder at once: it goes once.
+async fn two_instances_remind_once(db: Db) {
+    let app = TestApp::spawn_with_directory(db, DIRECTORY, true).await;
+    let token = town(&app).await;
+    let now = varsel::store::now();
+    let id = announce(&app, &token, now + 86_400).await;
+    let before = sms(&app).len();
+    let other = if app.state.store.backend_name() == "sqlite" {
+        app.state.clone()
+    } else {
+        varsel::state::AppState {
+            store: varsel::store::Store::connect(&app.db.url).await.unwrap(),
+            ..app.state.clone()
+        }
+    };
+    let (a, b) = tokio::join!(remind(&app.state, id, now), remind(&other, id, now));
+    let outcomes = [a.unwrap(), b.unwrap()];
+    assert_eq!(
+        outcomes
+            .iter()
+            .filter(|o| matches!(o, Reminded::Sent { .. }))
+            .count(),
+        1,
+        "{outcomes:?}"
+    );
+    common::settle(&app.client, &app.base, &token, id).await;
+    assert_eq!(sms(&app).len(), before + 2, "one reminder per recipient");
+    if app.state.store.backend_name() != "sqlite" {
+        other.store.close().await;
+    }
+    app.finish().await;
+}
+
+macro_rules! both {
+    ($($name:ident),*) => {
+        mod sqlite { $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name(super::Db::Sqlite).await }
+        )* }
+        mod postgres { $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name(super::Db::Postgres).await }
+        )* }
+    };
+}
+
+both!(
+    announced_then_reminded_once,
+    a_late_reminder_is_sent_or_dropped,
+    two_instances_remind_once
+);
