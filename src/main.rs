@@ -315,7 +315,7 @@ enum TokenCommand {
         /// What it is for, e.g. "CIS nightly load".
         #[arg(long)]
         name: String,
-        /// cis, operator, admin (repeat or comma-separate).
+        /// cis, operator, privacy, admin (repeat or comma-separate).
         #[arg(long = "scope", value_delimiter = ',', required = true)]
         scopes: Vec<String>,
     },

@@ -552,7 +552,7 @@ pub fn build(config: &Config, tenant: &Tenant) -> Record {
         ),
         item(
             "hashed_secrets",
-            "API tokens, sign-in sessions and e-mail confirmation links are stored only as SHA-256 hashes; API tokens are per tenant and limited to scopes (cis, operator, admin).",
+            "API tokens, sign-in sessions and e-mail confirmation links are stored only as SHA-256 hashes; API tokens are per tenant and limited to scopes (cis, operator, privacy, admin).",
         ),
         item(
             "sign_in",

@@ -323,7 +323,7 @@ async fn create_token(
     }
     if req.scopes.is_empty() {
         return Err(ApiError::bad_request(
-            "give at least one scope: cis, operator or admin",
+            "give at least one scope: cis, operator, privacy or admin",
         ));
     }
     let token = new_secret("vst");

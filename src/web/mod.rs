@@ -51,7 +51,9 @@ impl Modify for Security {
             SecurityScheme::Http(
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
-                    .description(Some("tenant API token (scopes cis, operator, admin)"))
+                    .description(Some(
+                        "tenant API token (scopes cis, operator, privacy, admin)",
+                    ))
                     .build(),
             ),
         );
