@@ -1,6 +1,7 @@
 //! The one scheduler for timed work. Every job is a row in `scheduled_jobs`: recurring ones
 //! (the retention purges) move their due time on after each run, one-off ones (a case's
-//! deadline, a planned outage's reminder) are done after theirs. Instances claim due jobs with
+//! reminder and deadline, a planned outage's reminder) are done after theirs; moving a
+//! one-off job's time (a case's extension) makes it due again. Instances claim due jobs with
 //! a lease and a token (`FOR UPDATE SKIP LOCKED` on PostgreSQL), so of several instances one
 //! runs each; a job whose time passed while the service was down is due at once when it comes
 //! back. Jobs take "now" as an argument: tests drive them with any clock they like.
@@ -26,14 +27,31 @@ pub enum JobKind {
     UnverifiedEmails,
     /// Expired registration sessions.
     Sessions,
+    /// Cases closed more than `cases.keep_closed_days` ago.
+    Cases,
+    /// One-off, per case: its deadline is `cases.remind_days_before` days away.
+    CaseReminder,
+    /// One-off, per case: its deadline day ended.
+    CaseOverdue,
 }
 
 impl JobKind {
-    pub const RETENTION: [JobKind; 4] = [
+    pub const RETENTION: [JobKind; 5] = [
         JobKind::DirectoryNumbers,
         JobKind::Notices,
         JobKind::UnverifiedEmails,
         JobKind::Sessions,
+        JobKind::Cases,
+    ];
+
+    const ALL: [JobKind; 7] = [
+        JobKind::DirectoryNumbers,
+        JobKind::Notices,
+        JobKind::UnverifiedEmails,
+        JobKind::Sessions,
+        JobKind::Cases,
+        JobKind::CaseReminder,
+        JobKind::CaseOverdue,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -42,11 +60,18 @@ impl JobKind {
             JobKind::Notices => "retention.notices",
             JobKind::UnverifiedEmails => "retention.unverified_emails",
             JobKind::Sessions => "retention.sessions",
+            JobKind::Cases => "retention.cases",
+            JobKind::CaseReminder => crate::store::cases::CASE_JOB_KINDS[0],
+            JobKind::CaseOverdue => crate::store::cases::CASE_JOB_KINDS[1],
         }
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        JobKind::RETENTION.into_iter().find(|k| k.as_str() == s)
+        JobKind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
+    pub fn is_retention(self) -> bool {
+        JobKind::RETENTION.contains(&self)
     }
 }
 
@@ -129,12 +154,15 @@ impl Scheduler {
         };
         let result = serde_json::json!({"counts": &counts, "error": &error}).to_string();
         // Every retention job is a retention run for the audit trail; the error text stays in
-        // `job_runs`, the trail says only whether it failed.
-        let audit = JobKind::parse(&job.kind).map(|_| {
-            NewEntry::new(None, &Actor::system("retention"), Action::RetentionRun)
-                .subject(format!("job:{}", job.kind))
-                .details(serde_json::json!({"ok": ok, "counts": &counts}))
-        });
+        // `job_runs`, the trail says only whether it failed. A case's job audits what it does
+        // itself, in its own write.
+        let audit = JobKind::parse(&job.kind)
+            .filter(|k| k.is_retention())
+            .map(|_| {
+                NewEntry::new(None, &Actor::system("retention"), Action::RetentionRun)
+                    .subject(format!("job:{}", job.kind))
+                    .details(serde_json::json!({"ok": ok, "counts": &counts}))
+            });
         let finished = self
             .store
             .finish_job(
@@ -203,6 +231,22 @@ impl Scheduler {
             }
             JobKind::UnverifiedEmails => (self.store.expire_unverified_emails(now).await?, None),
             JobKind::Sessions => (self.store.delete_expired_sessions(now).await?, None),
+            JobKind::Cases => (
+                self.store
+                    .delete_closed_cases(now - days(self.config.cases.keep_closed_days))
+                    .await?,
+                None,
+            ),
+            JobKind::CaseReminder => (
+                crate::cases::alarm(&self.store, crate::cases::Alarm::Reminder, &job.key, now)
+                    .await?,
+                None,
+            ),
+            JobKind::CaseOverdue => (
+                crate::cases::alarm(&self.store, crate::cases::Alarm::Overdue, &job.key, now)
+                    .await?,
+                None,
+            ),
         })
     }
 

@@ -25,6 +25,15 @@ pub enum Action {
     TokenCreated,
     TokenRevoked,
     RetentionRun,
+    /// A data-subject request case was recorded (its kind and state; never its note).
+    CaseOpened,
+    /// A case was shown with its note opened.
+    CaseRead,
+    CaseUpdated,
+    /// The scheduler reminded customer service of an open case's coming deadline.
+    CaseReminded,
+    /// An open case's deadline passed.
+    CaseOverdue,
 }
 
 impl Action {
@@ -43,6 +52,11 @@ impl Action {
             Action::TokenCreated => "token.created",
             Action::TokenRevoked => "token.revoked",
             Action::RetentionRun => "retention.run",
+            Action::CaseOpened => "case.opened",
+            Action::CaseRead => "case.read",
+            Action::CaseUpdated => "case.updated",
+            Action::CaseReminded => "case.reminded",
+            Action::CaseOverdue => "case.overdue",
         }
     }
 }
