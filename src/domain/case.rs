@@ -261,7 +261,7 @@ pub enum RuleError {
         "the case is closed ({0}); a closed case cannot be changed or reopened: open a new case"
     )]
     Closed(CaseState),
-    #[error("a case cannot go back to received")]
+    #[error("a case cannot be set back to received: it only starts there")]
     BackToReceived,
     #[error("closing a case as {0} needs a resolution: say what was done or why it was refused")]
     ResolutionMissing(CaseState),
@@ -414,7 +414,7 @@ pub fn apply(
     }
     let mut closes = false;
     if let Some(state) = change.state {
-        if state == CaseState::Received && case.state != CaseState::Received {
+        if state == CaseState::Received {
             return Err(RuleError::BackToReceived);
         }
         if state.is_closed() {

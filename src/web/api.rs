@@ -46,6 +46,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(super::retention_api::router())
         .merge(super::causes_api::router())
         .merge(super::audit_api::router())
+        .merge(super::cases_api::router())
 }
 
 /// A tenant API token from `Authorization: Bearer`, with its tenant.
