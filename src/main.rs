@@ -1175,12 +1175,12 @@ async fn keys(config: Config, cmd: KeysCommand) -> anyhow::Result<()> {
                 varsel::rotation::rotate(&store, &mut ring, chunk as usize, &progress).await?;
             if done.new_key {
                 println!(
-                    "new data key {}; re-sealed {} contact values.",
+                    "new data key {}; re-sealed {} sealed values.",
                     done.key_id, done.resealed
                 );
             } else {
                 println!(
-                    "continued the rotation to data key {}; re-sealed {} contact values.",
+                    "continued the rotation to data key {}; re-sealed {} sealed values.",
                     done.key_id, done.resealed
                 );
             }

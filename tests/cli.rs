@@ -351,7 +351,7 @@ async fn tenant_import_and_demo(db: Db) {
     let keys = cli.ok(&["keys", "show"]);
     assert!(keys.contains("current key: 1"));
     let rotated = cli.ok(&["keys", "rotate", "--retire-old"]);
-    assert!(rotated.contains("re-sealed 40 contact values"), "{rotated}");
+    assert!(rotated.contains("re-sealed 40 sealed values"), "{rotated}");
     assert!(cli.ok(&["keys", "show"]).contains("keys held: [2]"));
 
     cli.db.drop_db().await;
