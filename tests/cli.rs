@@ -331,18 +331,19 @@ async fn tenant_import_and_demo(db: Db) {
         "notices",
         "unverified_emails",
         "sessions",
+        "cases",
     ] {
         assert!(ran.contains(&format!("retention.{job}: ")), "{ran}");
     }
     let status = cli.ok(&["retention", "status"]);
     assert_eq!(
         status.matches("(every 60 min), next ").count(),
-        4,
+        5,
         "{status}"
     );
     assert_eq!(
         status.matches(" ok: ").count(),
-        4,
+        5,
         "one run each so far: {status}"
     );
 

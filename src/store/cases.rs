@@ -286,6 +286,7 @@ impl Store {
     /// Writes a change to the case if it is still at `version`; moves its jobs to `jobs`
     /// (kind, due) and appends `audit`, in the same transaction. False (nothing written) when
     /// someone changed the case meanwhile.
+    #[allow(clippy::too_many_arguments)]
     pub async fn update_case(
         &self,
         tenant_id: i64,
