@@ -530,3 +530,24 @@ pub async fn alarm(store: &Store, alarm: Alarm, key: &str, now: i64) -> anyhow::
         .insert(what.to_string(), 1);
     Ok(counts)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_filters_take_groups_and_single_states() {
+        assert_eq!("open".parse(), Ok(StateFilter::Open));
+        assert_eq!(" closed".parse(), Ok(StateFilter::Closed));
+        assert_eq!("all".parse(), Ok(StateFilter::All));
+        assert_eq!(
+            "waiting_for_subject".parse(),
+            Ok(StateFilter::Is(CaseState::WaitingForSubject))
+        );
+        let e = "shut".parse::<StateFilter>().unwrap_err();
+        assert!(
+            e.contains("open, closed, all or a state") && e.contains("refused"),
+            "{e}"
+        );
+    }
+}
