@@ -113,11 +113,8 @@ pub async fn serve(
     );
     let stop_scheduler = Arc::new(tokio::sync::Notify::new());
     let scheduler = tokio::spawn(
-        Arc::new(crate::scheduler::Scheduler::new(
-            state.store.clone(),
-            state.config.clone(),
-        ))
-        .run(stop_scheduler.clone()),
+        Arc::new(crate::scheduler::Scheduler::with_outages(state.clone()))
+            .run(stop_scheduler.clone()),
     );
     let app = crate::web::router(state);
     let served = axum::serve(

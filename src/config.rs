@@ -35,6 +35,7 @@ pub struct Config {
     pub directory: Option<DirectoryConfig>,
     pub retention: RetentionConfig,
     pub planned: PlannedConfig,
+    pub cases: CasesConfig,
 }
 
 /// Planned work: when its day-before reminder goes.
@@ -43,6 +44,29 @@ pub struct Config {
 pub struct PlannedConfig {
     /// Local clock time (the tenant's zone) on the day before the start; default 18:00.
     pub reminder_time: crate::domain::planned::ReminderTime,
+}
+
+/// Data-subject request cases (see docs/cases.md).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct CasesConfig {
+    /// Months from receipt to the answer's deadline (GDPR art. 12(3): one).
+    pub deadline_months: u32,
+    /// Customer service is reminded this many days before a case's deadline.
+    pub remind_days_before: u32,
+    /// A closed case is kept this long as evidence of how the request was handled, then
+    /// deleted by the `retention.cases` job.
+    pub keep_closed_days: u32,
+}
+
+impl Default for CasesConfig {
+    fn default() -> Self {
+        Self {
+            deadline_months: 1,
+            remind_days_before: 5,
+            keep_closed_days: 1095,
+        }
+    }
 }
 
 /// How long personal data is kept once its purpose is served, and how often the scheduler
@@ -282,6 +306,8 @@ struct FileConfig {
     #[serde(default)]
     planned: PlannedConfig,
     #[serde(default)]
+    cases: CasesConfig,
+    #[serde(default)]
     outages: OutagesConfig,
     #[serde(default)]
     dispatch: DispatchConfig,
@@ -430,6 +456,16 @@ impl Config {
         if fc.retention.notice_days == 0 || fc.retention.every_minutes == 0 {
             bail!("retention.notice_days and retention.every_minutes must be at least 1");
         }
+        let c = &fc.cases;
+        if c.deadline_months == 0 || c.keep_closed_days == 0 {
+            bail!("cases.deadline_months and cases.keep_closed_days must be at least 1");
+        }
+        if c.deadline_months > 12 {
+            bail!("cases.deadline_months must be at most 12 (GDPR asks for one)");
+        }
+        if c.remind_days_before > 27 {
+            bail!("cases.remind_days_before must be at most 27: within the shortest month");
+        }
         let mut sms = fc.sms;
         if let Some(p) = var("VARSEL_SMS_PROVIDER") {
             sms.provider = p;
@@ -496,6 +532,7 @@ impl Config {
             directory: fc.directory,
             retention: fc.retention,
             planned: fc.planned,
+            cases: fc.cases,
         })
     }
 
@@ -546,6 +583,34 @@ mod tests {
         assert_eq!(c.public_url, "http://127.0.0.1:8080");
         assert_eq!(c.smtp_url, None);
         assert_eq!(c.registration, RegistrationConfig::default());
+        assert_eq!(c.cases, CasesConfig::default());
+    }
+
+    #[test]
+    fn case_settings_are_validated() {
+        let dir = std::env::temp_dir().join(format!("varsel-cfg-cases-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("varsel.toml");
+        for (toml, error) in [
+            ("[cases]\ndeadline_months = 0\n", "at least 1"),
+            ("[cases]\nkeep_closed_days = 0\n", "at least 1"),
+            ("[cases]\ndeadline_months = 13\n", "at most 12"),
+            ("[cases]\nremind_days_before = 40\n", "at most 27"),
+        ] {
+            std::fs::write(&file, toml).unwrap();
+            let e = Config::from_sources(Some(&file), &[]).unwrap_err();
+            assert!(format!("{e:#}").contains(error), "{toml}: {e:#}");
+        }
+        std::fs::write(
+            &file,
+            "[cases]\ndeadline_months = 2\nremind_days_before = 0\n",
+        )
+        .unwrap();
+        let c = Config::from_sources(Some(&file), &[]).unwrap();
+        assert_eq!(c.cases.deadline_months, 2);
+        assert_eq!(c.cases.remind_days_before, 0);
+        assert_eq!(c.cases.keep_closed_days, 1095);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

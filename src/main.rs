@@ -1,4 +1,5 @@
-//! The `varsel` command: serve, demo, import, tenant, token, keys, privacy, audit, openapi.
+//! The `varsel` command: serve, demo, import, tenant, token, keys, privacy, audit, cases,
+//! openapi.
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -66,6 +67,9 @@ enum Command {
     /// Check the audit trail's hash chain, or show its latest entries.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Data-subject request cases with their deadlines, for customer service.
+    #[command(subcommand)]
+    Cases(CasesCommand),
     /// Print the OpenAPI document of the HTTP API.
     Openapi,
     /// Measure the service under load.
@@ -283,6 +287,25 @@ enum AuditCommand {
 }
 
 #[derive(Subcommand)]
+enum CasesCommand {
+    /// The tenant's cases, earliest deadline first: id, kind, state, received, deadline and
+    /// days left. Never a case's note (read it through the API, which audits the read).
+    List {
+        #[arg(long)]
+        tenant: String,
+        /// Only open cases.
+        #[arg(long, conflicts_with = "overdue")]
+        open: bool,
+        /// Only open cases whose deadline has passed.
+        #[arg(long)]
+        overdue: bool,
+        /// One JSON array on stdout instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
 enum TenantCommand {
     /// Create a tenant and print its first admin token (shown once).
     Create {
@@ -321,7 +344,7 @@ enum TokenCommand {
         /// What it is for, e.g. "CIS nightly load".
         #[arg(long)]
         name: String,
-        /// cis, operator, admin (repeat or comma-separate).
+        /// cis, operator, privacy, admin (repeat or comma-separate).
         #[arg(long = "scope", value_delimiter = ',', required = true)]
         scopes: Vec<String>,
     },
@@ -425,6 +448,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         }
         Command::Keys(cmd) => keys(config, cmd).await,
         Command::Audit(cmd) => audit(config, cmd).await,
+        Command::Cases(cmd) => cases(config, cmd).await,
         Command::Retention(cmd) => retention(config, cmd).await,
         Command::Outage(cmd) => outage(config, cmd).await,
         Command::Causes(CausesCommand::List { tenant }) => {
@@ -653,7 +677,13 @@ async fn retention(config: Config, cmd: RetentionCommand) -> anyhow::Result<()> 
                     .map(|t| t.strftime("%Y-%m-%d %H:%M:%S UTC").to_string())
                     .unwrap_or_else(|_| t.to_string())
             };
-            for job in store.jobs().await? {
+            // Cases' one-off reminders are jobs too, one per case: not retention, and many.
+            for job in store
+                .jobs()
+                .await?
+                .into_iter()
+                .filter(|j| j.kind.starts_with("retention."))
+            {
                 let every = job
                     .every_seconds
                     .map(|s| format!("every {} min", s / 60))
@@ -984,6 +1014,81 @@ async fn tenant(config: Config, cmd: TenantCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
+async fn cases(config: Config, cmd: CasesCommand) -> anyhow::Result<()> {
+    use varsel::cases::StateFilter;
+    let CasesCommand::List {
+        tenant,
+        open,
+        overdue,
+        json,
+    } = cmd;
+    let store = Store::connect(&config.database_url).await?;
+    let t = store
+        .tenant_by_slug(&tenant)
+        .await?
+        .with_context(|| format!("no tenant {tenant:?} (varsel tenant list shows them)"))?;
+    let filter = if open || overdue {
+        StateFilter::Open
+    } else {
+        StateFilter::All
+    };
+    const PAGE: i64 = 1_000;
+    let now = varsel::store::now();
+    let mut all = Vec::new();
+    loop {
+        let page = varsel::cases::list(
+            &store,
+            &t,
+            filter,
+            None,
+            overdue,
+            (PAGE, all.len() as i64),
+            now,
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let full = page.len() as i64 == PAGE;
+        all.extend(page);
+        if !full {
+            break;
+        }
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&all)?);
+        return Ok(());
+    }
+    if all.is_empty() {
+        println!("no cases");
+        return Ok(());
+    }
+    println!(
+        "{:>6}  {:<13} {:<19} {:<10} {:<10} {:>9}",
+        "id", "kind", "state", "received", "due", "days left"
+    );
+    for c in &all {
+        let left = match (c.days_left, c.overdue) {
+            (None, _) => "closed".to_string(),
+            (Some(d), true) => format!("{d} OVERDUE"),
+            (Some(d), false) => d.to_string(),
+        };
+        println!(
+            "{:>6}  {:<13} {:<19} {:<10} {:<10} {:>9}{}",
+            c.id,
+            c.kind.as_str(),
+            c.state.as_str(),
+            c.received_on,
+            c.due_on,
+            left,
+            if c.extended_to.is_some() {
+                " (extended)"
+            } else {
+                ""
+            }
+        );
+    }
+    Ok(())
+}
+
 /// The operator at this terminal, as the audit trail names them.
 fn cli_actor() -> Actor {
     Actor::cli(&std::env::var("USER").unwrap_or_else(|_| "unknown".into()))
@@ -1076,12 +1181,12 @@ async fn keys(config: Config, cmd: KeysCommand) -> anyhow::Result<()> {
                 varsel::rotation::rotate(&store, &mut ring, chunk as usize, &progress).await?;
             if done.new_key {
                 println!(
-                    "new data key {}; re-sealed {} contact values.",
+                    "new data key {}; re-sealed {} sealed values.",
                     done.key_id, done.resealed
                 );
             } else {
                 println!(
-                    "continued the rotation to data key {}; re-sealed {} contact values.",
+                    "continued the rotation to data key {}; re-sealed {} sealed values.",
                     done.key_id, done.resealed
                 );
             }

@@ -1,6 +1,7 @@
 //! The one scheduler for timed work. Every job is a row in `scheduled_jobs`: recurring ones
 //! (the retention purges) move their due time on after each run, one-off ones (a case's
-//! deadline, a planned outage's reminder) are done after theirs. Instances claim due jobs with
+//! reminder and deadline, a planned outage's reminder) are done after theirs; moving a
+//! one-off job's time (a case's extension) makes it due again. Instances claim due jobs with
 //! a lease and a token (`FOR UPDATE SKIP LOCKED` on PostgreSQL), so of several instances one
 //! runs each; a job whose time passed while the service was down is due at once when it comes
 //! back. Jobs take "now" as an argument: tests drive them with any clock they like.
@@ -12,6 +13,7 @@ use tokio::sync::Notify;
 
 use crate::config::Config;
 use crate::domain::audit::{Action, Actor, NewEntry};
+use crate::state::AppState;
 use crate::store::{ClaimedJob, Counts, Store};
 
 /// The jobs the scheduler knows.
@@ -26,14 +28,34 @@ pub enum JobKind {
     UnverifiedEmails,
     /// Expired registration sessions.
     Sessions,
+    /// Cases closed more than `cases.keep_closed_days` ago.
+    Cases,
+    /// One-off, per case: its deadline is `cases.remind_days_before` days away.
+    CaseReminder,
+    /// One-off, per case: its deadline day ended.
+    CaseOverdue,
+    /// One-off, per planned outage: its day-before reminder (see `outages::remind`).
+    PlannedReminder,
 }
 
 impl JobKind {
-    pub const RETENTION: [JobKind; 4] = [
+    pub const RETENTION: [JobKind; 5] = [
         JobKind::DirectoryNumbers,
         JobKind::Notices,
         JobKind::UnverifiedEmails,
         JobKind::Sessions,
+        JobKind::Cases,
+    ];
+
+    const ALL: [JobKind; 8] = [
+        JobKind::DirectoryNumbers,
+        JobKind::Notices,
+        JobKind::UnverifiedEmails,
+        JobKind::Sessions,
+        JobKind::Cases,
+        JobKind::CaseReminder,
+        JobKind::CaseOverdue,
+        JobKind::PlannedReminder,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -42,11 +64,19 @@ impl JobKind {
             JobKind::Notices => "retention.notices",
             JobKind::UnverifiedEmails => "retention.unverified_emails",
             JobKind::Sessions => "retention.sessions",
+            JobKind::Cases => "retention.cases",
+            JobKind::CaseReminder => crate::store::cases::CASE_JOB_KINDS[0],
+            JobKind::CaseOverdue => crate::store::cases::CASE_JOB_KINDS[1],
+            JobKind::PlannedReminder => crate::store::REMINDER_JOB,
         }
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        JobKind::RETENTION.into_iter().find(|k| k.as_str() == s)
+        JobKind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
+    pub fn is_retention(self) -> bool {
+        JobKind::RETENTION.contains(&self)
     }
 }
 
@@ -71,11 +101,36 @@ const TICK: Duration = Duration::from_secs(30);
 pub struct Scheduler {
     store: Store,
     config: Arc<Config>,
+    /// What sending notices takes (`varsel serve`); without it, the jobs that send (a planned
+    /// outage's reminder) are left for an instance that has it.
+    outages: Option<AppState>,
 }
 
 impl Scheduler {
     pub fn new(store: Store, config: Arc<Config>) -> Self {
-        Self { store, config }
+        Self {
+            store,
+            config,
+            outages: None,
+        }
+    }
+
+    /// A scheduler that also runs the jobs that send notices.
+    pub fn with_outages(state: AppState) -> Self {
+        Self {
+            store: state.store.clone(),
+            config: state.config.clone(),
+            outages: Some(state),
+        }
+    }
+
+    /// The job kinds this scheduler claims.
+    fn kinds(&self) -> Vec<&'static str> {
+        JobKind::ALL
+            .into_iter()
+            .filter(|k| self.outages.is_some() || *k != JobKind::PlannedReminder)
+            .map(JobKind::as_str)
+            .collect()
     }
 
     /// Registers the recurring jobs, first due at `now` (a job that exists keeps its time
@@ -94,7 +149,10 @@ impl Scheduler {
     pub async fn run_due(&self, now: i64) -> anyhow::Result<Vec<RunReport>> {
         let mut reports = Vec::new();
         loop {
-            let jobs = self.store.claim_due_jobs(now, LEASE_SECS, 16).await?;
+            let jobs = self
+                .store
+                .claim_due_jobs(now, LEASE_SECS, 16, &self.kinds())
+                .await?;
             if jobs.is_empty() {
                 return Ok(reports);
             }
@@ -129,12 +187,15 @@ impl Scheduler {
         };
         let result = serde_json::json!({"counts": &counts, "error": &error}).to_string();
         // Every retention job is a retention run for the audit trail; the error text stays in
-        // `job_runs`, the trail says only whether it failed.
-        let audit = JobKind::parse(&job.kind).map(|_| {
-            NewEntry::new(None, &Actor::system("retention"), Action::RetentionRun)
-                .subject(format!("job:{}", job.kind))
-                .details(serde_json::json!({"ok": ok, "counts": &counts}))
-        });
+        // `job_runs`, the trail says only whether it failed. A case's job audits what it does
+        // itself, in its own write.
+        let audit = JobKind::parse(&job.kind)
+            .filter(|k| k.is_retention())
+            .map(|_| {
+                NewEntry::new(None, &Actor::system("retention"), Action::RetentionRun)
+                    .subject(format!("job:{}", job.kind))
+                    .details(serde_json::json!({"ok": ok, "counts": &counts}))
+            });
         let finished = self
             .store
             .finish_job(
@@ -203,6 +264,35 @@ impl Scheduler {
             }
             JobKind::UnverifiedEmails => (self.store.expire_unverified_emails(now).await?, None),
             JobKind::Sessions => (self.store.delete_expired_sessions(now).await?, None),
+            JobKind::Cases => (
+                self.store
+                    .delete_closed_cases(now - days(self.config.cases.keep_closed_days))
+                    .await?,
+                None,
+            ),
+            JobKind::CaseReminder => (
+                crate::cases::alarm(&self.store, crate::cases::Alarm::Reminder, &job.key, now)
+                    .await?,
+                None,
+            ),
+            JobKind::CaseOverdue => (
+                crate::cases::alarm(&self.store, crate::cases::Alarm::Overdue, &job.key, now)
+                    .await?,
+                None,
+            ),
+            JobKind::PlannedReminder => {
+                let state = self.outages.as_ref().ok_or_else(|| {
+                    anyhow::anyhow!("a reminder was claimed by a scheduler that cannot send")
+                })?;
+                let outage_id: i64 = job.key.parse().map_err(|_| {
+                    anyhow::anyhow!("the reminder's key {:?} is not an outage id", job.key)
+                })?;
+                let outcome = crate::outages::remind(state, outage_id, now)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("reminder of outage {outage_id}: {e}"))?;
+                tracing::debug!(outage = outage_id, ?outcome, "reminder job ran");
+                (Counts::new(), None)
+            }
         })
     }
 

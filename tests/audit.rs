@@ -315,7 +315,10 @@ async fn reads_and_changes_leave_a_chain_without_contacts(app: &TestApp) {
         .collect();
     // The service's own scheduler may have run them once at its start too.
     assert!(
-        !runs.is_empty() && runs.len().is_multiple_of(4),
+        !runs.is_empty()
+            && runs
+                .len()
+                .is_multiple_of(varsel::scheduler::JobKind::RETENTION.len()),
         "one per retention job and run: {rows:#?}"
     );
     assert!(

@@ -331,18 +331,19 @@ async fn tenant_import_and_demo(db: Db) {
         "notices",
         "unverified_emails",
         "sessions",
+        "cases",
     ] {
         assert!(ran.contains(&format!("retention.{job}: ")), "{ran}");
     }
     let status = cli.ok(&["retention", "status"]);
     assert_eq!(
         status.matches("(every 60 min), next ").count(),
-        4,
+        5,
         "{status}"
     );
     assert_eq!(
         status.matches(" ok: ").count(),
-        4,
+        5,
         "one run each so far: {status}"
     );
 
@@ -351,7 +352,7 @@ async fn tenant_import_and_demo(db: Db) {
     let keys = cli.ok(&["keys", "show"]);
     assert!(keys.contains("current key: 1"));
     let rotated = cli.ok(&["keys", "rotate", "--retire-old"]);
-    assert!(rotated.contains("re-sealed 40 contact values"), "{rotated}");
+    assert!(rotated.contains("re-sealed 40 sealed values"), "{rotated}");
     assert!(cli.ok(&["keys", "show"]).contains("keys held: [2]"));
 
     cli.db.drop_db().await;

@@ -17,8 +17,8 @@ use varsel::store::{SEALED_COLUMNS, Store};
 const DIRECTORY: &str = "street,house_number,postcode,phone\nStorgatan,2,12345,070-999 00 02\nStorgatan,2,12345,070-999 00 22\n";
 
 /// Every kind of sealed value, all sealed with key 1: registered phones (1001, 1003), a
-/// verified and an unverified e-mail (1003, 1001), and the two directory numbers at 1002's
-/// address (no phone registered there) kept for an outage.
+/// verified and an unverified e-mail (1003, 1001), the two directory numbers at 1002's
+/// address (no phone registered there) kept for an outage, and a case's note.
 async fn sealed_town(db: Db) -> TestApp {
     let app = TestApp::spawn_with_directory(db, DIRECTORY, false).await;
     let (_, token) = app.tenant("alvstad", &[Electricity], &[Scope::Admin]).await;
@@ -60,6 +60,16 @@ async fn sealed_town(db: Db) -> TestApp {
         app.state.store.directory_contacts_kept(id).await.unwrap(),
         2
     );
+    // A customer-service case whose note is sealed.
+    let r = app
+        .client
+        .post(app.url("/api/v1/cases"))
+        .bearer_auth(&token)
+        .json(&json!({"kind": "erasure", "received_via": "letter", "note": "Letter from the holder of 1001"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
     app
 }
 
@@ -97,6 +107,10 @@ fn key_file(app: &TestApp) -> Keyring {
 fn expected(key: i64) -> BTreeMap<String, Vec<(i64, String)>> {
     let on = |values: &[&str]| values.iter().map(|v| (key, v.to_string())).collect();
     BTreeMap::from([
+        (
+            "cases.note".to_string(),
+            on(&["Letter from the holder of 1001"]),
+        ),
         (
             "directory_contacts.phone".to_string(),
             on(&["+46709990002", "+46709990022"]),
@@ -139,13 +153,15 @@ async fn rotation_reaches_every_sealed_value(db: Db) {
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stdout}{stderr}");
     assert!(
-        stdout.contains("new data key 2; re-sealed 6 contact values."),
+        stdout.contains("new data key 2; re-sealed 7 sealed values."),
         "{stdout}"
     );
     assert!(stdout.contains("retired 1 old key(s)."), "{stdout}");
-    for col in expected(1).keys() {
-        for progress in ["1 of 2 re-sealed", "2 of 2 re-sealed"] {
-            assert!(stderr.contains(&format!("{col}: {progress}")), "{stderr}");
+    for (col, values) in expected(1) {
+        let n = values.len();
+        for done in 1..=n {
+            let progress = format!("{col}: {done} of {n} re-sealed");
+            assert!(stderr.contains(&progress), "{stderr}");
         }
     }
     assert_eq!(key_file(&app).key_ids(), [2]);
@@ -177,7 +193,7 @@ async fn rotation_reaches_every_sealed_value(db: Db) {
         "{stderr}"
     );
     assert!(
-        stdout.contains("continued the rotation to data key 3; re-sealed 5 contact values."),
+        stdout.contains("continued the rotation to data key 3; re-sealed 6 sealed values."),
         "{stdout}"
     );
     assert_eq!(key_file(&app).key_ids(), [3]);
@@ -200,6 +216,7 @@ async fn retiring_waits_for_every_value(db: Db) {
         "subscriptions.phone: 2",
         "subscriptions.email: 2",
         "directory_contacts.phone: 2",
+        "cases.note: 1",
         "nothing was dropped",
     ] {
         assert!(refused.contains(part), "{refused}");
@@ -226,7 +243,7 @@ async fn retiring_waits_for_every_value(db: Db) {
     let (stdout, stderr) = text(&out);
     assert!(!out.status.success(), "{stdout}{stderr}");
     assert!(
-        stdout.contains("continued the rotation to data key 2; re-sealed 5 contact values."),
+        stdout.contains("continued the rotation to data key 2; re-sealed 6 sealed values."),
         "{stdout}"
     );
     assert!(
@@ -257,7 +274,7 @@ async fn retiring_waits_for_every_value(db: Db) {
     let out = varsel(&app, &["keys", "rotate", "--retire-old"]);
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stdout}{stderr}");
-    assert!(stdout.contains("re-sealed 1 contact values"), "{stdout}");
+    assert!(stdout.contains("re-sealed 1 sealed values"), "{stdout}");
     assert_eq!(key_file(&app).key_ids(), [2]);
     assert_eq!(opened(&app).await, expected(2));
     app.finish().await;

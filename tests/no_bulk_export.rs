@@ -142,7 +142,7 @@ async fn no_answer_holds_more_than_one_households_contacts(app: &TestApp) {
         )
     };
     let id = id.to_string();
-    let reading: [&[&str]; 11] = [
+    let reading: [&[&str]; 13] = [
         &["tenant", "list"],
         &["outage", "show", "--tenant", "alvstad", &id],
         &["causes", "list", "--tenant", "alvstad"],
@@ -154,6 +154,8 @@ async fn no_answer_holds_more_than_one_households_contacts(app: &TestApp) {
         ],
         &["audit", "show", "--tenant", "alvstad"],
         &["audit", "verify"],
+        &["cases", "list", "--tenant", "alvstad"],
+        &["cases", "list", "--tenant", "alvstad", "--json"],
         &["openapi"],
         &["--help"],
     ];

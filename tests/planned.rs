@@ -260,6 +260,65 @@ async fn two_instances_remind_once(db: Db) {
     app.finish().await;
 }
 
+/// The scheduler runs the reminder job at its time, not before, and once, with two
+/// schedulers (two instances on PostgreSQL) racing for it.
+async fn the_scheduler_reminds_at_the_time(db: Db) {
+    use varsel::scheduler::Scheduler;
+    let app = TestApp::spawn_with_directory(db, DIRECTORY, true).await;
+    let token = town(&app).await;
+    let now = varsel::store::now();
+    let start = now + 2 * 86_400;
+    let id = announce(&app, &token, start).await;
+    let due = app
+        .state
+        .store
+        .jobs()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|j| j.kind == "planned.reminder")
+        .unwrap()
+        .due_at;
+    let second = if app.state.store.backend_name() == "sqlite" {
+        app.state.clone()
+    } else {
+        varsel::state::AppState {
+            store: varsel::store::Store::connect(&app.db.url).await.unwrap(),
+            ..app.state.clone()
+        }
+    };
+    let (a, b) = (
+        Scheduler::with_outages(app.state.clone()),
+        Scheduler::with_outages(second.clone()),
+    );
+    let ran = |reports: &[varsel::scheduler::RunReport]| {
+        reports
+            .iter()
+            .filter(|r| r.kind == "planned.reminder")
+            .count()
+    };
+    assert_eq!(
+        ran(&a.run_due(due - 60).await.unwrap()),
+        0,
+        "not before its time"
+    );
+    // A scheduler that cannot send (as in `varsel retention run`) leaves it alone.
+    let retention_only = Scheduler::new(app.state.store.clone(), app.state.config.clone());
+    assert_eq!(ran(&retention_only.run_due(due).await.unwrap()), 0);
+    let before = sms(&app).len();
+    let (ra, rb) = tokio::join!(a.run_due(due), b.run_due(due));
+    let (ra, rb) = (ra.unwrap(), rb.unwrap());
+    assert_eq!(ran(&ra) + ran(&rb), 1, "{ra:?} {rb:?}");
+    assert!(ra.iter().chain(&rb).all(|r| r.ok), "{ra:?} {rb:?}");
+    common::settle(&app.client, &app.base, &token, id).await;
+    assert_eq!(sms(&app).len(), before + 2);
+    assert_eq!(ran(&a.run_due(due + 3600).await.unwrap()), 0, "done");
+    if app.state.store.backend_name() != "sqlite" {
+        second.store.close().await;
+    }
+    app.finish().await;
+}
+
 macro_rules! both {
     ($($name:ident),*) => {
         mod sqlite { $(
@@ -276,5 +335,6 @@ macro_rules! both {
 both!(
     announced_then_reminded_once,
     a_late_reminder_is_sent_or_dropped,
-    two_instances_remind_once
+    two_instances_remind_once,
+    the_scheduler_reminds_at_the_time
 );

@@ -38,6 +38,15 @@ pub enum Action {
     HouseholdErased,
     /// A replaced or removed contact was told so (details: channel and whether it went).
     ReplacedContactTold,
+    /// A data-subject request case was recorded (its kind and state; never its note).
+    CaseOpened,
+    /// A case was shown with its note opened.
+    CaseRead,
+    CaseUpdated,
+    /// The scheduler reminded customer service of an open case's coming deadline.
+    CaseReminded,
+    /// An open case's deadline passed.
+    CaseOverdue,
 }
 
 impl Action {
@@ -64,6 +73,11 @@ impl Action {
             Action::RestrictionLifted => "rights.restriction_lifted",
             Action::HouseholdErased => "rights.erased",
             Action::ReplacedContactTold => "rights.replaced_contact_told",
+            Action::CaseOpened => "case.opened",
+            Action::CaseRead => "case.read",
+            Action::CaseUpdated => "case.updated",
+            Action::CaseReminded => "case.reminded",
+            Action::CaseOverdue => "case.overdue",
         }
     }
 }

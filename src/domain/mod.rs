@@ -1,6 +1,7 @@
 //! Pure types and rules: no I/O, no async. Values of these types are valid by construction.
 
 pub mod audit;
+pub mod case;
 pub mod cause;
 pub mod email;
 pub mod facility;

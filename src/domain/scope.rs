@@ -11,6 +11,8 @@ pub enum Scope {
     Cis,
     /// Declares and updates outages (console, OMS, SCADA).
     Operator,
+    /// Customer service and the data-protection officer: data-subject request cases.
+    Privacy,
     /// Manages the tenant: tokens, settings. Implies the other scopes.
     Admin,
 }
@@ -20,6 +22,7 @@ impl Scope {
         match self {
             Scope::Cis => "cis",
             Scope::Operator => "operator",
+            Scope::Privacy => "privacy",
             Scope::Admin => "admin",
         }
     }
@@ -36,9 +39,10 @@ impl FromStr for Scope {
         match s.trim().to_ascii_lowercase().as_str() {
             "cis" => Ok(Scope::Cis),
             "operator" => Ok(Scope::Operator),
+            "privacy" => Ok(Scope::Privacy),
             "admin" => Ok(Scope::Admin),
             other => Err(format!(
-                "unknown scope {other:?}: use cis, operator or admin"
+                "unknown scope {other:?}: use cis, operator, privacy or admin"
             )),
         }
     }
@@ -53,13 +57,18 @@ mod tests {
         assert!(Scope::Cis.granted_by(&[Scope::Admin]));
         assert!(Scope::Operator.granted_by(&[Scope::Cis, Scope::Operator]));
         assert!(!Scope::Admin.granted_by(&[Scope::Cis, Scope::Operator]));
+        assert!(Scope::Privacy.granted_by(&[Scope::Admin]));
+        assert!(Scope::Privacy.granted_by(&[Scope::Privacy]));
+        assert!(!Scope::Privacy.granted_by(&[Scope::Operator, Scope::Cis]));
+        assert!(!Scope::Operator.granted_by(&[Scope::Privacy]));
+        assert_eq!("privacy".parse::<Scope>(), Ok(Scope::Privacy));
         assert!(!Scope::Cis.granted_by(&[]));
         assert_eq!("OPERATOR".parse::<Scope>(), Ok(Scope::Operator));
         assert!(
             "root"
                 .parse::<Scope>()
                 .unwrap_err()
-                .contains("cis, operator or admin")
+                .contains("cis, operator, privacy or admin")
         );
     }
 }

@@ -8,7 +8,6 @@ use serde::Serialize;
 use super::commands::{Declare, declaration, grid_reach};
 use super::{Actor, OutageError};
 use crate::domain::language::Language;
-use crate::domain::outage::StepKind;
 use crate::domain::recipients::Channel;
 use crate::domain::sms_text;
 use crate::state::AppState;

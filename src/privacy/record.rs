@@ -530,6 +530,18 @@ pub fn build(config: &Config, tenant: &Tenant) -> Record {
             description: "Facility data is kept while the customer information system reports the facility; the holder's customer number, name and postal address are cleared at a move-out.".into(),
         },
     ];
+    retention.push(Retention {
+        code: "request_cases",
+        period: period(
+            config.cases.keep_closed_days,
+            "days",
+            "cases.keep_closed_days",
+        ),
+        description: format!(
+            "Requests about personal data handled by customer service (cases, with a sealed note) are kept {} days after the case was closed, as evidence of how they were handled, then deleted.",
+            config.cases.keep_closed_days
+        ),
+    });
     if directory.is_some() {
         retention.push(Retention {
             code: "directory_numbers",
@@ -560,7 +572,7 @@ pub fn build(config: &Config, tenant: &Tenant) -> Record {
         ),
         item(
             "hashed_secrets",
-            "API tokens, sign-in sessions and e-mail confirmation links are stored only as SHA-256 hashes; API tokens are per tenant and limited to scopes (cis, operator, admin).",
+            "API tokens, sign-in sessions and e-mail confirmation links are stored only as SHA-256 hashes; API tokens are per tenant and limited to scopes (cis, operator, privacy, admin).",
         ),
         item(
             "sign_in",
@@ -997,6 +1009,7 @@ mod tests {
             "## Categories of personal data",
             "46elks AB",
             "`retention.notice_days` = 90 days",
+            "`cases.keep_closed_days` = 1095 days",
             "XChaCha20-Poly1305",
         ] {
             assert!(md.contains(want), "{want} missing from\n{md}");

@@ -16,6 +16,7 @@ use sqlx::sqlite::{
 };
 
 mod audit;
+pub mod cases;
 mod causes;
 mod facilities;
 pub mod fanout;

@@ -15,9 +15,9 @@ use crate::domain::recipients::Channel;
 pub type Counts = BTreeMap<i64, BTreeMap<String, u64>>;
 
 /// Rows handled per statement by a purge.
-const CHUNK: i64 = 10_000;
+pub(super) const CHUNK: i64 = 10_000;
 
-fn add(counts: &mut Counts, tenant_id: i64, what: &'static str, n: u64) {
+pub(super) fn add(counts: &mut Counts, tenant_id: i64, what: &'static str, n: u64) {
     if n > 0 {
         *counts
             .entry(tenant_id)

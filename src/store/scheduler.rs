@@ -39,6 +39,20 @@ pub struct JobRun {
     pub result: String,
 }
 
+/// Schedules a one-off job (`$1` kind, `$2` key, `$3` due, `$4` now) unless one is already
+/// scheduled for the kind and key, which keeps its time.
+pub(crate) const SCHEDULE_ONCE_SQL: &str =
+    "INSERT INTO scheduled_jobs (kind, job_key, due_at, created_at) VALUES ($1, $2, $3, $4)
+     ON CONFLICT (kind, job_key) DO NOTHING";
+
+/// Schedules a one-off job (`$1` kind, `$2` key, `$3` due, `$4` now), or moves the one
+/// scheduled for the kind and key to the new time: due again even if it ran already, and
+/// freed from any claim (a run in flight then finds its claim gone and records nothing).
+pub(crate) const RESCHEDULE_ONCE_SQL: &str =
+    "INSERT INTO scheduled_jobs (kind, job_key, due_at, created_at) VALUES ($1, $2, $3, $4)
+     ON CONFLICT (kind, job_key) DO UPDATE SET due_at = excluded.due_at, done_at = NULL, state = NULL,
+         claimed_until = NULL, claim_token = NULL";
+
 /// Runs kept per job kind; older ones are deleted as new ones are recorded.
 const RUNS_KEPT: i64 = 100;
 
@@ -69,10 +83,7 @@ impl Store {
     /// time. Returns whether it was new.
     pub async fn schedule_once(&self, kind: &str, key: &str, due_at: i64) -> anyhow::Result<bool> {
         let n = on_pool!(self, pool => {
-            sqlx::query(
-                "INSERT INTO scheduled_jobs (kind, job_key, due_at, created_at) VALUES ($1, $2, $3, $4)
-                 ON CONFLICT (kind, job_key) DO NOTHING",
-            )
+            sqlx::query(SCHEDULE_ONCE_SQL)
             .bind(kind)
             .bind(key)
             .bind(due_at)
@@ -82,6 +93,42 @@ impl Store {
             .rows_affected()
         });
         Ok(n == 1)
+    }
+
+    /// Schedules a one-off job, or moves the one of the same kind and key to `due_at` (due
+    /// again even if it ran, see `RESCHEDULE_ONCE_SQL`).
+    pub async fn reschedule_once(&self, kind: &str, key: &str, due_at: i64) -> anyhow::Result<()> {
+        on_pool!(self, pool => {
+            sqlx::query(RESCHEDULE_ONCE_SQL)
+                .bind(kind)
+                .bind(key)
+                .bind(due_at)
+                .bind(super::now())
+                .execute(pool)
+                .await?;
+        });
+        Ok(())
+    }
+
+    /// The one-off job of `kind` and `key`: its due time and whether it is done.
+    pub async fn one_off_job(&self, kind: &str, key: &str) -> anyhow::Result<Option<JobRow>> {
+        let row = on_pool!(self, pool => {
+            match sqlx::query("SELECT kind, due_at, every_seconds, done_at FROM scheduled_jobs WHERE kind = $1 AND job_key = $2")
+                .bind(kind)
+                .bind(key)
+                .fetch_optional(pool)
+                .await?
+            {
+                None => None,
+                Some(r) => Some(JobRow {
+                    kind: r.try_get("kind")?,
+                    due_at: r.try_get("due_at")?,
+                    every_seconds: r.try_get("every_seconds")?,
+                    done_at: r.try_get("done_at")?,
+                }),
+            }
+        });
+        Ok(row)
     }
 
     /// Makes the recurring jobs of `kinds` due at `at` (for `varsel retention run`).
@@ -97,13 +144,15 @@ impl Store {
         Ok(())
     }
 
-    /// Claims up to `limit` jobs due at `now` whose lease (if any) ran out.
+    /// Claims up to `limit` jobs of `kinds` due at `now` whose lease (if any) ran out.
     pub async fn claim_due_jobs(
         &self,
         now: i64,
         lease_secs: i64,
         limit: i64,
+        kinds: &[&str],
     ) -> anyhow::Result<Vec<ClaimedJob>> {
+        let kinds_json = serde_json::to_string(kinds)?;
         let token: i64 = i64::from(u32::from_le_bytes(crate::crypto::random_bytes::<4>()));
         let lock = if self.is_postgres() {
             "FOR UPDATE SKIP LOCKED"
@@ -114,8 +163,10 @@ impl Store {
             "UPDATE scheduled_jobs SET claimed_until = $1, claim_token = $2
              WHERE id IN (SELECT id FROM scheduled_jobs
                           WHERE done_at IS NULL AND due_at <= $3 AND (claimed_until IS NULL OR claimed_until < $3)
+                            AND kind IN ({kinds})
                           ORDER BY due_at LIMIT $4 {lock})
-             RETURNING id, kind, job_key, due_at, every_seconds, state"
+             RETURNING id, kind, job_key, due_at, every_seconds, state",
+            kinds = self.json_list(5, super::selection::ListOf::Text)
         );
         let begin = self.begin_write();
         let _writer = self.writer().await;
@@ -126,6 +177,7 @@ impl Store {
                 .bind(token)
                 .bind(now)
                 .bind(limit)
+                .bind(&kinds_json)
                 .fetch_all(&mut *tx)
                 .await?;
             tx.commit().await?;

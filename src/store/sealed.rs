@@ -4,19 +4,22 @@
 
 use sqlx::Row;
 
+use super::cases::note_field;
 use super::fanout::directory_field;
 use super::registration::{email_field, phone_field};
 use super::{Store, on_pool};
 use crate::crypto::{FieldRef, Sealed};
 
 /// A column of sealed values: `<column>_ct` holds the ciphertext, `<column>_key` the id of
-/// the key that sealed it and `<column>_bidx` its blind index.
+/// the key that sealed it and, for contacts, `<column>_bidx` its blind index.
 #[derive(Debug, Clone, Copy)]
 pub struct SealedColumn {
     pub table: &'static str,
     pub column: &'static str,
     /// The row's identity, and what its associated data is built from.
     id: &'static str,
+    /// Whether the column has a blind index (a case's note has none: nothing looks it up).
+    bidx: bool,
     field: fn(i64, &[u8]) -> FieldRef<'static>,
 }
 
@@ -39,25 +42,39 @@ fn directory_phone(_: i64, bidx: &[u8]) -> FieldRef<'static> {
     directory_field(bidx)
 }
 
+fn case_note(case_id: i64, _: &[u8]) -> FieldRef<'static> {
+    note_field(case_id)
+}
+
 /// Every column that holds sealed values.
-pub const SEALED_COLUMNS: [SealedColumn; 3] = [
+pub const SEALED_COLUMNS: [SealedColumn; 4] = [
     SealedColumn {
         table: "subscriptions",
         column: "phone",
         id: "facility_id",
+        bidx: true,
         field: subscription_phone,
     },
     SealedColumn {
         table: "subscriptions",
         column: "email",
         id: "facility_id",
+        bidx: true,
         field: subscription_email,
     },
     SealedColumn {
         table: "directory_contacts",
         column: "phone",
         id: "id",
+        bidx: true,
         field: directory_phone,
+    },
+    SealedColumn {
+        table: "cases",
+        column: "note",
+        id: "id",
+        bidx: false,
+        field: case_note,
     },
 ];
 
@@ -100,8 +117,13 @@ impl Store {
             Some(_) => format!("AND {}_key <> $3", col.column),
             None => String::new(),
         };
+        let bidx = if col.bidx {
+            format!("{}_bidx", col.column)
+        } else {
+            "NULL".to_string()
+        };
         let sql = format!(
-            "SELECT {id} AS row_id, {c}_ct AS ct, {c}_key AS key_id, {c}_bidx AS bidx FROM {t}
+            "SELECT {id} AS row_id, {c}_ct AS ct, {c}_key AS key_id, {bidx} AS bidx FROM {t}
              WHERE {c}_ct IS NOT NULL AND {id} > $1 {filter} ORDER BY {id} LIMIT $2",
             id = col.id,
             t = col.table,
@@ -117,10 +139,10 @@ impl Store {
             let mut values = Vec::with_capacity(rows.len());
             for r in rows {
                 let row: i64 = r.try_get("row_id")?;
-                let bidx: Vec<u8> = r.try_get("bidx")?;
+                let bidx: Option<Vec<u8>> = r.try_get("bidx")?;
                 values.push(SealedValue {
                     row,
-                    field: (col.field)(row, &bidx),
+                    field: (col.field)(row, bidx.as_deref().unwrap_or_default()),
                     sealed: Sealed { key_id: r.try_get("key_id")?, ciphertext: r.try_get("ct")? },
                 });
             }

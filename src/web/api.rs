@@ -47,6 +47,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(super::causes_api::router())
         .merge(super::audit_api::router())
         .merge(super::rights_api::router())
+        .merge(super::cases_api::router())
 }
 
 /// A tenant API token from `Authorization: Bearer`, with its tenant.
@@ -324,7 +325,7 @@ async fn create_token(
     }
     if req.scopes.is_empty() {
         return Err(ApiError::bad_request(
-            "give at least one scope: cis, operator or admin",
+            "give at least one scope: cis, operator, privacy or admin",
         ));
     }
     let token = new_secret("vst");

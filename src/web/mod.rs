@@ -16,6 +16,7 @@ use crate::state::AppState;
 
 pub mod api;
 mod audit_api;
+mod cases_api;
 mod causes_api;
 pub mod error;
 mod grid_api;
@@ -38,6 +39,7 @@ const MAX_BODY: usize = 256 * 1024 * 1024;
         (name = "admin", description = "Tenant settings and tokens"),
         (name = "registration", description = "Households register their mobile number and e-mail"),
         (name = "outages", description = "Declare and follow outages; every step notifies the affected households"),
+        (name = "cases", description = "Data-subject requests handled by customer service, with their legal deadlines"),
     )
 )]
 struct ApiDoc;
@@ -52,7 +54,9 @@ impl Modify for Security {
             SecurityScheme::Http(
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
-                    .description(Some("tenant API token (scopes cis, operator, admin)"))
+                    .description(Some(
+                        "tenant API token (scopes cis, operator, privacy, admin)",
+                    ))
                     .build(),
             ),
         );
