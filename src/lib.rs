@@ -18,6 +18,7 @@ pub mod i18n;
 pub mod import;
 pub mod mail;
 pub mod outages;
+pub mod postcards;
 pub mod privacy;
 pub mod registration;
 pub mod rights;

@@ -1,5 +1,5 @@
 //! The `varsel` command: serve, demo, import, tenant, token, keys, privacy, audit, cases,
-//! openapi.
+//! openapi, postcards.
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -72,9 +72,25 @@ enum Command {
     Cases(CasesCommand),
     /// Print the OpenAPI document of the HTTP API.
     Openapi,
+    /// Postcards for planned outages (docs/postcards.md).
+    #[command(subcommand)]
+    Postcards(PostcardsCommand),
     /// Measure the service under load.
     #[command(subcommand)]
     Bench(BenchCommand),
+}
+
+#[derive(Subcommand)]
+enum PostcardsCommand {
+    /// Write postcards-sample.csv and postcards-sample.pdf with three demo cards (made-up
+    /// holders of the demo town, no stored data) into DIR, as a proof for the print house.
+    Sample {
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// Every card in this language (sv, nb, en); without it each demo holder has their own.
+        #[arg(long, value_parser = Language::parse)]
+        language: Option<Language>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -447,6 +463,9 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Keys(cmd) => keys(config, cmd).await,
+        Command::Postcards(PostcardsCommand::Sample { out, language }) => {
+            postcards_sample(&out, language)
+        }
         Command::Audit(cmd) => audit(config, cmd).await,
         Command::Cases(cmd) => cases(config, cmd).await,
         Command::Retention(cmd) => retention(config, cmd).await,
@@ -1212,6 +1231,27 @@ async fn keys(config: Config, cmd: KeysCommand) -> anyhow::Result<()> {
             }
         }
     }
+    Ok(())
+}
+
+fn postcards_sample(out: &std::path::Path, language: Option<Language>) -> anyhow::Result<()> {
+    use varsel::postcards::sample;
+    let zone = jiff::tz::TimeZone::get(sample::TIME_ZONE)?;
+    let job = sample::job(language, jiff::Zoned::now().with_time_zone(zone).date())?;
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    let files = [
+        ("postcards-sample.csv", job.csv()?),
+        ("postcards-sample.pdf", job.pdf()?),
+    ];
+    for (name, bytes) in &files {
+        let path = out.join(name);
+        std::fs::write(&path, bytes).with_context(|| format!("cannot write {}", path.display()))?;
+        println!("{}", path.display());
+    }
+    println!(
+        "{} sample cards (A6, two pages each in the PDF); the layout is in docs/postcards.md.",
+        job.cards().len()
+    );
     Ok(())
 }
 

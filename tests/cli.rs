@@ -819,8 +819,18 @@ fn help_describes_every_command() {
         .unwrap();
     let help = String::from_utf8(out.stdout).unwrap();
     for cmd in [
-        "serve", "demo", "import", "tenant", "token", "keys", "outage", "causes", "privacy",
-        "audit", "openapi",
+        "serve",
+        "demo",
+        "import",
+        "tenant",
+        "token",
+        "keys",
+        "outage",
+        "causes",
+        "privacy",
+        "audit",
+        "openapi",
+        "postcards",
     ] {
         assert!(help.contains(cmd), "{cmd} missing from --help");
     }

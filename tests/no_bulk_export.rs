@@ -4,6 +4,7 @@
 
 mod common;
 
+use std::path::Path;
 use std::process::Command;
 
 use common::TestApp;
@@ -142,7 +143,10 @@ async fn no_answer_holds_more_than_one_households_contacts(app: &TestApp) {
         )
     };
     let id = id.to_string();
-    let reading: [&[&str]; 13] = [
+    // The sample print job is made-up holders, never stored ones; it writes only into `proof`.
+    let proof = app.dir.path().join("proof");
+    let proof = proof.to_str().unwrap();
+    let reading: [&[&str]; 14] = [
         &["tenant", "list"],
         &["outage", "show", "--tenant", "alvstad", &id],
         &["causes", "list", "--tenant", "alvstad"],
@@ -157,6 +161,7 @@ async fn no_answer_holds_more_than_one_households_contacts(app: &TestApp) {
         &["cases", "list", "--tenant", "alvstad"],
         &["cases", "list", "--tenant", "alvstad", "--json"],
         &["openapi"],
+        &["postcards", "sample", "--out", proof],
         &["--help"],
     ];
     for args in reading {
@@ -166,6 +171,13 @@ async fn no_answer_holds_more_than_one_households_contacts(app: &TestApp) {
             "varsel {args:?} shows contacts: {out}"
         );
     }
+    // The sample's CSV (the PDF says the same, compressed) holds none of the stored data.
+    let sample = std::fs::read_to_string(Path::new(proof).join("postcards-sample.csv")).unwrap();
+    assert!(whose(&sample).is_empty(), "the sample holds contacts");
+    assert!(
+        !sample.contains("Storgatan"),
+        "the sample holds a stored address"
+    );
     // A new top-level command must be placed here (reading) or be one that writes.
     let help = run(&["--help"]);
     let writing = ["serve", "demo", "import", "token", "bench", "help"];

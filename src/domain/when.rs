@@ -62,6 +62,13 @@ fn yesterday(lang: Language) -> &'static str {
     }
 }
 
+/// A day with its weekday and year, for text read on another day than it was written (a
+/// postcard kept on the fridge has no "today" to be near): `tors 14/1 2027`, `tor. 14.1.2027`,
+/// `Thu 14 Jan 2027`.
+pub fn calendar_day(day: Date, lang: Language) -> String {
+    date(day, lang, true)
+}
+
 /// Swedish writes "tors 14/1 2027", Norwegian "tor. 14.1.2027" (the day and month alone
 /// "14.1."), English "Thu 14 Jan 2027".
 fn date(day: Date, lang: Language, with_year: bool) -> String {
