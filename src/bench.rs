@@ -426,6 +426,7 @@ pub async fn seed(dir: &std::path::Path, db_url: &str, n: usize) -> anyhow::Resu
         state
             .store
             .upsert_facilities(
+                &state.keyring,
                 tenant.id,
                 &records,
                 "bench",

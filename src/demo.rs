@@ -198,7 +198,14 @@ pub async fn seed(state: &AppState) -> anyhow::Result<DemoInfo> {
                 })
                 .collect::<anyhow::Result<Vec<_>>>()?;
             store
-                .upsert_facilities(tenant.id, &records, "demo", &Actor::system("demo"), &|_| {})
+                .upsert_facilities(
+                    &state.keyring,
+                    tenant.id,
+                    &records,
+                    "demo",
+                    &Actor::system("demo"),
+                    &|_| {},
+                )
                 .await?;
             register_households(state, tenant.id).await?;
             (tenant, true)

@@ -9,7 +9,7 @@ use clap::{Parser, Subcommand};
 
 use varsel::audit::Verdict;
 use varsel::config::Config;
-use varsel::crypto::{Keyring, hex_encode, new_secret, secret_hash};
+use varsel::crypto::{KeyFileOpened, Keyring, hex_encode, new_secret, secret_hash};
 use varsel::domain::audit::Actor;
 use varsel::domain::language::Language;
 use varsel::domain::scope::Scope;
@@ -728,6 +728,19 @@ fn progress_bar(total: u64, noun: &'static str) -> impl Fn(u64) + Send + Sync {
     }
 }
 
+/// The data key file for a command that seals values; created (and said so) when the
+/// service never started yet, as `varsel serve` would.
+fn cli_keyring(config: &Config) -> anyhow::Result<Keyring> {
+    let (ring, opened) = Keyring::load_or_create(&config.key_file, config.master_key.as_ref())?;
+    if opened == KeyFileOpened::Created {
+        eprintln!(
+            "generated a new data key at {}; back it up: without it the sealed data cannot be read",
+            config.key_file.display()
+        );
+    }
+    Ok(ring)
+}
+
 async fn import_store(
     config: &Config,
     slug: &str,
@@ -757,11 +770,12 @@ async fn import_facilities(
             .map(|f| f.to_string_lossy())
             .unwrap_or_default()
     );
+    let keyring = cli_keyring(&config)?;
     let report = facilities::import(
         &store,
+        &keyring,
         &tenant,
-        rows,
-        rejected,
+        (rows, rejected),
         &source,
         &cli_actor(),
         &progress,
@@ -1070,12 +1084,12 @@ async fn keys(config: Config, cmd: KeysCommand) -> anyhow::Result<()> {
                 varsel::rotation::rotate(&store, &mut ring, chunk as usize, &progress).await?;
             if done.new_key {
                 println!(
-                    "new data key {}; re-sealed {} contact values.",
+                    "new data key {}; re-sealed {} values.",
                     done.key_id, done.resealed
                 );
             } else {
                 println!(
-                    "continued the rotation to data key {}; re-sealed {} contact values.",
+                    "continued the rotation to data key {}; re-sealed {} values.",
                     done.key_id, done.resealed
                 );
             }

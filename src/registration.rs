@@ -15,7 +15,7 @@ use crate::i18n;
 use crate::mail::OutgoingMail;
 use crate::state::AppState;
 use crate::store::registration::{Contact, email_field, phone_field};
-use crate::store::{FacilitySummary, SealedContact, Tenant, VerifyOutcome};
+use crate::store::{FacilitySummary, SealedContact, Tenant, VerifyOutcome, customer_index};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SignInError {
@@ -90,17 +90,18 @@ pub async fn sign_in(
             Duration::from_secs(3600),
         )
         .map_err(SignInError::Throttled)?;
+    let given = customer_index(&state.keyring, tenant.id, &customer);
     let found = state
         .store
         .facility_by_invoice(tenant.id, service, &facility)
         .await?;
-    // Compare against something of the same shape when nothing was found, so an unknown
-    // facility takes about as long to refuse as a wrong customer number.
+    // Compare against something of the same shape when nothing was found (or the holder
+    // moved out), so an unknown facility takes as long to refuse as a wrong customer number.
     let stored = found
         .as_ref()
-        .and_then(|f| f.customer_number.clone())
-        .unwrap_or_else(|| "\u{0}".repeat(customer.as_str().len()));
-    let matches = constant_time_eq(stored.as_bytes(), customer.as_str().as_bytes());
+        .and_then(|f| f.customer_bidx.clone())
+        .unwrap_or_else(|| vec![0; given.len()]);
+    let matches = constant_time_eq(&stored, &given);
     let Some(facility) = found.filter(|_| matches) else {
         return Err(SignInError::NoMatch);
     };

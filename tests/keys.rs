@@ -17,14 +17,14 @@ use varsel::store::{SEALED_COLUMNS, Store};
 const DIRECTORY: &str = "street,house_number,postcode,phone\nStorgatan,2,12345,070-999 00 02\nStorgatan,2,12345,070-999 00 22\n";
 
 /// Every kind of sealed value, all sealed with key 1: registered phones (1001, 1003), a
-/// verified and an unverified e-mail (1003, 1001), and the two directory numbers at 1002's
-/// address (no phone registered there) kept for an outage.
+/// verified and an unverified e-mail (1003, 1001), the two directory numbers at 1002's
+/// address (no phone registered there) kept for an outage, and the three holders.
 async fn sealed_town(db: Db) -> TestApp {
     let app = TestApp::spawn_with_directory(db, DIRECTORY, false).await;
     let (_, token) = app.tenant("alvstad", &[Electricity], &[Scope::Admin]).await;
     let f = |n: &str, house: &str| {
         json!({"facility_number": n, "service": "electricity", "customer_number": n, "street": "Storgatan",
-               "house_number": house, "postcode": "12345", "town": "Älvstad"})
+               "house_number": house, "postcode": "12345", "town": "Älvstad", "holder_name": format!("Holder {n}")})
     };
     app.put_facilities(
         &token,
@@ -109,6 +109,19 @@ fn expected(key: i64) -> BTreeMap<String, Vec<(i64, String)>> {
             "subscriptions.phone".to_string(),
             on(&["+46700000001", "+46700000003"]),
         ),
+        (
+            "facilities.holder".to_string(),
+            ["1001", "1002", "1003"]
+                .iter()
+                .map(|n| {
+                    let holder = varsel::privacy::Holder {
+                        name: Some(format!("Holder {n}")),
+                        ..Default::default()
+                    };
+                    (key, serde_json::to_string(&holder).unwrap())
+                })
+                .collect(),
+        ),
     ])
 }
 
@@ -139,13 +152,15 @@ async fn rotation_reaches_every_sealed_value(db: Db) {
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stdout}{stderr}");
     assert!(
-        stdout.contains("new data key 2; re-sealed 6 contact values."),
+        stdout.contains("new data key 2; re-sealed 9 values."),
         "{stdout}"
     );
     assert!(stdout.contains("retired 1 old key(s)."), "{stdout}");
-    for col in expected(1).keys() {
-        for progress in ["1 of 2 re-sealed", "2 of 2 re-sealed"] {
-            assert!(stderr.contains(&format!("{col}: {progress}")), "{stderr}");
+    for (col, values) in expected(1) {
+        let n = values.len();
+        for i in 1..=n {
+            let progress = format!("{col}: {i} of {n} re-sealed");
+            assert!(stderr.contains(&progress), "{stderr}");
         }
     }
     assert_eq!(key_file(&app).key_ids(), [2]);
@@ -177,7 +192,7 @@ async fn rotation_reaches_every_sealed_value(db: Db) {
         "{stderr}"
     );
     assert!(
-        stdout.contains("continued the rotation to data key 3; re-sealed 5 contact values."),
+        stdout.contains("continued the rotation to data key 3; re-sealed 8 values."),
         "{stdout}"
     );
     assert_eq!(key_file(&app).key_ids(), [3]);
@@ -200,6 +215,7 @@ async fn retiring_waits_for_every_value(db: Db) {
         "subscriptions.phone: 2",
         "subscriptions.email: 2",
         "directory_contacts.phone: 2",
+        "facilities.holder: 3",
         "nothing was dropped",
     ] {
         assert!(refused.contains(part), "{refused}");
@@ -226,7 +242,7 @@ async fn retiring_waits_for_every_value(db: Db) {
     let (stdout, stderr) = text(&out);
     assert!(!out.status.success(), "{stdout}{stderr}");
     assert!(
-        stdout.contains("continued the rotation to data key 2; re-sealed 5 contact values."),
+        stdout.contains("continued the rotation to data key 2; re-sealed 8 values."),
         "{stdout}"
     );
     assert!(
@@ -257,7 +273,7 @@ async fn retiring_waits_for_every_value(db: Db) {
     let out = varsel(&app, &["keys", "rotate", "--retire-old"]);
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stdout}{stderr}");
-    assert!(stdout.contains("re-sealed 1 contact values"), "{stdout}");
+    assert!(stdout.contains("re-sealed 1 values"), "{stdout}");
     assert_eq!(key_file(&app).key_ids(), [2]);
     assert_eq!(opened(&app).await, expected(2));
     app.finish().await;

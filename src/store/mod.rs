@@ -30,7 +30,10 @@ mod sealed;
 mod selection;
 mod tenants;
 
-pub use facilities::{FacilityAuth, FacilitySummary, MoveOutOutcome, UpsertSummary};
+pub use facilities::{
+    ConvertedFacility, FacilityAuth, FacilitySummary, LegacyFacility, MoveOutOutcome,
+    UpsertSummary, customer_index, holder_field, open_holder, seal_holder,
+};
 pub use fanout::FanoutJob;
 pub use grid::{GridLoad, MissingNode, NodeReach};
 pub use notices::{ClaimedNotice, Pause, SealedRecipient, SendResult, StatusCounts, StepFacts};

@@ -4,19 +4,22 @@
 
 use sqlx::Row;
 
+use super::facilities::holder_field;
 use super::fanout::directory_field;
 use super::registration::{email_field, phone_field};
 use super::{Store, on_pool};
 use crate::crypto::{FieldRef, Sealed};
 
 /// A column of sealed values: `<column>_ct` holds the ciphertext, `<column>_key` the id of
-/// the key that sealed it and `<column>_bidx` its blind index.
+/// the key that sealed it and, where there is one, `<column>_bidx` its blind index.
 #[derive(Debug, Clone, Copy)]
 pub struct SealedColumn {
     pub table: &'static str,
     pub column: &'static str,
     /// The row's identity, and what its associated data is built from.
     id: &'static str,
+    /// Whether `<column>_bidx` exists (a holder document has none: nothing looks it up).
+    bidx: bool,
     field: fn(i64, &[u8]) -> FieldRef<'static>,
 }
 
@@ -39,25 +42,39 @@ fn directory_phone(_: i64, bidx: &[u8]) -> FieldRef<'static> {
     directory_field(bidx)
 }
 
+fn facility_holder(facility_id: i64, _: &[u8]) -> FieldRef<'static> {
+    holder_field(facility_id)
+}
+
 /// Every column that holds sealed values.
-pub const SEALED_COLUMNS: [SealedColumn; 3] = [
+pub const SEALED_COLUMNS: [SealedColumn; 4] = [
     SealedColumn {
         table: "subscriptions",
         column: "phone",
         id: "facility_id",
+        bidx: true,
         field: subscription_phone,
     },
     SealedColumn {
         table: "subscriptions",
         column: "email",
         id: "facility_id",
+        bidx: true,
         field: subscription_email,
     },
     SealedColumn {
         table: "directory_contacts",
         column: "phone",
         id: "id",
+        bidx: true,
         field: directory_phone,
+    },
+    SealedColumn {
+        table: "facilities",
+        column: "holder",
+        id: "id",
+        bidx: false,
+        field: facility_holder,
     },
 ];
 
@@ -100,8 +117,13 @@ impl Store {
             Some(_) => format!("AND {}_key <> $3", col.column),
             None => String::new(),
         };
+        let bidx = if col.bidx {
+            format!(", {}_bidx AS bidx", col.column)
+        } else {
+            String::new()
+        };
         let sql = format!(
-            "SELECT {id} AS row_id, {c}_ct AS ct, {c}_key AS key_id, {c}_bidx AS bidx FROM {t}
+            "SELECT {id} AS row_id, {c}_ct AS ct, {c}_key AS key_id{bidx} FROM {t}
              WHERE {c}_ct IS NOT NULL AND {id} > $1 {filter} ORDER BY {id} LIMIT $2",
             id = col.id,
             t = col.table,
@@ -117,7 +139,7 @@ impl Store {
             let mut values = Vec::with_capacity(rows.len());
             for r in rows {
                 let row: i64 = r.try_get("row_id")?;
-                let bidx: Vec<u8> = r.try_get("bidx")?;
+                let bidx: Vec<u8> = if col.bidx { r.try_get("bidx")? } else { Vec::new() };
                 values.push(SealedValue {
                     row,
                     field: (col.field)(row, &bidx),
