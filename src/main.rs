@@ -304,6 +304,18 @@ enum TenantCommand {
     },
     /// List tenants.
     List,
+    /// Delete a tenant and everything of it (facilities, contacts, outages, notices, tokens),
+    /// its data key first, in one transaction: copies of its sealed values anywhere open no
+    /// more (crypto-shredding), except in backups that hold the wrapped key too until the
+    /// key-file key that wrapped it is retired (`varsel keys rotate --retire-old`). Without
+    /// --shred it only says what would go. Stop the service first.
+    Delete {
+        /// The tenant's slug.
+        slug: String,
+        /// Do it: delete the tenant, its data and its data key, for good.
+        #[arg(long)]
+        shred: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -973,6 +985,30 @@ async fn tenant(config: Config, cmd: TenantCommand) -> anyhow::Result<()> {
                 t.name, t.slug, t.slug
             );
             println!("Admin API token (shown only now; store it safely):\n{token}");
+        }
+        TenantCommand::Delete { slug, shred } => {
+            let t = store
+                .tenant_by_slug(&slug)
+                .await?
+                .with_context(|| format!("no tenant {slug:?} (varsel tenant list shows them)"))?;
+            let facilities = store.count_facilities(t.id).await?;
+            if !shred {
+                println!(
+                    "Would delete tenant {} ({}) with its {facilities} facilities, their contacts, outages, notices and tokens, and its data key. Nothing was deleted: add --shred to do it; it cannot be undone.",
+                    t.slug, t.name
+                );
+                return Ok(());
+            }
+            if !store.delete_tenant(t.id, &cli_actor()).await? {
+                bail!("tenant {slug:?} was deleted meanwhile");
+            }
+            println!(
+                "Deleted tenant {} ({}) with its {facilities} facilities and its data key.",
+                t.slug, t.name
+            );
+            println!(
+                "Backups taken before now still hold its data key, wrapped with the current key file: after `varsel keys rotate --retire-old` they open nothing of it."
+            );
         }
         TenantCommand::List => {
             for t in store.list_tenants().await? {

@@ -157,6 +157,16 @@ pub async fn view(state: &AppState, s: Session) -> anyhow::Result<RegistrationVi
         .subscription(s.facility_id)
         .await?
         .unwrap_or_default();
+    let sealed_by = [&sub.phone, &sub.email]
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c.sealed.tenant());
+    for tenant in sealed_by {
+        state
+            .store
+            .ensure_tenant_key(&state.keyring, tenant)
+            .await?;
+    }
     let phone = match &sub.phone {
         None => None,
         Some(c) => {
@@ -195,8 +205,14 @@ pub fn region_for(tenant: &Tenant) -> Region {
 }
 
 pub async fn set_phone(state: &AppState, s: Session, phone: &PhoneNumber) -> anyhow::Result<()> {
+    state
+        .store
+        .ensure_tenant_key(&state.keyring, s.tenant_id)
+        .await?;
     let sealed = SealedContact {
-        sealed: state.keyring.seal(phone_field(s.facility_id), phone.e164()),
+        sealed: state
+            .keyring
+            .seal_for(s.tenant_id, phone_field(s.facility_id), phone.e164())?,
         bidx: state
             .keyring
             .blind_index(s.tenant_id, "phone", phone.e164()),
@@ -248,10 +264,15 @@ pub async fn set_email(
     {
         return Ok(EmailOutcome::AlreadyVerified);
     }
+    state
+        .store
+        .ensure_tenant_key(&state.keyring, s.tenant_id)
+        .await?;
     let sealed = SealedContact {
         sealed: state
             .keyring
-            .seal(email_field(s.facility_id), email.as_str()),
+            .seal_for(s.tenant_id, email_field(s.facility_id), email.as_str())
+            .map_err(anyhow::Error::from)?,
         bidx,
     };
     let link = new_secret("vsv");

@@ -12,10 +12,16 @@ pub use crate::domain::facility::PostalAddress as Holder;
 /// The holder of one facility in clear; none when the CIS gave no name or postal address,
 /// or after a move-out. The caller that shows it to someone records that in the audit trail.
 pub async fn holder(state: &AppState, facility_id: i64) -> anyhow::Result<Option<Holder>> {
-    match state.store.sealed_holder(facility_id).await? {
-        None => Ok(None),
-        Some(sealed) => open_holder(&state.keyring, facility_id, &sealed).map(Some),
+    let Some(sealed) = state.store.sealed_holder(facility_id).await? else {
+        return Ok(None);
+    };
+    if let Some(tenant) = sealed.tenant() {
+        state
+            .store
+            .ensure_tenant_key(&state.keyring, tenant)
+            .await?;
     }
+    open_holder(&state.keyring, facility_id, &sealed).map(Some)
 }
 
 /// Converts every facility an older version left with its customer number or holder in
@@ -31,9 +37,10 @@ pub async fn seal_legacy(store: &Store, keyring: &Keyring, chunk: i64) -> anyhow
         after = last.id;
         let mut batch = Vec::with_capacity(page.len());
         for legacy in page {
+            store.ensure_tenant_key(keyring, legacy.tenant_id).await?;
             batch.push(ConvertedFacility {
                 customer_bidx: legacy.customer_bidx(keyring)?,
-                holder: seal_holder(keyring, legacy.id, &legacy.holder)?,
+                holder: seal_holder(keyring, legacy.tenant_id, legacy.id, &legacy.holder)?,
                 legacy,
             });
         }

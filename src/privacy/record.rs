@@ -547,6 +547,10 @@ pub fn build(config: &Config, tenant: &Tenant) -> Record {
             "Phone numbers and e-mail addresses (registered and directory), and each facility holder's name and postal address, are stored only encrypted with XChaCha20-Poly1305; each value is bound to its table, column and row, and carries the id of its key so keys can be rotated (`varsel keys rotate`). The key file is separate from the database and created readable by its owner only.",
         ),
         item(
+            "tenant_keys",
+            "Each tenant's values are sealed with a key derived (HKDF-SHA256) from the tenant's own random data key, which is stored only wrapped with the key file; deleting the tenant deletes that key with its data, so copies of its sealed values open no more once the key-file key that wrapped it is retired.",
+        ),
+        item(
             "blind_index",
             "Lookup and de-duplication use a keyed HMAC-SHA-256 blind index, so the database never holds a contact in clear; customer numbers, half of a household's sign-in, are stored only as such an index and compared in constant time.",
         ),

@@ -73,19 +73,22 @@ pub fn customer_index(keyring: &Keyring, tenant_id: i64, number: &CustomerNumber
     keyring.blind_index(tenant_id, "customer_number", number.as_str())
 }
 
-/// Seals a holder for one facility; nothing when the CIS gave no name or postal address.
+/// Seals a holder for one facility with its tenant's data key (installed: see
+/// `Store::ensure_tenant_key`); nothing when the CIS gave no name or postal address.
 pub fn seal_holder(
     keyring: &Keyring,
+    tenant_id: i64,
     facility_id: i64,
     holder: &PostalAddress,
 ) -> anyhow::Result<Option<Sealed>> {
     if holder.is_empty() {
         return Ok(None);
     }
-    Ok(Some(keyring.seal(
+    Ok(Some(keyring.seal_for(
+        tenant_id,
         holder_field(facility_id),
         &serde_json::to_string(holder)?,
-    )))
+    )?))
 }
 
 /// Opens a facility's sealed holder; an error names the facility.
@@ -342,6 +345,7 @@ impl Store {
              postcode = $5, town = $6, latitude = $7, longitude = $8, grid_node = $9, language = $10,
              holder_ct = $11, holder_key = $12, {CLEAR_LEGACY}, updated_at = $13 WHERE id = $14"
         );
+        self.ensure_tenant_key(keyring, tenant_id).await?;
         // The batch reads before it writes: in a deferred transaction on SQLite, a write by
         // anyone else in between (a scheduled job, an audit entry) makes its first write fail
         // at once with "database is locked", so it takes the write lock first.
@@ -408,7 +412,7 @@ impl Store {
                         );
                         summary.holder_changed += 1;
                     }
-                    let holder = seal_holder(keyring, id, &cols.holder)?;
+                    let holder = seal_holder(keyring, tenant_id, id, &cols.holder)?;
                     let q = sqlx::query(sqlx::AssertSqlSafe(update_sql.as_str()));
                     bind_columns!(q, cols)
                         .bind(holder.as_ref().map(|s| s.ciphertext.clone()))
@@ -439,7 +443,7 @@ impl Store {
                     for (r, cols) in &inserts {
                         let key = (r.service.as_str().to_string(), r.facility_number.as_str().to_string());
                         let id = *ids.get(&key).context("an inserted facility came back without its id")?;
-                        if let Some(s) = seal_holder(keyring, id, &cols.holder)? {
+                        if let Some(s) = seal_holder(keyring, tenant_id, id, &cols.holder)? {
                             sealed.push((id, s));
                         }
                     }

@@ -44,7 +44,7 @@ pub use outages::{
 pub use registration::{SealedContact, SubscriptionRow, VerifyOutcome};
 pub use retention::Counts;
 pub use scheduler::{ClaimedJob, JobRow, JobRun};
-pub use sealed::{SEALED_COLUMNS, SealedColumn, SealedValue};
+pub use sealed::{SEALED_COLUMNS, SealedColumn, SealedValue, Which};
 pub use tenants::{NewTenant, TemplateRow, Tenant, TokenInfo};
 
 #[derive(Clone)]

@@ -8,3 +8,15 @@
 ALTER TABLE facilities ADD COLUMN customer_bidx BLOB;
 ALTER TABLE facilities ADD COLUMN holder_ct BLOB;
 ALTER TABLE facilities ADD COLUMN holder_key INTEGER;
+
+-- Each tenant's own data key (crypto-shredding): 32 random bytes, hex, sealed (wrapped) with
+-- the key file's current key under associated data tenant_keys:key:<tenant id>. Values of
+-- the tenant are sealed with a key derived from it (HKDF-SHA256) and carry key id
+-- -<tenant id>. Deleting the tenant deletes this row first, in the same transaction as its
+-- other rows, and what is left anywhere of its sealed values no longer opens.
+CREATE TABLE tenant_keys (
+    tenant_id INTEGER PRIMARY KEY REFERENCES tenants(id) ON DELETE CASCADE,
+    key_ct BLOB NOT NULL,
+    key_key INTEGER NOT NULL,
+    created_at INTEGER NOT NULL
+);
