@@ -15,9 +15,10 @@
 //!
 //! Each tenant has its own random data key, stored in the database wrapped (sealed) with the
 //! key file's current key; its values are sealed with a key derived from it by HKDF-SHA256
-//! and carry the key id `-tenant_id`. Deleting the wrapped key makes every copy of that
-//! tenant's sealed values unreadable (crypto-shredding); rotating the key file re-wraps the
-//! tenant keys and leaves their values as they are.
+//! and carry the key id `-tenant_id`. Deleting the wrapped key makes copies of that tenant's
+//! sealed values unreadable (crypto-shredding), all of them once the key-file key that
+//! wrapped it is retired (a backup holds the wrapped key too); rotating the key file
+//! re-wraps the tenant keys and leaves their values as they are.
 
 use std::collections::HashMap;
 use std::fs;
@@ -422,8 +423,8 @@ impl Keyring {
         Ok(XChaCha20Poly1305::new((&key).into()))
     }
 
-    /// Seals with the key file's current key: for tenant data keys (and values written
-    /// before tenants had their own keys); a tenant's values go through `seal_for`.
+    /// Seals with the key file's current key: what wraps the tenants' data keys. A tenant's
+    /// values go through `seal_for`; values older versions sealed this way still open.
     pub fn seal(&self, field: FieldRef<'_>, plaintext: &str) -> Sealed {
         let cipher = self
             .cipher(self.file.current)
