@@ -30,6 +30,13 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
         KeyFileOpened::Loaded => {}
     }
     let store = Store::connect(&config.database_url).await?;
+    let converted = crate::privacy::holders::seal_legacy(&store, &keyring, 1000).await?;
+    if converted > 0 {
+        tracing::info!(
+            facilities = converted,
+            "converted customer numbers to blind indexes and sealed holders stored in clear by an older version"
+        );
+    }
     let mailer = Mailer::new(
         config.smtp_url.as_deref(),
         &config.mail_from,

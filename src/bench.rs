@@ -426,6 +426,7 @@ pub async fn seed(dir: &std::path::Path, db_url: &str, n: usize) -> anyhow::Resu
         state
             .store
             .upsert_facilities(
+                &state.keyring,
                 tenant.id,
                 &records,
                 "bench",
@@ -435,6 +436,10 @@ pub async fn seed(dir: &std::path::Path, db_url: &str, n: usize) -> anyhow::Resu
             .await?;
     }
     let mut after = 0;
+    state
+        .store
+        .ensure_tenant_key(&state.keyring, tenant.id)
+        .await?;
     loop {
         let page = state
             .store
@@ -450,14 +455,20 @@ pub async fn seed(dir: &std::path::Path, db_url: &str, n: usize) -> anyhow::Resu
             if phone.is_some() || email.is_some() {
                 subs.push(BulkSubscription {
                     facility_id: *id,
-                    phone: phone.map(|p| SealedContact {
-                        sealed: state.keyring.seal(phone_field(*id), &p),
-                        bidx: state.keyring.blind_index(tenant.id, "phone", &p),
-                    }),
-                    verified_email: email.map(|e| SealedContact {
-                        sealed: state.keyring.seal(email_field(*id), &e),
-                        bidx: state.keyring.blind_index(tenant.id, "email", &e),
-                    }),
+                    phone: match phone {
+                        None => None,
+                        Some(p) => Some(SealedContact {
+                            sealed: state.keyring.seal_for(tenant.id, phone_field(*id), &p)?,
+                            bidx: state.keyring.blind_index(tenant.id, "phone", &p),
+                        }),
+                    },
+                    verified_email: match email {
+                        None => None,
+                        Some(e) => Some(SealedContact {
+                            sealed: state.keyring.seal_for(tenant.id, email_field(*id), &e)?,
+                            bidx: state.keyring.blind_index(tenant.id, "email", &e),
+                        }),
+                    },
                 });
             }
         }

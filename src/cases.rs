@@ -244,7 +244,14 @@ impl Desk<'_> {
                 "has_note": note.is_some(),
             }));
         let keyring = self.keyring;
-        let seal = |id: i64| keyring.seal(note_field(id), note.as_deref().unwrap_or_default());
+        self.store.ensure_tenant_key(keyring, tenant.id).await?;
+        let seal = |id: i64| {
+            keyring.seal_for(
+                tenant.id,
+                note_field(id),
+                note.as_deref().unwrap_or_default(),
+            )
+        };
         let id = self
             .store
             .create_case(&row, note.is_some().then_some(&seal as _), &jobs, audit)
@@ -351,9 +358,15 @@ impl Desk<'_> {
                 "extended_to": change.extend.as_ref().map(|e| e.to.to_string()),
             }));
         let keyring = self.keyring;
+        self.store.ensure_tenant_key(keyring, tenant.id).await?;
         let text = note.clone().flatten();
-        let seal =
-            |case_id: i64| keyring.seal(note_field(case_id), text.as_deref().unwrap_or_default());
+        let seal = |case_id: i64| {
+            keyring.seal_for(
+                tenant.id,
+                note_field(case_id),
+                text.as_deref().unwrap_or_default(),
+            )
+        };
         let note_write = match &note {
             None => NoteWrite::Keep,
             Some(None) => NoteWrite::Remove,

@@ -12,14 +12,24 @@
 //! An optional master key, kept outside the data directory (the environment, a secrets
 //! mount), wraps the key file with the same AEAD, so a copy of the data directory or of its
 //! backups opens nothing without it.
+//!
+//! Each tenant has its own random data key, stored in the database wrapped (sealed) with the
+//! key file's current key; its values are sealed with a key derived from it by HKDF-SHA256
+//! and carry the key id `-tenant_id`. Deleting the wrapped key makes copies of that tenant's
+//! sealed values unreadable (crypto-shredding), all of them once the key-file key that
+//! wrapped it is retired (a backup holds the wrapped key too); rotating the key file
+//! re-wraps the tenant keys and leaves their values as they are.
 
+use std::collections::HashMap;
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
 
 use anyhow::{Context, bail};
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use hkdf::Hkdf;
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -40,11 +50,45 @@ impl FieldRef<'_> {
     }
 }
 
-/// A sealed value as stored: ciphertext (nonce first) and the id of the key that sealed it.
+/// A sealed value as stored: ciphertext (nonce first) and the id of the key that sealed it:
+/// a key of the key file when positive, the data key of tenant `-key_id` when negative.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Sealed {
     pub key_id: i64,
     pub ciphertext: Vec<u8>,
+}
+
+impl Sealed {
+    /// The tenant whose data key sealed it, if one did.
+    pub fn tenant(&self) -> Option<i64> {
+        (self.key_id < 0).then_some(-self.key_id)
+    }
+}
+
+/// The key id a tenant's sealed values carry.
+pub fn tenant_key_id(tenant_id: i64) -> i64 {
+    -tenant_id
+}
+
+/// Where a tenant's wrapped data key lives; the associated data it is wrapped under.
+pub fn tenant_key_field(tenant_id: i64) -> FieldRef<'static> {
+    FieldRef {
+        table: "tenant_keys",
+        column: "key",
+        row: tenant_id,
+    }
+}
+
+/// Binds the sealing key derived from a tenant's data key to its purpose and tenant.
+fn tenant_sealing_key(tenant_id: i64, data_key: &[u8; 32]) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    Hkdf::<Sha256>::new(None, data_key)
+        .expand(
+            format!("varsel:tenant:{tenant_id}:seal:1").as_bytes(),
+            &mut out,
+        )
+        .expect("32 bytes is a valid HKDF-SHA256 output length");
+    out
 }
 
 #[derive(Serialize, Deserialize, Clone)]
@@ -125,6 +169,9 @@ pub struct Keyring {
     master: Option<MasterKey>,
     /// Whether the file on disk is wrapped with the master key.
     wrapped: bool,
+    /// The sealing keys derived from the tenants' data keys unwrapped so far, by tenant;
+    /// shared by every clone (the store installs them, see `Store::ensure_tenant_key`).
+    tenants: Arc<RwLock<HashMap<i64, [u8; 32]>>>,
 }
 
 impl std::fmt::Debug for Keyring {
@@ -143,6 +190,8 @@ pub enum CryptoError {
     UnknownKey(i64),
     #[error("a sealed value failed to open: wrong key, or the value was moved or tampered with")]
     Open,
+    #[error("the data key of tenant {0} is not loaded (deleted with the tenant, or not yet read)")]
+    NoTenantKey(i64),
 }
 
 impl Keyring {
@@ -176,6 +225,7 @@ impl Keyring {
             path: path.to_path_buf(),
             master: master.cloned(),
             wrapped: false,
+            tenants: Arc::default(),
         };
         ring.save()?;
         Ok((ring, KeyFileOpened::Created))
@@ -256,6 +306,7 @@ impl Keyring {
             path: path.to_path_buf(),
             master: master.cloned(),
             wrapped,
+            tenants: Arc::default(),
         })
     }
 
@@ -357,6 +408,11 @@ impl Keyring {
     }
 
     fn cipher(&self, id: i64) -> Result<XChaCha20Poly1305, CryptoError> {
+        if id < 0 {
+            let tenants = self.tenants.read().unwrap_or_else(|e| e.into_inner());
+            let key = tenants.get(&-id).ok_or(CryptoError::NoTenantKey(-id))?;
+            return Ok(XChaCha20Poly1305::new(key.into()));
+        }
         let entry = self
             .file
             .keys
@@ -367,30 +423,84 @@ impl Keyring {
         Ok(XChaCha20Poly1305::new((&key).into()))
     }
 
+    /// Seals with the key file's current key: what wraps the tenants' data keys. A tenant's
+    /// values go through `seal_for`; values older versions sealed this way still open.
     pub fn seal(&self, field: FieldRef<'_>, plaintext: &str) -> Sealed {
         let cipher = self
             .cipher(self.file.current)
             .expect("load() checked that the current key exists and decodes");
-        let nonce = random_bytes::<NONCE_LEN>();
-        let aad = field.associated_data();
-        let ct = cipher
-            .encrypt(
-                XNonce::from_slice(&nonce),
-                Payload {
-                    msg: plaintext.as_bytes(),
-                    aad: &aad,
-                },
-            )
-            .expect("XChaCha20-Poly1305 encryption cannot fail for in-memory buffers");
-        let mut out = Vec::with_capacity(NONCE_LEN + ct.len());
-        out.extend_from_slice(&nonce);
-        out.extend_from_slice(&ct);
-        Sealed {
-            key_id: self.file.current,
-            ciphertext: out,
-        }
+        seal_with(&cipher, self.file.current, field, plaintext)
     }
 
+    /// Seals a value of `tenant_id` with the key derived from its data key, which must be
+    /// installed (`Store::ensure_tenant_key`).
+    pub fn seal_for(
+        &self,
+        tenant_id: i64,
+        field: FieldRef<'_>,
+        plaintext: &str,
+    ) -> Result<Sealed, CryptoError> {
+        let id = tenant_key_id(tenant_id);
+        Ok(seal_with(&self.cipher(id)?, id, field, plaintext))
+    }
+
+    /// Whether the tenant's data key is installed.
+    pub fn has_tenant_key(&self, tenant_id: i64) -> bool {
+        let tenants = self.tenants.read().unwrap_or_else(|e| e.into_inner());
+        tenants.contains_key(&tenant_id)
+    }
+
+    /// A fresh random data key for a tenant, wrapped with the current key of the key file;
+    /// `install_tenant_key` makes it usable once it is stored.
+    pub fn new_tenant_key(&self, tenant_id: i64) -> Sealed {
+        self.seal(
+            tenant_key_field(tenant_id),
+            &hex_encode(&random_bytes::<32>()),
+        )
+    }
+
+    /// Unwraps a tenant's stored data key and keeps the key derived from it.
+    pub fn install_tenant_key(&self, tenant_id: i64, wrapped: &Sealed) -> Result<(), CryptoError> {
+        if wrapped.key_id < 0 {
+            return Err(CryptoError::Open);
+        }
+        let hex = self.open(tenant_key_field(tenant_id), wrapped)?;
+        let data_key = decode_key(&hex).map_err(|_| CryptoError::Open)?;
+        let key = tenant_sealing_key(tenant_id, &data_key);
+        let mut tenants = self.tenants.write().unwrap_or_else(|e| e.into_inner());
+        tenants.insert(tenant_id, key);
+        Ok(())
+    }
+}
+
+fn seal_with(
+    cipher: &XChaCha20Poly1305,
+    key_id: i64,
+    field: FieldRef<'_>,
+    plaintext: &str,
+) -> Sealed {
+    let nonce = random_bytes::<NONCE_LEN>();
+    let aad = field.associated_data();
+    let ct = cipher
+        .encrypt(
+            XNonce::from_slice(&nonce),
+            Payload {
+                msg: plaintext.as_bytes(),
+                aad: &aad,
+            },
+        )
+        .expect("XChaCha20-Poly1305 encryption cannot fail for in-memory buffers");
+    let mut out = Vec::with_capacity(NONCE_LEN + ct.len());
+    out.extend_from_slice(&nonce);
+    out.extend_from_slice(&ct);
+    Sealed {
+        key_id,
+        ciphertext: out,
+    }
+}
+
+impl Keyring {
+    /// Opens a value sealed with a key of the key file, or with an installed tenant key.
     pub fn open(&self, field: FieldRef<'_>, sealed: &Sealed) -> Result<String, CryptoError> {
         let cipher = self.cipher(sealed.key_id)?;
         if sealed.ciphertext.len() < NONCE_LEN {
@@ -589,6 +699,59 @@ mod tests {
             ring.open(FIELD, &old),
             Err(CryptoError::UnknownKey(1))
         ));
+    }
+
+    #[test]
+    fn a_tenant_seals_with_its_own_key_which_opens_only_where_it_is_installed() {
+        let (ring, _dir) = ring();
+        assert!(matches!(
+            ring.seal_for(1, FIELD, "x"),
+            Err(CryptoError::NoTenantKey(1))
+        ));
+        let (wrapped1, wrapped2) = (ring.new_tenant_key(1), ring.new_tenant_key(2));
+        assert_eq!(
+            wrapped1.key_id, 1,
+            "wrapped with the key file's current key"
+        );
+        assert!(
+            matches!(
+                ring.install_tenant_key(2, &wrapped1),
+                Err(CryptoError::Open)
+            ),
+            "a wrapped key is bound to its tenant"
+        );
+        ring.install_tenant_key(1, &wrapped1).unwrap();
+        ring.install_tenant_key(2, &wrapped2).unwrap();
+        let sealed = ring.seal_for(1, FIELD, "+46701234567").unwrap();
+        assert_eq!((sealed.key_id, sealed.tenant()), (-1, Some(1)));
+        assert_eq!(ring.open(FIELD, &sealed).unwrap(), "+46701234567");
+        let as_other_tenant = Sealed {
+            key_id: -2,
+            ..sealed.clone()
+        };
+        assert!(matches!(
+            ring.open(FIELD, &as_other_tenant),
+            Err(CryptoError::Open)
+        ));
+
+        // Another process with the same key file opens it once it has the wrapped key, and
+        // not without it.
+        let fresh = Keyring::load(ring.path(), None).unwrap();
+        assert!(matches!(
+            fresh.open(FIELD, &sealed),
+            Err(CryptoError::NoTenantKey(1))
+        ));
+        fresh.install_tenant_key(1, &wrapped1).unwrap();
+        assert_eq!(fresh.open(FIELD, &sealed).unwrap(), "+46701234567");
+    }
+
+    #[test]
+    fn a_tenant_sealing_key_is_derived_per_tenant() {
+        let data_key = [7u8; 32];
+        let one = tenant_sealing_key(1, &data_key);
+        assert_ne!(one, data_key);
+        assert_ne!(one, tenant_sealing_key(2, &data_key));
+        assert_eq!(one, tenant_sealing_key(1, &data_key));
     }
 
     #[test]

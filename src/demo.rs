@@ -198,7 +198,14 @@ pub async fn seed(state: &AppState) -> anyhow::Result<DemoInfo> {
                 })
                 .collect::<anyhow::Result<Vec<_>>>()?;
             store
-                .upsert_facilities(tenant.id, &records, "demo", &Actor::system("demo"), &|_| {})
+                .upsert_facilities(
+                    &state.keyring,
+                    tenant.id,
+                    &records,
+                    "demo",
+                    &Actor::system("demo"),
+                    &|_| {},
+                )
                 .await?;
             register_households(state, tenant.id).await?;
             (tenant, true)
@@ -271,8 +278,14 @@ async fn register_households(state: &AppState, tenant_id: i64) -> anyhow::Result
         registration::set_phone(state, session, &phone).await?;
         if k < 10 {
             let email = Email::parse(&format!("hushall{}@example.com", i + 1))?;
+            state
+                .store
+                .ensure_tenant_key(&state.keyring, tenant_id)
+                .await?;
             let sealed = SealedContact {
-                sealed: state.keyring.seal(email_field(f.id), email.as_str()),
+                sealed: state
+                    .keyring
+                    .seal_for(tenant_id, email_field(f.id), email.as_str())?,
                 bidx: state
                     .keyring
                     .blind_index(tenant_id, "email", &email.normalized()),

@@ -10,7 +10,7 @@ use clap::{Parser, Subcommand};
 
 use varsel::audit::Verdict;
 use varsel::config::Config;
-use varsel::crypto::{Keyring, hex_encode, new_secret, secret_hash};
+use varsel::crypto::{KeyFileOpened, Keyring, hex_encode, new_secret, secret_hash};
 use varsel::domain::audit::Actor;
 use varsel::domain::language::Language;
 use varsel::domain::scope::Scope;
@@ -349,6 +349,18 @@ enum TenantCommand {
     },
     /// List tenants.
     List,
+    /// Delete a tenant and everything of it (facilities, contacts, outages, notices, tokens),
+    /// its data key first, in one transaction: copies of its sealed values anywhere open no
+    /// more (crypto-shredding), except in backups that hold the wrapped key too until the
+    /// key-file key that wrapped it is retired (`varsel keys rotate --retire-old`). Without
+    /// --shred it only says what would go. Stop the service first.
+    Delete {
+        /// The tenant's slug.
+        slug: String,
+        /// Do it: delete the tenant, its data and its data key, for good.
+        #[arg(long)]
+        shred: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -783,6 +795,19 @@ fn progress_bar(total: u64, noun: &'static str) -> impl Fn(u64) + Send + Sync {
     }
 }
 
+/// The data key file for a command that seals values; created (and said so) when the
+/// service never started yet, as `varsel serve` would.
+fn cli_keyring(config: &Config) -> anyhow::Result<Keyring> {
+    let (ring, opened) = Keyring::load_or_create(&config.key_file, config.master_key.as_ref())?;
+    if opened == KeyFileOpened::Created {
+        eprintln!(
+            "generated a new data key at {}; back it up: without it the sealed data cannot be read",
+            config.key_file.display()
+        );
+    }
+    Ok(ring)
+}
+
 async fn import_store(
     config: &Config,
     slug: &str,
@@ -812,11 +837,12 @@ async fn import_facilities(
             .map(|f| f.to_string_lossy())
             .unwrap_or_default()
     );
+    let keyring = cli_keyring(&config)?;
     let report = facilities::import(
         &store,
+        &keyring,
         &tenant,
-        rows,
-        rejected,
+        (rows, rejected),
         &source,
         &cli_actor(),
         &progress,
@@ -1015,6 +1041,30 @@ async fn tenant(config: Config, cmd: TenantCommand) -> anyhow::Result<()> {
             );
             println!("Admin API token (shown only now; store it safely):\n{token}");
         }
+        TenantCommand::Delete { slug, shred } => {
+            let t = store
+                .tenant_by_slug(&slug)
+                .await?
+                .with_context(|| format!("no tenant {slug:?} (varsel tenant list shows them)"))?;
+            let facilities = store.count_facilities(t.id).await?;
+            if !shred {
+                println!(
+                    "Would delete tenant {} ({}) with its {facilities} facilities, their contacts, outages, notices and tokens, and its data key. Nothing was deleted: add --shred to do it; it cannot be undone.",
+                    t.slug, t.name
+                );
+                return Ok(());
+            }
+            if !store.delete_tenant(t.id, &cli_actor()).await? {
+                bail!("tenant {slug:?} was deleted meanwhile");
+            }
+            println!(
+                "Deleted tenant {} ({}) with its {facilities} facilities and its data key.",
+                t.slug, t.name
+            );
+            println!(
+                "Backups taken before now still hold its data key, wrapped with the current key file: after `varsel keys rotate --retire-old` they open nothing of it."
+            );
+        }
         TenantCommand::List => {
             for t in store.list_tenants().await? {
                 println!(
@@ -1200,12 +1250,12 @@ async fn keys(config: Config, cmd: KeysCommand) -> anyhow::Result<()> {
                 varsel::rotation::rotate(&store, &mut ring, chunk as usize, &progress).await?;
             if done.new_key {
                 println!(
-                    "new data key {}; re-sealed {} sealed values.",
+                    "new data key {}; re-sealed {} values.",
                     done.key_id, done.resealed
                 );
             } else {
                 println!(
-                    "continued the rotation to data key {}; re-sealed {} sealed values.",
+                    "continued the rotation to data key {}; re-sealed {} values.",
                     done.key_id, done.resealed
                 );
             }

@@ -15,7 +15,7 @@ use crate::i18n;
 use crate::mail::OutgoingMail;
 use crate::state::AppState;
 use crate::store::registration::{Contact, email_field, phone_field};
-use crate::store::{FacilitySummary, SealedContact, Tenant, VerifyOutcome};
+use crate::store::{FacilitySummary, SealedContact, Tenant, VerifyOutcome, customer_index};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SignInError {
@@ -110,17 +110,18 @@ pub async fn sign_in(
             Duration::from_secs(3600),
         )
         .map_err(SignInError::Throttled)?;
+    let given = customer_index(&state.keyring, tenant.id, &customer);
     let found = state
         .store
         .facility_by_invoice(tenant.id, service, &facility)
         .await?;
-    // Compare against something of the same shape when nothing was found, so an unknown
-    // facility takes about as long to refuse as a wrong customer number.
+    // Compare against something of the same shape when nothing was found (or the holder
+    // moved out), so an unknown facility takes as long to refuse as a wrong customer number.
     let stored = found
         .as_ref()
-        .and_then(|f| f.customer_number.clone())
-        .unwrap_or_else(|| "\u{0}".repeat(customer.as_str().len()));
-    let matches = constant_time_eq(stored.as_bytes(), customer.as_str().as_bytes());
+        .and_then(|f| f.customer_bidx.clone())
+        .unwrap_or_else(|| vec![0; given.len()]);
+    let matches = constant_time_eq(&stored, &given);
     let Some(facility) = found.filter(|_| matches) else {
         return Err(SignInError::NoMatch);
     };
@@ -179,6 +180,16 @@ pub async fn view(state: &AppState, s: Session) -> anyhow::Result<RegistrationVi
         .subscription(s.facility_id)
         .await?
         .unwrap_or_default();
+    let sealed_by = [&sub.phone, &sub.email]
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c.sealed.tenant());
+    for tenant in sealed_by {
+        state
+            .store
+            .ensure_tenant_key(&state.keyring, tenant)
+            .await?;
+    }
     let phone = match &sub.phone {
         None => None,
         Some(c) => {
@@ -221,8 +232,14 @@ pub async fn set_phone(state: &AppState, s: Session, phone: &PhoneNumber) -> any
         .keyring
         .blind_index(s.tenant_id, "phone", phone.e164());
     let previous = previous_contact(state, s, Contact::Phone, Some(&bidx)).await?;
+    state
+        .store
+        .ensure_tenant_key(&state.keyring, s.tenant_id)
+        .await?;
     let sealed = SealedContact {
-        sealed: state.keyring.seal(phone_field(s.facility_id), phone.e164()),
+        sealed: state
+            .keyring
+            .seal_for(s.tenant_id, phone_field(s.facility_id), phone.e164())?,
         bidx,
     };
     state
@@ -276,10 +293,15 @@ pub async fn set_email(
         return Ok(EmailOutcome::AlreadyVerified);
     }
     let previous = previous_contact(state, s, Contact::Email, Some(&bidx)).await?;
+    state
+        .store
+        .ensure_tenant_key(&state.keyring, s.tenant_id)
+        .await?;
     let sealed = SealedContact {
         sealed: state
             .keyring
-            .seal(email_field(s.facility_id), email.as_str()),
+            .seal_for(s.tenant_id, email_field(s.facility_id), email.as_str())
+            .map_err(anyhow::Error::from)?,
         bidx,
     };
     let link = new_secret("vsv");

@@ -1,10 +1,11 @@
-//! Data key rotation over the whole database: every sealed value in every column of
-//! `SEALED_COLUMNS` moves to the current key, a chunk per transaction, so an interrupted
-//! rotation keeps what it did and a second run continues with the rows still on an older
-//! key. Old keys are dropped only once no row uses them.
+//! Data key rotation over the whole database: every tenant data key is re-wrapped with the
+//! current key of the key file, and every value still sealed with a key of the key file
+//! (written before tenants had their own keys) moves to its tenant's data key; a chunk per
+//! transaction, so an interrupted rotation keeps what it did and a second run continues with
+//! the rows still to do. Old keys are dropped only once no row uses them.
 
 use crate::crypto::{Keyring, Sealed};
-use crate::store::{SEALED_COLUMNS, SealedColumn, SealedValue, Store};
+use crate::store::{SEALED_COLUMNS, SealedColumn, SealedValue, Store, Which};
 
 /// A value rotation could not open (tampered with, or sealed with a key the file lacks). It
 /// stays as it is, on its old key, and keeps that key from being retired.
@@ -25,11 +26,14 @@ pub struct Resealed {
     pub unopened: Vec<Unopened>,
 }
 
-/// Values per column still sealed with another key than `key_id`, for columns that have any.
+/// Values per column still sealed with another key of the key file than `key_id`, for
+/// columns that have any.
 pub async fn on_older_keys(store: &Store, key_id: i64) -> anyhow::Result<Vec<(String, i64)>> {
     let mut left = Vec::new();
     for col in &SEALED_COLUMNS {
-        let n = store.count_sealed_not_with(col, key_id).await?;
+        let n = store
+            .count_sealed(col, Which::OnOlderFileKeys(key_id))
+            .await?;
         if n > 0 {
             left.push((col.name(), n));
         }
@@ -37,9 +41,10 @@ pub async fn on_older_keys(store: &Store, key_id: i64) -> anyhow::Result<Vec<(St
     Ok(left)
 }
 
-/// Adds a new current key and re-seals every value with it; or, when values are still on
-/// older keys (a rotation cut short), re-seals those with the current key without adding
-/// another. `progress` hears how each column goes.
+/// Adds a new current key, re-wraps every tenant data key with it and moves every value
+/// still on a key of the key file to its tenant's data key; or, when values are still on
+/// older keys (a rotation cut short), does that without adding another. `progress` hears
+/// how each column goes.
 pub async fn rotate(
     store: &Store,
     ring: &mut Keyring,
@@ -78,14 +83,14 @@ async fn reseal_column(
     done: &mut Resealed,
 ) -> anyhow::Result<()> {
     let current = ring.current_key_id();
-    let total = store.count_sealed_not_with(col, current).await?;
+    let total = store.count_sealed(col, Which::ToReseal(current)).await?;
     if total == 0 {
         return Ok(());
     }
     let (mut cursor, mut resealed) = (0i64, 0u64);
     loop {
         let page = store
-            .sealed_values(col, cursor, chunk, Some(current))
+            .sealed_values(col, cursor, chunk, Which::ToReseal(current))
             .await?;
         let Some(last) = page.last() else { break };
         cursor = last.row;
@@ -93,7 +98,13 @@ async fn reseal_column(
         for value in page {
             match ring.open(value.field, &value.sealed) {
                 Ok(clear) => {
-                    let fresh = ring.seal(value.field, &clear);
+                    let fresh = match value.tenant_id {
+                        Some(tenant) => {
+                            store.ensure_tenant_key(ring, tenant).await?;
+                            ring.seal_for(tenant, value.field, &clear)?
+                        }
+                        None => ring.seal(value.field, &clear),
+                    };
                     changes.push((value, fresh));
                 }
                 Err(e) => done.unopened.push(Unopened {

@@ -9,7 +9,9 @@ use serde_json::{Value, json};
 use varsel::crypto::{FieldRef, Sealed, hex_encode};
 use varsel::domain::scope::Scope;
 use varsel::domain::service::ServiceKind::Electricity;
+use varsel::privacy::holders::seal_legacy;
 use varsel::scheduler::{JobKind, Scheduler};
+use varsel::store::holder_field;
 
 const DIRECTORY: &str = "street,house_number,postcode,phone\nStorgatan,9,12345,070-555 00 09\n";
 
@@ -20,8 +22,19 @@ async fn spawn(db: Db) -> TestApp {
 fn facility(number: &str, house: &str) -> Value {
     json!({
         "facility_number": number, "service": "electricity", "customer_number": format!("c{number}"),
-        "street": "Storgatan", "house_number": house, "postcode": "123 45", "town": "Älvstad"
+        "street": "Storgatan", "house_number": house, "postcode": "123 45", "town": "Älvstad",
+        "holder_name": holder_name(number), "postal_street": postal_street(number), "postal_town": "Älvstad"
     })
+}
+
+/// The holder the CIS names for a facility, and where the holder gets paper mail: unusual
+/// enough that a scan cannot find them by chance.
+fn holder_name(number: &str) -> String {
+    format!("Ingegerd Holmqvist-{number}")
+}
+
+fn postal_street(number: &str) -> String {
+    format!("Postgränd {number}")
 }
 
 /// Registers `phone` and a verified `email` for the facility; returns the session.
@@ -95,13 +108,15 @@ fn traces(app: &TestApp, tenant_id: i64, phone_e164: &str, email: &str) -> Vec<(
     ]
 }
 
-/// Every sealed value still stored, opened with the data key.
-async fn opened_values(app: &TestApp) -> Vec<String> {
+/// Every sealed value still stored, opened with the data key: the contacts (subscriptions and
+/// directory numbers), and the facilities' holders.
+async fn opened_values(app: &TestApp) -> (Vec<String>, Vec<String>) {
     type Rows = (
         Vec<(String, i64, Vec<u8>, i64)>,
         Vec<(Vec<u8>, Vec<u8>, i64)>,
+        Vec<(i64, Vec<u8>, i64)>,
     );
-    let (subs, dirs): Rows = match app.state.store.backend_name() {
+    let (subs, dirs, holders): Rows = match app.state.store.backend_name() {
         "sqlite" => {
             let pool = sqlx::SqlitePool::connect(&app.db.url).await.unwrap();
             let r = (
@@ -113,6 +128,7 @@ async fn opened_values(app: &TestApp) -> Vec<String> {
                     .fetch_all(&pool)
                     .await
                     .unwrap(),
+                sqlx::query_as(HOLDERS).fetch_all(&pool).await.unwrap(),
             );
             pool.close().await;
             r
@@ -128,6 +144,7 @@ async fn opened_values(app: &TestApp) -> Vec<String> {
                     .fetch_all(&pool)
                     .await
                     .unwrap(),
+                sqlx::query_as(HOLDERS).fetch_all(&pool).await.unwrap(),
             );
             pool.close().await;
             r
@@ -147,7 +164,24 @@ async fn opened_values(app: &TestApp) -> Vec<String> {
         let field = varsel::store::fanout::directory_field(&bidx);
         out.push(ring.open(field, &Sealed { key_id, ciphertext }).unwrap());
     }
-    out
+    let holders = holders
+        .into_iter()
+        .map(|(id, ciphertext, key_id)| {
+            ring.open(holder_field(id), &Sealed { key_id, ciphertext })
+                .unwrap()
+        })
+        .collect();
+    (out, holders)
+}
+
+async fn facility_id(app: &TestApp, tenant_id: i64, number: &str) -> i64 {
+    app.state
+        .store
+        .facility_by_invoice(tenant_id, Electricity, &number.parse().unwrap())
+        .await
+        .unwrap()
+        .unwrap()
+        .id
 }
 
 async fn notices_naming(app: &TestApp, bidx: &[u8]) -> i64 {
@@ -175,6 +209,8 @@ async fn notices_naming(app: &TestApp, bidx: &[u8]) -> i64 {
 const SUBSCRIPTIONS: &str = "SELECT 'phone', facility_id, phone_ct, phone_key FROM subscriptions WHERE phone_ct IS NOT NULL
     UNION ALL SELECT 'email', facility_id, email_ct, email_key FROM subscriptions WHERE email_ct IS NOT NULL";
 const DIRECTORY_ROWS: &str = "SELECT phone_bidx, phone_ct, phone_key FROM directory_contacts";
+const HOLDERS: &str =
+    "SELECT id, holder_ct, holder_key FROM facilities WHERE holder_ct IS NOT NULL";
 
 async fn erasure_leaves_no_trace_of_the_contact(db: Db) {
     let app = spawn(db).await;
@@ -211,6 +247,8 @@ async fn erasure_leaves_no_trace_of_the_contact(db: Db) {
     assert_eq!(resp.status(), 200);
     let mut new_holder = facility("1002", "2");
     new_holder["customer_number"] = json!("c9999");
+    new_holder["holder_name"] = json!(holder_name("9999"));
+    new_holder["postal_street"] = json!(postal_street("9999"));
     let report = app.put_facilities(&token, json!([new_holder])).await;
     assert_eq!(report["holder_changed"], 1, "{report}");
     for contact in ["phone", "email"] {
@@ -243,7 +281,41 @@ async fn erasure_leaves_no_trace_of_the_contact(db: Db) {
         found(&dump, &stays[2].1) || found(&dump, &stays[3].1),
         "the scan sees blind indexes"
     );
-    let opened = opened_values(&app).await;
+    // Holders are sealed: no name or postal address of anyone is in clear. The moved-out
+    // holder and the one replaced by a new holder are gone even when opened; the others
+    // (the one who erased only their contacts is still the holder) are there.
+    for number in ["1001", "1002", "1003", "1004", "9999"] {
+        for needle in [holder_name(number), postal_street(number)] {
+            assert!(!found(&dump, needle.as_bytes()), "{needle} is in clear");
+        }
+    }
+    let (opened, holders) = opened_values(&app).await;
+    let mut named: Vec<&str> = ["1001", "1002", "1003", "1004", "9999"]
+        .into_iter()
+        .filter(|n| {
+            holders
+                .iter()
+                .any(|h| h.contains(&holder_name(n)) && h.contains(&postal_street(n)))
+        })
+        .collect();
+    named.sort();
+    assert_eq!(named, ["1003", "1004", "9999"], "{holders:?}");
+    assert_eq!(holders.len(), 3, "{holders:?}");
+    assert_eq!(
+        varsel::privacy::holder(&app.state, facility_id(&app, tenant.id, "1001").await)
+            .await
+            .unwrap(),
+        None
+    );
+    let kept = varsel::privacy::holder(&app.state, facility_id(&app, tenant.id, "1002").await)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(kept.name.as_deref(), Some(holder_name("9999").as_str()));
+    assert_eq!(kept.street.as_deref(), Some(postal_street("9999").as_str()));
+    assert_eq!(kept.town.as_deref(), Some("Älvstad"));
+    assert_eq!((kept.postcode, kept.country), (None, None));
+
     assert_eq!(
         opened.len(),
         2,
@@ -409,6 +481,133 @@ async fn retention_runs_on_schedule_once(db: Db) {
         "{directory_job}"
     );
     app.finish().await;
+}
+
+/// Makes a facility's row what an older version wrote for `facility(number, ..)`: the
+/// customer number and the holder in clear, no blind index, nothing sealed.
+async fn make_legacy(app: &TestApp, number: &str) {
+    let sql = "UPDATE facilities SET customer_number = $1, holder_name = $2, postal_street = $3, postal_town = 'Älvstad',
+               customer_bidx = NULL, holder_ct = NULL, holder_key = NULL WHERE facility_number = $4";
+    let customer = format!("C{number}");
+    let (name, street) = (holder_name(number), postal_street(number));
+    match app.state.store.backend_name() {
+        "sqlite" => {
+            let pool = sqlx::SqlitePool::connect(&app.db.url).await.unwrap();
+            let q = sqlx::query(sql).bind(&customer).bind(&name).bind(&street);
+            q.bind(number).execute(&pool).await.unwrap();
+            pool.close().await;
+        }
+        _ => {
+            let pool = sqlx::PgPool::connect(&app.db.url).await.unwrap();
+            let q = sqlx::query(sql).bind(&customer).bind(&name).bind(&street);
+            q.bind(number).execute(&pool).await.unwrap();
+            pool.close().await;
+        }
+    }
+}
+
+async fn sign_in_status(app: &TestApp, customer: &str, facility: &str) -> u16 {
+    app.client
+        .post(app.url("/api/v1/registration/session"))
+        .json(&json!({"tenant": "alvstad", "service": "electricity", "customer_number": customer, "facility_number": facility}))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+/// Rows an older version wrote with the customer number and holder in clear: the startup pass
+/// (chunked, idempotent) and the CIS import convert them, households still sign in, and a
+/// new holder is still told apart from the old one by the blind index.
+async fn legacy_clear_rows_are_converted_and_still_sign_in(db: Db) {
+    // No directory: the restart below reads the configuration again, and the directory file
+    // of `spawn` is gone once it started.
+    let app = TestApp::spawn(db).await;
+    let (tenant, token) = app.tenant("alvstad", &[Electricity], &[Scope::Admin]).await;
+    let numbers = ["3001", "3002", "3003", "3004"];
+    let houses = ["1", "2", "3", "4"];
+    let all: Vec<Value> = numbers
+        .iter()
+        .zip(houses)
+        .map(|(n, h)| facility(n, h))
+        .collect();
+    app.put_facilities(&token, json!(all)).await;
+    for n in numbers {
+        make_legacy(&app, n).await;
+    }
+    let dump = app.dump_database().await;
+    assert!(
+        found(&dump, holder_name("3001").as_bytes()) && found(&dump, b"C3001"),
+        "the scan sees clear values"
+    );
+
+    // The CIS sends 3003 unchanged (converted, counted unchanged) and a new holder for 3004.
+    let mut moved_in = facility("3004", "4");
+    moved_in["customer_number"] = json!("c7777");
+    let report = app
+        .put_facilities(&token, json!([facility("3003", "3"), moved_in]))
+        .await;
+    assert_eq!(
+        (
+            &report["unchanged"],
+            &report["updated"],
+            &report["holder_changed"]
+        ),
+        (&json!(1), &json!(1), &json!(1)),
+        "{report}"
+    );
+
+    // The pass, one row per transaction, converts the other two; run again, it finds none.
+    let (store, ring) = (&app.state.store, &app.state.keyring);
+    assert_eq!(seal_legacy(store, ring, 1).await.unwrap(), 2);
+    assert_eq!(seal_legacy(store, ring, 1).await.unwrap(), 0);
+    // And it runs when the service starts.
+    make_legacy(&app, "3001").await;
+    let restarted = varsel::app::build_state((*app.state.config).clone())
+        .await
+        .unwrap();
+    restarted.store.close().await;
+    assert_eq!(seal_legacy(store, ring, 1000).await.unwrap(), 0);
+
+    let clear = app
+        .text_pairs(
+            "SELECT facility_number, COALESCE(customer_number, holder_name, postal_street, postal_postcode, postal_town, postal_country)
+             FROM facilities WHERE customer_bidx IS NOT NULL AND holder_ct IS NOT NULL ORDER BY facility_number",
+        )
+        .await;
+    let expected: Vec<(String, Option<String>)> =
+        numbers.iter().map(|n| (n.to_string(), None)).collect();
+    assert_eq!(clear, expected);
+    let dump = app.dump_database().await;
+    for n in numbers {
+        for needle in [holder_name(n), postal_street(n), format!("C{n}")] {
+            assert!(!found(&dump, needle.as_bytes()), "{needle} is in clear");
+        }
+    }
+
+    for n in ["3001", "3002", "3003"] {
+        assert_eq!(sign_in_status(&app, &format!("c{n}"), n).await, 201, "{n}");
+        let holder = varsel::privacy::holder(&app.state, facility_id(&app, tenant.id, n).await)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(holder.name, Some(holder_name(n)));
+        assert_eq!(holder.street, Some(postal_street(n)));
+    }
+    assert_eq!(sign_in_status(&app, "c3004", "3004").await, 404);
+    assert_eq!(sign_in_status(&app, "c7777", "3004").await, 201);
+    app.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_legacy_clear_rows_are_converted_and_still_sign_in() {
+    legacy_clear_rows_are_converted_and_still_sign_in(Db::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_legacy_clear_rows_are_converted_and_still_sign_in() {
+    legacy_clear_rows_are_converted_and_still_sign_in(Db::Postgres).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

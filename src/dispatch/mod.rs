@@ -585,6 +585,13 @@ impl Dispatcher {
         text: &Text,
         (sender_id, tenant_name): (&str, &str),
     ) -> SendResult {
+        if let Some(tenant) = recipient.sealed.tenant()
+            && let Err(e) = self.store.ensure_tenant_key(&self.keyring, tenant).await
+        {
+            tracing::error!(notice = n.id, tenant, error = %e,
+                "the tenant's data key cannot be read; the notice waits");
+            return self.retry(n, "contact cannot be opened (tenant data key)");
+        }
         let address = match self.keyring.open(recipient.field, &recipient.sealed) {
             Ok(a) => a,
             Err(e) => {

@@ -22,6 +22,8 @@ pub enum Action {
     /// A CIS load inserted or updated facilities (holder names and postal addresses).
     FacilitiesImported,
     TenantCreated,
+    /// A tenant and all of its data deleted, its data key first (crypto-shredding).
+    TenantDeleted,
     TokenCreated,
     TokenRevoked,
     RetentionRun,
@@ -62,6 +64,7 @@ impl Action {
             Action::FacilityHolderChanged => "facility.holder_changed",
             Action::FacilitiesImported => "facilities.imported",
             Action::TenantCreated => "tenant.created",
+            Action::TenantDeleted => "tenant.deleted",
             Action::TokenCreated => "token.created",
             Action::TokenRevoked => "token.revoked",
             Action::RetentionRun => "retention.run",

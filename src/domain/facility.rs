@@ -134,15 +134,22 @@ pub struct ServiceAddress {
     pub town: String,
 }
 
-/// Where the holder gets paper mail (planned-outage postcards); may differ from the service
-/// address (holiday homes).
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+/// The holder's name and where the holder gets paper mail (planned-outage postcards); may
+/// differ from the service address (holiday homes). Stored sealed, as this JSON document.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct PostalAddress {
     pub name: Option<String>,
     pub street: Option<String>,
     pub postcode: Option<String>,
     pub town: Option<String>,
     pub country: Option<String>,
+}
+
+impl PostalAddress {
+    /// Whether the CIS gave nothing of it: then nothing is sealed.
+    pub fn is_empty(&self) -> bool {
+        self == &Self::default()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use serde::Serialize;
 
 use super::{BadRow, ImportStatus};
+use crate::crypto::Keyring;
 use crate::domain::audit::Actor;
 use crate::domain::facility::{FacilityRecord, RawFacility};
 use crate::store::{Store, Tenant, UpsertSummary};
@@ -112,17 +113,19 @@ pub fn read_json_array(bytes: &[u8]) -> Result<(Rows, Vec<RowError>), String> {
     Ok((rows, row_errors(bad)))
 }
 
-/// Validates rows and writes the good ones in one transaction. Rows for a service the
-/// tenant does not run, and repeats of a facility already in the batch, are rejected.
+/// Validates rows (`read`: as a reader returns them, with the rows it refused) and writes
+/// the good ones in one transaction. Rows for a service the tenant does not run, and repeats
+/// of a facility already in the batch, are rejected.
 pub async fn import(
     store: &Store,
+    keyring: &Keyring,
     tenant: &Tenant,
-    rows: Rows,
-    mut rejected: Vec<RowError>,
+    read: (Rows, Vec<RowError>),
     source: &str,
     actor: &Actor,
     progress: &(dyn Fn(u64) + Send + Sync),
 ) -> anyhow::Result<ImportReport> {
+    let (rows, mut rejected) = read;
     let received = (rows.len() + rejected.len()) as u64;
     let mut records: Vec<FacilityRecord> = Vec::with_capacity(rows.len());
     let mut seen: HashMap<(&'static str, String), u64> = HashMap::new();
@@ -174,7 +177,7 @@ pub async fn import(
         unchanged,
         holder_changed,
     } = store
-        .upsert_facilities(tenant.id, &records, source, actor, progress)
+        .upsert_facilities(keyring, tenant.id, &records, source, actor, progress)
         .await?;
     Ok(ImportReport {
         status: ImportStatus::of(inserted + updated + unchanged, rejected.len()),

@@ -245,6 +245,9 @@ impl FanOut {
                 })
             })
             .collect();
+        self.store
+            .ensure_tenant_key(&self.keyring, tenant_id)
+            .await?;
         let keyring = self.keyring.clone();
         tokio::task::spawn_blocking(move || {
             let threads = std::thread::available_parallelism()
@@ -261,21 +264,25 @@ impl FanOut {
                             part.iter()
                                 .map(|(address, number, language)| {
                                     let bidx = keyring.blind_index(tenant_id, "phone", number);
-                                    NewDirectoryContact {
+                                    Ok(NewDirectoryContact {
                                         address_key: address.clone(),
-                                        sealed: keyring.seal(directory_field(&bidx), number),
+                                        sealed: keyring.seal_for(
+                                            tenant_id,
+                                            directory_field(&bidx),
+                                            number,
+                                        )?,
                                         bidx,
                                         language: language.clone(),
-                                    }
+                                    })
                                 })
-                                .collect::<Vec<_>>()
+                                .collect::<Result<Vec<_>, crate::crypto::CryptoError>>()
                         })
                     })
                     .collect();
                 let mut out = Vec::with_capacity(pending.len());
                 for h in handles {
                     match h.join() {
-                        Ok(part) => out.extend(part),
+                        Ok(part) => out.extend(part?),
                         Err(_) => anyhow::bail!("a sealing thread panicked"),
                     }
                 }

@@ -1,6 +1,10 @@
-//! Privacy use cases: the records of processing and the public privacy notice built from them.
+//! Privacy use cases: the records of processing and the public privacy notice built from them,
+//! and the facility holder's sealed name and postal address.
 
+pub mod holders;
 pub mod record;
+
+pub use holders::{Holder, holder};
 
 use crate::config::Config;
 use crate::store::{Store, Tenant};

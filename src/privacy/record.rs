@@ -301,7 +301,7 @@ pub fn build(config: &Config, tenant: &Tenant) -> Record {
         },
         DataCategory {
             code: "invoice_numbers",
-            description: "Customer number, facility number and service (electricity, district heating, city fibre, water).".into(),
+            description: "Customer number (stored only as a keyed HMAC-SHA-256 hash, which is all sign-in needs), facility number and service (electricity, district heating, city fibre, water).".into(),
             subjects: vec!["facility_holders"],
             source: "customer_information_system",
             encrypted_at_rest: false,
@@ -315,10 +315,10 @@ pub fn build(config: &Config, tenant: &Tenant) -> Record {
         },
         DataCategory {
             code: "holder_postal",
-            description: "The holder's name, postal address and language.".into(),
+            description: "The holder's name and postal address (sealed like contacts) and language (in clear: it picks the language of notices and pages).".into(),
             subjects: vec!["facility_holders"],
             source: "customer_information_system",
-            encrypted_at_rest: false,
+            encrypted_at_rest: true,
         },
         DataCategory {
             code: "notice_history",
@@ -564,11 +564,15 @@ pub fn build(config: &Config, tenant: &Tenant) -> Record {
     let mut security_measures = vec![
         item(
             "sealed_contacts",
-            "Phone numbers and e-mail addresses (registered and directory) are stored only encrypted with XChaCha20-Poly1305; each value is bound to its table, column and row, and carries the id of its key so keys can be rotated (`varsel keys rotate`). The key file is separate from the database and created readable by its owner only.",
+            "Phone numbers and e-mail addresses (registered and directory), and each facility holder's name and postal address, are stored only encrypted with XChaCha20-Poly1305; each value is bound to its table, column and row, and carries the id of its key so keys can be rotated (`varsel keys rotate`). The key file is separate from the database and created readable by its owner only.",
+        ),
+        item(
+            "tenant_keys",
+            "Each tenant's values are sealed with a key derived (HKDF-SHA256) from the tenant's own random data key, which is stored only wrapped with the key file; deleting the tenant deletes that key with its data, so copies of its sealed values open no more once the key-file key that wrapped it is retired.",
         ),
         item(
             "blind_index",
-            "Lookup and de-duplication use a keyed HMAC-SHA-256 blind index, so the database never holds a contact in clear.",
+            "Lookup and de-duplication use a keyed HMAC-SHA-256 blind index, so the database never holds a contact in clear; customer numbers, half of a household's sign-in, are stored only as such an index and compared in constant time.",
         ),
         item(
             "hashed_secrets",

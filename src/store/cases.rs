@@ -26,7 +26,7 @@ pub fn note_field(case_id: i64) -> FieldRef<'static> {
 }
 
 /// Seals a note for the case id it is given (known only once the row exists).
-pub type SealNote<'a> = &'a (dyn Fn(i64) -> Sealed + Sync);
+pub type SealNote<'a> = &'a (dyn Fn(i64) -> Result<Sealed, crate::crypto::CryptoError> + Sync);
 
 /// The job kinds a case schedules, keyed by its id.
 pub const CASE_JOB_KINDS: [&str; 2] = ["case.reminder", "case.overdue"];
@@ -184,7 +184,7 @@ impl Store {
             .fetch_one(&mut *tx)
             .await?;
             if let Some(seal) = note {
-                let sealed = seal(id);
+                let sealed = seal(id)?;
                 sqlx::query("UPDATE cases SET note_ct = $1, note_key = $2 WHERE id = $3")
                     .bind(&sealed.ciphertext)
                     .bind(sealed.key_id)
@@ -331,7 +331,7 @@ impl Store {
                             .await?;
                     }
                     NoteWrite::Set(seal) => {
-                        let sealed = seal(id);
+                        let sealed = seal(id)?;
                         sqlx::query("UPDATE cases SET note_ct = $1, note_key = $2 WHERE id = $3")
                             .bind(&sealed.ciphertext)
                             .bind(sealed.key_id)

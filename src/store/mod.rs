@@ -32,7 +32,10 @@ mod sealed;
 mod selection;
 mod tenants;
 
-pub use facilities::{FacilityAuth, FacilitySummary, MoveOutOutcome, UpsertSummary};
+pub use facilities::{
+    ConvertedFacility, FacilityAuth, FacilitySummary, LegacyFacility, MoveOutOutcome,
+    UpsertSummary, customer_index, holder_field, open_holder, seal_holder,
+};
 pub use fanout::FanoutJob;
 pub use grid::{GridLoad, MissingNode, NodeReach};
 pub use notices::{ClaimedNotice, Pause, SealedRecipient, SendResult, StatusCounts, StepFacts};
@@ -44,7 +47,7 @@ pub use registration::{SealedContact, SubscriptionRow, VerifyOutcome};
 pub use retention::Counts;
 pub use rights::{CodeCheck, SessionRow, SubjectNotice};
 pub use scheduler::{ClaimedJob, JobRow, JobRun};
-pub use sealed::{SEALED_COLUMNS, SealedColumn, SealedValue};
+pub use sealed::{SEALED_COLUMNS, SealedColumn, SealedValue, Which};
 pub use tenants::{NewTenant, TemplateRow, Tenant, TokenInfo};
 
 #[derive(Clone)]

@@ -1,9 +1,11 @@
 //! Tenants, their services and their API tokens.
 
+use anyhow::Context;
 use sqlx::Row;
 
 use super::audit::append_audit;
 use super::{Store, now, on_pool};
+use crate::crypto::{Keyring, Sealed};
 use crate::domain::audit::{Action, Actor, NewEntry};
 use crate::domain::language::Language;
 use crate::domain::scope::Scope;
@@ -256,6 +258,96 @@ impl Store {
             n
         });
         Ok(n == 1)
+    }
+}
+
+impl Store {
+    /// Makes the tenant's data key usable in `keyring`: read and unwrapped, or on the
+    /// tenant's first sealed value made, stored wrapped and then read back (so of two
+    /// instances making one at once, both use the one stored). Call it before taking the
+    /// store's write lock.
+    pub async fn ensure_tenant_key(&self, keyring: &Keyring, tenant_id: i64) -> anyhow::Result<()> {
+        if keyring.has_tenant_key(tenant_id) {
+            return Ok(());
+        }
+        let wrapped = match self.wrapped_tenant_key(tenant_id).await? {
+            Some(w) => w,
+            None => {
+                let fresh = keyring.new_tenant_key(tenant_id);
+                {
+                    let _writer = self.writer().await;
+                    on_pool!(self, pool => {
+                        sqlx::query(
+                            "INSERT INTO tenant_keys (tenant_id, key_ct, key_key, created_at) VALUES ($1, $2, $3, $4)
+                             ON CONFLICT (tenant_id) DO NOTHING",
+                        )
+                        .bind(tenant_id)
+                        .bind(&fresh.ciphertext)
+                        .bind(fresh.key_id)
+                        .bind(now())
+                        .execute(pool)
+                        .await
+                        .with_context(|| format!("cannot store a data key for tenant {tenant_id}"))?;
+                    });
+                }
+                self.wrapped_tenant_key(tenant_id).await?.with_context(|| {
+                    format!("tenant {tenant_id} has no data key right after one was stored")
+                })?
+            }
+        };
+        keyring
+            .install_tenant_key(tenant_id, &wrapped)
+            .with_context(|| {
+                format!("the data key of tenant {tenant_id} cannot be unwrapped with the key file")
+            })?;
+        Ok(())
+    }
+
+    /// The tenant's data key as stored, wrapped with a key of the key file.
+    pub async fn wrapped_tenant_key(&self, tenant_id: i64) -> anyhow::Result<Option<Sealed>> {
+        let found = on_pool!(self, pool => {
+            let row = sqlx::query("SELECT key_ct, key_key FROM tenant_keys WHERE tenant_id = $1")
+                .bind(tenant_id)
+                .fetch_optional(pool)
+                .await?;
+            match row {
+                None => None,
+                Some(r) => Some(Sealed { key_id: r.try_get("key_key")?, ciphertext: r.try_get("key_ct")? }),
+            }
+        });
+        Ok(found)
+    }
+
+    /// Deletes a tenant and everything of it, its data key first, in one transaction: what
+    /// is left of its sealed values elsewhere (replicas, dead rows, backups taken after the
+    /// last rotation that retired the file key wrapping it) no longer opens. Audited as
+    /// `tenant.deleted`. False when there is no such tenant. A running service that still
+    /// holds the key in memory keeps it until it stops; run it with the service stopped.
+    pub async fn delete_tenant(&self, tenant_id: i64, actor: &Actor) -> anyhow::Result<bool> {
+        let begin = self.begin_write();
+        let _writer = self.writer().await;
+        let deleted = on_pool!(self, pool => {
+            let mut tx = pool.begin_with(begin).await?;
+            let key = sqlx::query("DELETE FROM tenant_keys WHERE tenant_id = $1")
+                .bind(tenant_id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            let n = sqlx::query("DELETE FROM tenants WHERE id = $1")
+                .bind(tenant_id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if n == 1 {
+                let entry = NewEntry::new(Some(tenant_id), actor, Action::TenantDeleted)
+                    .subject(format!("tenant:{tenant_id}"))
+                    .details(serde_json::json!({ "data_key_deleted": key == 1 }));
+                append_audit!(&mut *tx, self, &[entry]);
+            }
+            tx.commit().await?;
+            n == 1
+        });
+        Ok(deleted)
     }
 }
 

@@ -173,9 +173,9 @@ async fn put_facilities(
         .unwrap_or_else(|| format!("api:{}", auth.token.name));
     let report = cis::import(
         &state.store,
+        &state.keyring,
         &auth.tenant,
-        rows,
-        rejected,
+        (rows, rejected),
         &source,
         &auth.actor(),
         &|_| {},

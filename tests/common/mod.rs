@@ -1097,7 +1097,14 @@ pub async fn seed_phones(
         .collect();
     state
         .store
-        .upsert_facilities(tenant.id, &records, "test", &Actor::system("test"), &|_| {})
+        .upsert_facilities(
+            &state.keyring,
+            tenant.id,
+            &records,
+            "test",
+            &Actor::system("test"),
+            &|_| {},
+        )
         .await
         .unwrap();
     for i in 0..n {
