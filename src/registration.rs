@@ -380,6 +380,10 @@ async fn previous_contact(
     let Some(sub) = state.store.subscription(s.facility_id).await? else {
         return Ok(None);
     };
+    state
+        .store
+        .ensure_tenant_key(&state.keyring, s.tenant_id)
+        .await?;
     let old = match what {
         Contact::Phone => sub.phone.as_ref(),
         Contact::Email => sub

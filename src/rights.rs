@@ -116,6 +116,10 @@ pub async fn send_code(
 ) -> Result<CodeSent, RightsError> {
     let cfg = &state.config.registration;
     let now = crate::store::now();
+    state
+        .store
+        .ensure_tenant_key(&state.keyring, s.tenant_id)
+        .await?;
     let sub = state
         .store
         .subscription(s.facility_id)
@@ -253,6 +257,9 @@ pub struct SubjectExport {
     pub exported_at: String,
     pub controller: ExportController,
     pub facility: ExportFacility,
+    /// The facility's holder as the utility's customer records give it (the name and postal
+    /// address on the invoice); null when they give none. Corrected by the utility, not here.
+    pub holder: Option<ExportHolder>,
     /// Null when the household registered nothing (or erased it).
     pub subscription: Option<ExportSubscription>,
     /// Notices that went to the registered contacts and still name them, newest first.
@@ -282,6 +289,15 @@ pub struct ExportFacility {
     pub entrance: Option<String>,
     pub postcode: String,
     pub town: String,
+}
+
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct ExportHolder {
+    pub name: Option<String>,
+    pub street: Option<String>,
+    pub postcode: Option<String>,
+    pub town: Option<String>,
+    pub country: Option<String>,
 }
 
 #[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
@@ -341,11 +357,24 @@ pub async fn export(
     download: bool,
 ) -> Result<SubjectExport, RightsError> {
     require_rights(s)?;
+    state
+        .store
+        .ensure_tenant_key(&state.keyring, s.tenant_id)
+        .await?;
     let f = state
         .store
         .facility_summary(s.facility_id)
         .await?
         .ok_or_else(|| anyhow::anyhow!("facility {} of a live session is gone", s.facility_id))?;
+    let holder = crate::privacy::holder(state, s.facility_id)
+        .await?
+        .map(|h| ExportHolder {
+            name: h.name,
+            street: h.street,
+            postcode: h.postcode,
+            town: h.town,
+            country: h.country,
+        });
     let subscription = match state.store.subscription(s.facility_id).await? {
         None => None,
         Some(sub) => Some(ExportSubscription {
@@ -413,6 +442,7 @@ pub async fn export(
             postcode: f.postcode,
             town: f.town,
         },
+        holder,
         subscription,
         notices,
         purposes: items(&rec.purposes),

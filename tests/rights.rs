@@ -16,7 +16,9 @@ const DIRECTORY: &str = "street,house_number,postcode,phone\nStorgatan,9,12345,0
 fn facility(number: &str, house: &str) -> Value {
     json!({
         "facility_number": number, "service": "electricity", "customer_number": format!("c{number}"),
-        "street": "Storgatan", "house_number": house, "postcode": "123 45", "town": "Älvstad"
+        "street": "Storgatan", "house_number": house, "postcode": "123 45", "town": "Älvstad",
+        "holder_name": format!("Holder {number}"), "postal_street": "Box 12",
+        "postal_postcode": "123 99", "postal_town": "Älvstad"
     })
 }
 
@@ -234,6 +236,8 @@ async fn a_household_uses_every_right_in_one_sitting(db: Db) {
     assert_eq!(export["subscription"]["phone"], "+46701112233");
     assert_eq!(export["subscription"]["email"], "rights@example.com");
     assert_eq!(export["facility"]["facility_number"], "2001");
+    assert_eq!(export["holder"]["name"], "Holder 2001");
+    assert_eq!(export["holder"]["street"], "Box 12");
     let notices = export["notices"].as_array().unwrap();
     assert_eq!(notices.len(), 2, "{export}");
     assert!(
@@ -512,6 +516,77 @@ async fn a_replaced_contact_is_told(db: Db) {
     app.finish().await;
 }
 
+/// A second instance (a restart, or another server on the same database) holds none of the
+/// tenant's keys in memory at first: it still sends the code, shows and downloads the data
+/// and tells a replaced number.
+async fn a_second_instance_opens_what_the_first_sealed(db: Db) {
+    let app = TestApp::spawn(db).await;
+    town(&app).await;
+    let own = sign_in(&app, "2001").await;
+    app.register_phone(&own, "070-222 33 44").await;
+
+    let listener = varsel::app::bind("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let second = varsel::app::build_state((*app.state.config).clone())
+        .await
+        .unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(varsel::app::serve(second.clone(), listener, async {
+        let _ = stopped.await;
+    }));
+    let at = |path: &str| format!("{base}{path}");
+    let resp = app
+        .client
+        .post(at("/api/v1/registration/code"))
+        .bearer_auth(&own)
+        .json(&json!({"channel": "sms"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 202, "{:?}", resp.text().await);
+    let code = last_code(&app, "sms.jsonl");
+    let resp = app
+        .client
+        .post(at("/api/v1/registration/code/confirm"))
+        .bearer_auth(&own)
+        .json(&json!({ "code": code }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let export: Value = app
+        .client
+        .get(at("/api/v1/registration/data"))
+        .bearer_auth(&own)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(export["subscription"]["phone"], "+46702223344");
+    assert_eq!(export["holder"]["name"], "Holder 2001");
+    let resp = app
+        .client
+        .put(at("/api/v1/registration/phone"))
+        .bearer_auth(&own)
+        .json(&json!({"phone": "070-222 33 55"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        sink(&app, "sms.jsonl").last().unwrap()["to"],
+        "+46702223344"
+    );
+    let _ = stop.send(());
+    server.await.unwrap().unwrap();
+    second.store.close().await;
+    app.finish().await;
+}
+
 macro_rules! both {
     ($($name:ident),*) => {
         mod sqlite { $(
@@ -529,5 +604,6 @@ both!(
     a_household_uses_every_right_in_one_sitting,
     a_restriction_keeps_the_directory_away,
     codes_are_limited_and_expire,
-    a_replaced_contact_is_told
+    a_replaced_contact_is_told,
+    a_second_instance_opens_what_the_first_sealed
 );
