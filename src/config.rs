@@ -38,12 +38,23 @@ pub struct Config {
     pub cases: CasesConfig,
 }
 
-/// Planned work: when its day-before reminder goes.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+/// Planned work: when its day-before reminder goes, and how early postcards must be posted.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct PlannedConfig {
     /// Local clock time (the tenant's zone) on the day before the start; default 18:00.
     pub reminder_time: crate::domain::planned::ReminderTime,
+    /// Working days the post needs: postcards produced closer to the start carry a warning.
+    pub postcard_lead_days: u32,
+}
+
+impl Default for PlannedConfig {
+    fn default() -> Self {
+        Self {
+            reminder_time: crate::domain::planned::ReminderTime::default(),
+            postcard_lead_days: 5,
+        }
+    }
 }
 
 /// Data-subject request cases (see docs/cases.md).

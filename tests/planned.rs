@@ -319,6 +319,103 @@ async fn the_scheduler_reminds_at_the_time(db: Db) {
     app.finish().await;
 }
 
+/// The postcards of planned work: one per holder with a postal address, the others named,
+/// the lead time judged; CSV and PDF as files; nothing for unplanned outages.
+async fn postcards_for_the_holders(db: Db) {
+    let app = TestApp::spawn_with_directory(db, DIRECTORY, true).await;
+    let token = town(&app).await;
+    let with_holder = |number: &str, house: &str, name: &str| {
+        let mut f = facility(number, house);
+        f["holder_name"] = json!(name);
+        f["postal_street"] = json!("Box 7");
+        f["postal_postcode"] = json!("123 99");
+        f["postal_town"] = json!("Älvstad");
+        f
+    };
+    // One holder with two facilities, and 3002 without a postal address.
+    app.put_facilities(
+        &token,
+        json!([
+            with_holder("3001", "1", "Åsa Öberg"),
+            with_holder("3003", "3", "åsa  öberg")
+        ]),
+    )
+    .await;
+    let now = varsel::store::now();
+    let (status, body) = post(
+        &app,
+        &token,
+        "/api/v1/outages",
+        json!({"service": "electricity", "planned": true, "started_at": now + 2 * 86_400, "etr": now + 2 * 86_400 + 3600,
+               "cause": "planned_work", "affected": {"facility_numbers": ["3001", "3002", "3003"]}}),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let id = body["outage_id"].as_i64().unwrap();
+    let summary: Value = app
+        .get_json(&format!("/api/v1/outages/{id}/postcards"), &token)
+        .await;
+    assert_eq!(summary["cards"], 1, "{summary}");
+    assert_eq!(summary["unaddressed"][0]["facility_number"], "3002");
+    assert_eq!(
+        summary["lead_time"]["enough"], false,
+        "two days is too late for post"
+    );
+
+    let csv = app
+        .client
+        .get(app.url(&format!("/api/v1/outages/{id}/postcards.csv")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(csv.status(), 200);
+    let csv = csv.text().await.unwrap();
+    assert!(
+        csv.contains("Åsa Öberg") && csv.contains("3001") && csv.contains("3003"),
+        "{csv}"
+    );
+    let pdf = app
+        .client
+        .get(app.url(&format!("/api/v1/outages/{id}/postcards.pdf")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(pdf.status(), 200);
+    assert_eq!(pdf.headers()["content-type"], "application/pdf");
+    assert!(pdf.bytes().await.unwrap().starts_with(b"%PDF"));
+
+    let (_, unplanned) = post(
+        &app,
+        &token,
+        "/api/v1/outages",
+        json!({"service": "electricity", "affected": {"facility_numbers": ["3001"]}}),
+    )
+    .await;
+    let other = unplanned["outage_id"].as_i64().unwrap();
+    let resp = app
+        .client
+        .get(app.url(&format!("/api/v1/outages/{other}/postcards.csv")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 409);
+    let audit: Value = app.get_json("/api/v1/audit?limit=500", &token).await;
+    let produced = audit["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "postcards.produced")
+        .count();
+    assert_eq!(
+        produced, 3,
+        "the summary, the CSV and the PDF; not the refusal"
+    );
+    app.finish().await;
+}
+
 macro_rules! both {
     ($($name:ident),*) => {
         mod sqlite { $(
@@ -336,5 +433,6 @@ both!(
     announced_then_reminded_once,
     a_late_reminder_is_sent_or_dropped,
     two_instances_remind_once,
-    the_scheduler_reminds_at_the_time
+    the_scheduler_reminds_at_the_time,
+    postcards_for_the_holders
 );

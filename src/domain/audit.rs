@@ -40,6 +40,8 @@ pub enum Action {
     HouseholdErased,
     /// A replaced or removed contact was told so (details: channel and whether it went).
     ReplacedContactTold,
+    /// A planned outage's postcards (holders' names and postal addresses) were produced.
+    PostcardsProduced,
     /// A data-subject request case was recorded (its kind and state; never its note).
     CaseOpened,
     /// A case was shown with its note opened.
@@ -76,6 +78,7 @@ impl Action {
             Action::RestrictionLifted => "rights.restriction_lifted",
             Action::HouseholdErased => "rights.erased",
             Action::ReplacedContactTold => "rights.replaced_contact_told",
+            Action::PostcardsProduced => "postcards.produced",
             Action::CaseOpened => "case.opened",
             Action::CaseRead => "case.read",
             Action::CaseUpdated => "case.updated",

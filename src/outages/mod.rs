@@ -5,12 +5,14 @@
 //!   transaction.
 //! - `preview`: what a declaration would reach, counted without writing anything.
 //! - `planned`: the day-before reminder of planned work, run by the scheduler.
+//! - `postcards`: a planned outage's postcards, gathered from the holders on request.
 //! - `fanout`: the committed step's notices, written chunk by chunk and resumed after a
 //!   crash; the dispatcher sends the first chunk while the rest is written.
 
 mod commands;
 mod fanout;
 mod planned;
+pub mod postcards;
 mod preview;
 
 use serde::Serialize;

@@ -131,6 +131,18 @@ pub struct StepWrite {
     pub reminder_at: Option<i64>,
 }
 
+/// An affected facility as a postcard names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CardFacility {
+    pub id: i64,
+    pub number: String,
+    pub street: String,
+    pub house_number: String,
+    pub entrance: Option<String>,
+    pub town: String,
+    pub language: String,
+}
+
 /// The scheduler's job kind for a planned outage's reminder.
 pub const REMINDER_JOB: &str = "planned.reminder";
 
@@ -734,6 +746,41 @@ impl Store {
             }
         });
         Ok(Some(rec))
+    }
+
+    /// Up to `limit` facilities an outage still affects, after facility id `after`, in id
+    /// order: what a postcard names of each.
+    pub async fn affected_for_cards(
+        &self,
+        outage_id: i64,
+        after: i64,
+        limit: i64,
+    ) -> anyhow::Result<Vec<CardFacility>> {
+        Ok(on_pool!(self, pool => {
+            let rows = sqlx::query(
+                "SELECT f.id, f.facility_number, f.street, f.house_number, f.entrance, f.town, f.language
+                 FROM outage_facilities o JOIN facilities f ON f.id = o.facility_id
+                 WHERE o.outage_id = $1 AND o.released_step_id IS NULL AND f.id > $2 ORDER BY f.id LIMIT $3",
+            )
+            .bind(outage_id)
+            .bind(after)
+            .bind(limit)
+            .fetch_all(pool)
+            .await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for r in rows {
+                out.push(CardFacility {
+                    id: r.try_get("id")?,
+                    number: r.try_get("facility_number")?,
+                    street: r.try_get("street")?,
+                    house_number: r.try_get("house_number")?,
+                    entrance: r.try_get("entrance")?,
+                    town: r.try_get("town")?,
+                    language: r.try_get("language")?,
+                });
+            }
+            out
+        }))
     }
 
     /// The tenant an outage belongs to (for work the scheduler does by outage id).

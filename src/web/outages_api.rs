@@ -6,7 +6,8 @@ use std::collections::HashMap;
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::IntoResponse;
 use serde::Deserialize;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -33,6 +34,9 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(release))
         .routes(routes!(restore))
         .routes(routes!(cancel))
+        .routes(routes!(postcards))
+        .routes(routes!(postcards_csv))
+        .routes(routes!(postcards_pdf))
 }
 
 fn outage_error(e: OutageError) -> ApiError {
@@ -349,4 +353,104 @@ async fn cancel(
         StepCommand::Cancel(optional_body(req)?),
     )
     .await
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+struct PostcardSummary {
+    /// Cards in the print job: one per holder.
+    cards: usize,
+    /// Facilities whose holder cannot be sent a card, and what their postal address lacks.
+    unaddressed: Vec<crate::outages::postcards::Unaddressed>,
+    lead_time: crate::outages::postcards::LeadTime,
+}
+
+/// The postcards of planned work: how many cards, which facilities lack a postal address,
+/// and whether the post has time (`planned.postcard_lead_days` working days). The files are
+/// `postcards.csv` and `postcards.pdf` beside it (docs/postcards.md). Each production is
+/// recorded in the audit trail.
+#[utoipa::path(get, path = "/outages/{id}/postcards", tag = "outages", params(("id" = i64, Path)),
+    responses((status = 200, body = PostcardSummary), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "not planned work")),
+    security(("token" = ["admin"])))]
+async fn postcards(
+    State(state): State<AppState>,
+    auth: TenantAuth,
+    Path(id): Path<i64>,
+) -> Result<Json<PostcardSummary>, ApiError> {
+    auth.require(Scope::Admin)?;
+    let c = crate::outages::postcards::cards(&state, &auth.tenant, id, &auth.actor())
+        .await
+        .map_err(outage_error)?;
+    Ok(Json(PostcardSummary {
+        cards: c.job.as_ref().map_or(0, |j| j.cards().len()),
+        unaddressed: c.unaddressed,
+        lead_time: c.lead_time,
+    }))
+}
+
+async fn print_file(
+    state: &AppState,
+    auth: &TenantAuth,
+    id: i64,
+    pdf: bool,
+) -> Result<axum::response::Response, ApiError> {
+    auth.require(Scope::Admin)?;
+    let c = crate::outages::postcards::cards(state, &auth.tenant, id, &auth.actor())
+        .await
+        .map_err(outage_error)?;
+    let job = c.job.ok_or_else(|| {
+        ApiError::new(
+            StatusCode::CONFLICT,
+            "no_cards",
+            "no affected facility has a holder with a postal address (see GET .../postcards)",
+        )
+    })?;
+    let (bytes, kind, ext) = if pdf {
+        (
+            job.pdf().map_err(anyhow::Error::from)?,
+            "application/pdf",
+            "pdf",
+        )
+    } else {
+        (
+            job.csv().map_err(anyhow::Error::from)?,
+            "text/csv; charset=utf-8",
+            "csv",
+        )
+    };
+    let disposition = format!("attachment; filename=\"postcards-outage-{id}.{ext}\"");
+    let mut res = (StatusCode::OK, bytes).into_response();
+    let h = res.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(kind));
+    if let Ok(v) = HeaderValue::from_str(&disposition) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(res)
+}
+
+/// The print house's CSV of planned work's postcards (columns: docs/postcards.md).
+#[utoipa::path(get, path = "/outages/{id}/postcards.csv", tag = "outages", params(("id" = i64, Path)),
+    responses((status = 200, content_type = "text/csv", body = String), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "not planned work, or no card to print")),
+    security(("token" = ["admin"])))]
+async fn postcards_csv(
+    State(state): State<AppState>,
+    auth: TenantAuth,
+    Path(id): Path<i64>,
+) -> Result<axum::response::Response, ApiError> {
+    print_file(&state, &auth, id, false).await
+}
+
+/// The print-ready PDF of planned work's postcards: two A6 pages per card.
+#[utoipa::path(get, path = "/outages/{id}/postcards.pdf", tag = "outages", params(("id" = i64, Path)),
+    responses((status = 200, content_type = "application/pdf", body = Vec<u8>), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "not planned work, or no card to print")),
+    security(("token" = ["admin"])))]
+async fn postcards_pdf(
+    State(state): State<AppState>,
+    auth: TenantAuth,
+    Path(id): Path<i64>,
+) -> Result<axum::response::Response, ApiError> {
+    print_file(&state, &auth, id, true).await
 }
