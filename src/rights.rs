@@ -8,6 +8,7 @@
 use crate::crypto::{hex_encode, random_bytes};
 use crate::dispatch::redact::Failure;
 use crate::domain::audit::Actor;
+use crate::domain::case::{CaseKind, IdentityCheck, ReceivedVia};
 use crate::domain::email::Email;
 use crate::domain::language::Language;
 use crate::domain::phone::PhoneNumber;
@@ -70,6 +71,8 @@ pub enum RightsError {
     CodeRequired,
     #[error("nothing is registered for this facility")]
     NothingRegistered,
+    #[error("{0}")]
+    Invalid(String),
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -499,4 +502,75 @@ pub async fn erase(state: &AppState, s: Session) -> Result<bool, RightsError> {
         "household erased its registration"
     );
     Ok(erased)
+}
+
+/// The requests a household can send to customer service from its page.
+pub const REQUEST_KINDS: [CaseKind; 3] = [
+    CaseKind::Rectification,
+    CaseKind::Objection,
+    CaseKind::Other,
+];
+
+/// Longest message a household may send with a request.
+const MAX_MESSAGE: usize = 2_000;
+
+/// What needs a person (correcting the holder's name or postal address, which come from the
+/// customer records; an objection with reasons; anything else) becomes a case for customer
+/// service with the legal deadline, its identity check already done: the invoice pair and the
+/// one-time code. The message is sealed with the case. Returns the case id.
+pub async fn request(
+    state: &AppState,
+    tenant: &Tenant,
+    s: Session,
+    kind: CaseKind,
+    message: &str,
+) -> Result<i64, RightsError> {
+    require_rights(s)?;
+    if !REQUEST_KINDS.contains(&kind) {
+        return Err(RightsError::Invalid(
+            "kind: a request from the household is rectification, objection or other; the rest it can do itself".into(),
+        ));
+    }
+    let message = message.trim();
+    if message.is_empty() {
+        return Err(RightsError::Invalid(
+            "message: say what should change, or why".into(),
+        ));
+    }
+    if message.chars().count() > MAX_MESSAGE {
+        return Err(RightsError::Invalid(format!(
+            "message: at most {MAX_MESSAGE} characters"
+        )));
+    }
+    let desk = crate::cases::Desk {
+        store: &state.store,
+        keyring: &state.keyring,
+        config: &state.config.cases,
+    };
+    let id = desk
+        .open(
+            tenant,
+            crate::cases::NewCase {
+                kind,
+                received_via: ReceivedVia::Web,
+                received_on: None,
+                identity_check: IdentityCheck::InvoicePairAndCode,
+                facility_id: Some(s.facility_id),
+                note: Some(message.to_string()),
+            },
+            &Actor::household(s.facility_id),
+            crate::store::now(),
+        )
+        .await
+        .map_err(|e| match e {
+            crate::cases::CaseError::Invalid(m) => RightsError::Invalid(m),
+            other => RightsError::Internal(anyhow::anyhow!(other)),
+        })?;
+    tracing::info!(
+        facility_id = s.facility_id,
+        case = id,
+        kind = kind.as_str(),
+        "household request became a case"
+    );
+    Ok(id)
 }

@@ -302,6 +302,18 @@ async fn household_uses_its_rights_in_the_browser(db: Db) {
     b.expect("#restricted", "begrenset siden").await;
     b.click("#lift").await;
     b.expect("#message", "opphevet").await;
+    b.client
+        .find(Locator::Css("#request-kind option[value=objection]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    b.fill("#request-message", "Jeg vil ikke ha SMS om natten")
+        .await;
+    b.click("#send-request").await;
+    b.expect("#message", "Forespørselen din er registrert")
+        .await;
     b.click("#erase").await;
     b.expect("#error", "Kryss av").await;
     b.expect("#held-phone", "+46707654321").await;

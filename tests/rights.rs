@@ -215,6 +215,48 @@ async fn a_household_uses_every_right_in_one_sitting(db: Db) {
     // Single use.
     assert_eq!(confirm(&app, &own, &code).await.0, 409);
 
+    // What needs a person becomes a case, its identity already checked.
+    let (status, body) = call(
+        &app,
+        reqwest::Method::POST,
+        "/api/v1/registration/requests",
+        &own,
+        Some(json!({"kind": "rectification", "message": "The holder's name is misspelt"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let case: Value = app
+        .get_json(&format!("/api/v1/cases/{}", body["case_id"]), &token)
+        .await;
+    assert_eq!(case["kind"], "rectification", "{case}");
+    assert_eq!(case["identity_check"], "invoice_pair_and_code");
+    assert_eq!(case["received_via"], "web");
+    assert_eq!(case["note"], "The holder's name is misspelt");
+    for bad in [
+        json!({"kind": "erasure", "message": "x"}),
+        json!({"kind": "objection", "message": "  "}),
+        json!({"kind": "objection", "message": "x".repeat(2001)}),
+    ] {
+        let (status, _) = call(
+            &app,
+            reqwest::Method::POST,
+            "/api/v1/registration/requests",
+            &own,
+            Some(bad),
+        )
+        .await;
+        assert_eq!(status, 400);
+    }
+    let (status, _) = call(
+        &app,
+        reqwest::Method::POST,
+        "/api/v1/registration/requests",
+        &other,
+        Some(json!({"kind": "other", "message": "x"})),
+    )
+    .await;
+    assert_eq!(status, 403, "a session without the code cannot open cases");
+
     let outage = declare(&app, &token, &["2001"]).await;
     let resp = app
         .client

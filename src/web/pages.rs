@@ -74,6 +74,7 @@ pub fn router() -> Router<AppState> {
         .route("/t/{slug}/my-data/confirm", post(rights::confirm_code))
         .route("/t/{slug}/my-data/restriction", post(rights::restriction))
         .route("/t/{slug}/my-data/erase", post(rights::erase))
+        .route("/t/{slug}/my-data/request", post(rights::request))
         .route("/verify/{token}", get(verify_page).post(verify_submit))
 }
 

@@ -22,6 +22,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(confirm_code))
         .routes(routes!(export, erase))
         .routes(routes!(restrict, lift_restriction))
+        .routes(routes!(send_request))
 }
 
 pub fn rights_error(e: RightsError) -> ApiError {
@@ -49,6 +50,7 @@ pub fn rights_error(e: RightsError) -> ApiError {
         RightsError::NothingRegistered => {
             ApiError::new(StatusCode::CONFLICT, "nothing_registered", msg)
         }
+        RightsError::Invalid(_) => ApiError::bad_request(msg),
         RightsError::CodeRequired => ApiError::new(StatusCode::FORBIDDEN, "code_required", msg),
         RightsError::Internal(e) => e.into(),
     }
@@ -204,4 +206,45 @@ async fn set_restriction(
         .await
         .map_err(rights_error)?;
     Ok(Json(Restriction { restricted }))
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+struct RequestBody {
+    /// `rectification` (the holder's name or postal address is wrong), `objection` (with
+    /// reasons) or `other`.
+    #[schema(value_type = String, example = "rectification")]
+    kind: String,
+    /// What should change, or why; at most 2,000 characters.
+    message: String,
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+struct RequestTaken {
+    /// The case customer service handles it under.
+    case_id: i64,
+}
+
+/// Ask customer service for what needs a person: correcting the holder's name or postal
+/// address (they come from the utility's customer records), an objection with reasons, or
+/// anything else. It becomes a case with the legal deadline; the identity check (invoice
+/// pair and one-time code) is already done.
+#[utoipa::path(post, path = "/registration/requests", tag = "registration", request_body = RequestBody,
+    responses((status = 201, body = RequestTaken), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody, description = "the one-time code is needed")),
+    security(("session" = [])))]
+async fn send_request(
+    State(state): State<AppState>,
+    RegSession(s): RegSession,
+    body: Result<Json<RequestBody>, axum::extract::rejection::JsonRejection>,
+) -> Result<(StatusCode, Json<RequestTaken>), ApiError> {
+    let Json(req) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let tenant = session_tenant(&state, s).await?;
+    let kind = req
+        .kind
+        .parse::<crate::domain::case::CaseKind>()
+        .map_err(|e| ApiError::bad_request(format!("kind: {e}")))?;
+    let case_id = rights::request(&state, &tenant, s, kind, &req.message)
+        .await
+        .map_err(rights_error)?;
+    Ok((StatusCode::CREATED, Json(RequestTaken { case_id })))
 }

@@ -22,6 +22,12 @@ pub(super) struct CodeForm {
 }
 
 #[derive(Deserialize)]
+pub(super) struct RequestForm {
+    kind: Option<String>,
+    message: Option<String>,
+}
+
+#[derive(Deserialize)]
 pub(super) struct ActionForm {
     action: Option<String>,
     confirm: Option<String>,
@@ -58,6 +64,7 @@ fn rights_message(lang: Language, e: &RightsError) -> (StatusCode, String) {
         RightsError::CodeSpent | RightsError::NoCode => (StatusCode::GONE, "rights_code_spent"),
         RightsError::CodeRequired => (StatusCode::FORBIDDEN, "rights_code_required"),
         RightsError::NothingRegistered => (StatusCode::CONFLICT, "rights_nothing_registered"),
+        RightsError::Invalid(_) => (StatusCode::BAD_REQUEST, "rights_request_invalid"),
         RightsError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "error_generic"),
     };
     let mut text = i18n::text(lang, key.1);
@@ -207,7 +214,12 @@ async fn render_my_data(
 }
 
 /// Outcomes named after a redirect to the access page; each is the text `rights_<m>`.
-const RIGHTS_OUTCOMES: [&str; 3] = ["code_sent", "restricted", "restriction_lifted"];
+const RIGHTS_OUTCOMES: [&str; 4] = [
+    "code_sent",
+    "restricted",
+    "restriction_lifted",
+    "request_sent",
+];
 
 /// Personal data in clear must not stay in a shared computer's cache.
 fn no_store(mut r: Response) -> Response {
@@ -315,5 +327,40 @@ pub(super) async fn erase(
         }
         Err(RightsError::Internal(e)) => internal(lang, e),
         Err(_) => Redirect::to(&format!("/t/{slug}/my-data")).into_response(),
+    }
+}
+
+/// A request for customer service (see `rights::request`).
+pub(super) async fn request(
+    State(state): State<AppState>,
+    Path(slug): Path<String>,
+    Query(q): Query<PageQuery>,
+    headers: HeaderMap,
+    Form(form): Form<RequestForm>,
+) -> Response {
+    let tenant = match load_tenant(&state, &slug).await {
+        Ok(t) => t,
+        Err(r) => return r,
+    };
+    let session = match require_session(&state, &headers, &tenant).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let mut page = Page::new(&q, &headers, Some(tenant.clone()));
+    let kind = form
+        .kind
+        .as_deref()
+        .and_then(|k| k.parse::<crate::domain::case::CaseKind>().ok())
+        .unwrap_or(crate::domain::case::CaseKind::Other);
+    let message = form.message.unwrap_or_default();
+    match rights::request(&state, &tenant, session, kind, &message).await {
+        Ok(_) => Redirect::to(&format!("/t/{slug}/my-data?m=request_sent")).into_response(),
+        Err(RightsError::Internal(e)) => internal(page.lang, e),
+        Err(e) => {
+            let (status, text) = rights_message(page.lang, &e);
+            page.status = status;
+            page.error = Some(text);
+            render_my_data(&state, &tenant, session, page).await
+        }
     }
 }
