@@ -24,16 +24,19 @@ pub enum StepGroup {
     Planned,
     /// The day-before reminder of a planned outage.
     Reminder,
+    /// Planned work moved to new times.
+    Rescheduled,
 }
 
 impl StepGroup {
-    pub const ALL: [StepGroup; 6] = [
+    pub const ALL: [StepGroup; 7] = [
         StepGroup::Start,
         StepGroup::Update,
         StepGroup::End,
         StepGroup::Cancel,
         StepGroup::Planned,
         StepGroup::Reminder,
+        StepGroup::Rescheduled,
     ];
 
     pub fn of(kind: StepKind) -> Self {
@@ -44,6 +47,7 @@ impl StepGroup {
             StepKind::Cancelled => StepGroup::Cancel,
             StepKind::Announced => StepGroup::Planned,
             StepKind::Reminded => StepGroup::Reminder,
+            StepKind::Rescheduled => StepGroup::Rescheduled,
         }
     }
 
@@ -55,6 +59,7 @@ impl StepGroup {
             StepGroup::Cancel => "cancel",
             StepGroup::Planned => "planned",
             StepGroup::Reminder => "reminder",
+            StepGroup::Rescheduled => "rescheduled",
         }
     }
 
@@ -66,6 +71,7 @@ impl StepGroup {
             StepGroup::Cancel => StepKind::Cancelled,
             StepGroup::Planned => StepKind::Announced,
             StepGroup::Reminder => StepKind::Reminded,
+            StepGroup::Rescheduled => StepKind::Rescheduled,
         }
     }
 }
@@ -78,7 +84,7 @@ impl std::str::FromStr for StepGroup {
             .find(|g| g.as_str() == s)
             .ok_or_else(|| {
                 format!(
-                    "unknown step group {s:?}: use start, update, end, cancel, planned or reminder"
+                    "unknown step group {s:?}: use start, update, end, cancel, planned, reminder or rescheduled"
                 )
             })
     }
@@ -120,7 +126,19 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
 });
 
 /// One template per language and step group; `headline` and `back` are per service.
-const DEFAULTS: [(&str, &str); 18] = [
+const DEFAULTS: [(&str, &str); 21] = [
+    (
+        "sv.rescheduled",
+        "{{ tenant }}: Ny tid för planerat {{ headline | lower }}: {{ start }}{% if until %}-{{ until }}{% endif %}.{% if cause %} Orsak: {{ cause }}.{% endif %}{% if text %} {{ text }}{% endif %}",
+    ),
+    (
+        "nb.rescheduled",
+        "{{ tenant }}: Ny tid for planlagt {{ headline | lower }}: {{ start }}{% if until %}-{{ until }}{% endif %}.{% if cause %} Årsak: {{ cause }}.{% endif %}{% if text %} {{ text }}{% endif %}",
+    ),
+    (
+        "en.rescheduled",
+        "{{ tenant }}: New time for the planned {{ headline | lower }}: {{ start }}{% if until %}-{{ until }}{% endif %}.{% if cause %} Reason: {{ cause }}.{% endif %}{% if text %} {{ text }}{% endif %}",
+    ),
     (
         "sv.planned",
         "{{ tenant }}: Planerat {{ headline | lower }} {{ start }}{% if until %}-{{ until }}{% endif %}.{% if cause %} Orsak: {{ cause }}.{% endif %}{% if text %} {{ text }}{% endif %}{% if facilities > 1 %} Gäller {{ facilities }} av dina anläggningar.{% endif %}",
@@ -266,6 +284,9 @@ pub fn subject(f: &TextFacts<'_>, lang: Language) -> String {
         (StepKind::Reminded, Language::Sv) => planned("Påminnelse: planerat"),
         (StepKind::Reminded, Language::Nb) => planned("Påminnelse: planlagt"),
         (StepKind::Reminded, Language::En) => planned("Reminder: planned"),
+        (StepKind::Rescheduled, Language::Sv) => planned("Ny tid för planerat"),
+        (StepKind::Rescheduled, Language::Nb) => planned("Ny tid for planlagt"),
+        (StepKind::Rescheduled, Language::En) => planned("New time for planned"),
         _ => format!("{}: {start}", f.tenant),
     }
 }

@@ -416,6 +416,94 @@ async fn postcards_for_the_holders(db: Db) {
     app.finish().await;
 }
 
+/// Work moved to another day: everyone told hears the new times, and the reminder follows,
+/// again for the new day even though it went for the old one.
+async fn rescheduled_work_tells_everyone_told_and_is_reminded_again(db: Db) {
+    let app = TestApp::spawn_with_directory(db, DIRECTORY, true).await;
+    let token = town(&app).await;
+    let now = varsel::store::now();
+    let id = announce(&app, &token, now + 86_400).await;
+    assert!(matches!(
+        remind(&app.state, id, now).await.unwrap(),
+        Reminded::Sent { .. }
+    ));
+    common::settle(&app.client, &app.base, &token, id).await;
+    let before = sms(&app).len();
+
+    let path = format!("/api/v1/outages/{id}/reschedule");
+    let new_start = now + 5 * 86_400;
+    for (bad, status) in [
+        (json!({"started_at": now - 60, "etr": now + 3600}), 400),
+        (json!({"started_at": new_start, "etr": new_start - 1}), 400),
+        (json!({"started_at": new_start}), 400),
+    ] {
+        assert_eq!(post(&app, &token, &path, bad).await.0, status);
+    }
+    let (status, body) = post(
+        &app,
+        &token,
+        &path,
+        json!({"started_at": new_start, "etr": new_start + 4 * 3600}),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    common::settle(&app.client, &app.base, &token, id).await;
+    let moved: Vec<Value> = sms(&app).into_iter().skip(before).collect();
+    let mut to: Vec<&str> = moved.iter().map(|m| m["to"].as_str().unwrap()).collect();
+    to.sort();
+    assert_eq!(
+        to,
+        ["+46703000001", "+46705550009"],
+        "everyone told, the directory number too"
+    );
+    assert!(
+        moved
+            .iter()
+            .all(|m| m["body"].as_str().unwrap().contains("Ny tid")),
+        "{moved:?}"
+    );
+    let record: Value = app.get_json(&format!("/api/v1/outages/{id}"), &token).await;
+    assert_eq!(record["started_at"], new_start);
+
+    let zone = jiff::tz::TimeZone::get("Europe/Stockholm").unwrap();
+    let due = ReminderTime::default()
+        .before(jiff::Timestamp::from_second(new_start).unwrap(), &zone)
+        .as_second();
+    let job = app
+        .state
+        .store
+        .jobs()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|j| j.kind == "planned.reminder")
+        .unwrap();
+    assert_eq!((job.due_at, job.done_at), (due, None));
+    assert!(matches!(
+        remind(&app.state, id, due).await.unwrap(),
+        Reminded::Sent { .. }
+    ));
+
+    // Unplanned outages are not rescheduled.
+    let (_, unplanned) = post(
+        &app,
+        &token,
+        "/api/v1/outages",
+        json!({"service": "electricity", "affected": {"facility_numbers": ["3001"]}}),
+    )
+    .await;
+    let other = unplanned["outage_id"].as_i64().unwrap();
+    let (status, _) = post(
+        &app,
+        &token,
+        &format!("/api/v1/outages/{other}/reschedule"),
+        json!({"started_at": new_start, "etr": new_start + 3600}),
+    )
+    .await;
+    assert_eq!(status, 409);
+    app.finish().await;
+}
+
 macro_rules! both {
     ($($name:ident),*) => {
         mod sqlite { $(
@@ -434,5 +522,6 @@ both!(
     a_late_reminder_is_sent_or_dropped,
     two_instances_remind_once,
     the_scheduler_reminds_at_the_time,
-    postcards_for_the_holders
+    postcards_for_the_holders,
+    rescheduled_work_tells_everyone_told_and_is_reminded_again
 );

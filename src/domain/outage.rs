@@ -26,6 +26,8 @@ pub enum StepKind {
     Announced,
     /// The day-before reminder of a planned outage: everyone affected, directory numbers too.
     Reminded,
+    /// Planned work moved to new times: everyone told hears of it.
+    Rescheduled,
     /// New estimated restoration, cause or text.
     Updated,
     /// More facilities are affected.
@@ -37,10 +39,11 @@ pub enum StepKind {
 }
 
 impl StepKind {
-    pub const ALL: [StepKind; 8] = [
+    pub const ALL: [StepKind; 9] = [
         StepKind::Declared,
         StepKind::Announced,
         StepKind::Reminded,
+        StepKind::Rescheduled,
         StepKind::Updated,
         StepKind::Extended,
         StepKind::Released,
@@ -77,6 +80,7 @@ impl StepKind {
             StepKind::Declared => "declared",
             StepKind::Announced => "announced",
             StepKind::Reminded => "reminded",
+            StepKind::Rescheduled => "rescheduled",
             StepKind::Updated => "updated",
             StepKind::Extended => "extended",
             StepKind::Released => "released",
@@ -119,7 +123,11 @@ impl OutageState {
             }
             (
                 OutageState::Active,
-                StepKind::Updated | StepKind::Extended | StepKind::Released | StepKind::Reminded,
+                StepKind::Updated
+                | StepKind::Extended
+                | StepKind::Released
+                | StepKind::Reminded
+                | StepKind::Rescheduled,
             ) => Ok(OutageState::Active),
             (OutageState::Active, StepKind::Restored) => Ok(OutageState::Restored),
             (OutageState::Active, StepKind::Cancelled) => Ok(OutageState::Cancelled),
@@ -226,13 +234,13 @@ mod tests {
 
     proptest! {
         #[test]
-        fn step_names_round_trip(i in 0usize..8) {
+        fn step_names_round_trip(i in 0usize..9) {
             let k = StepKind::ALL[i];
             prop_assert_eq!(k.as_str().parse::<StepKind>(), Ok(k));
         }
 
         #[test]
-        fn a_finished_outage_never_changes(step in 0usize..8, end in proptest::bool::ANY) {
+        fn a_finished_outage_never_changes(step in 0usize..9, end in proptest::bool::ANY) {
             let state = if end { OutageState::Restored } else { OutageState::Cancelled };
             prop_assert!(state.after(StepKind::ALL[step]).is_err());
         }

@@ -65,6 +65,16 @@ pub struct End {
     pub texts: Option<Texts>,
 }
 
+/// New times for planned work that has not started.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Reschedule {
+    /// The new start, Unix seconds; in the future.
+    pub started_at: i64,
+    /// The new planned end, Unix seconds.
+    pub etr: i64,
+}
+
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Change {
@@ -82,6 +92,8 @@ pub enum StepCommand {
     Cancel(End),
     /// The day-before reminder of planned work (the scheduler's, not an operator's).
     Remind,
+    /// Planned work moved to new times.
+    Reschedule(Reschedule),
 }
 
 impl StepCommand {
@@ -93,6 +105,7 @@ impl StepCommand {
             StepCommand::Restore(_) => StepKind::Restored,
             StepCommand::Cancel(_) => StepKind::Cancelled,
             StepCommand::Remind => StepKind::Reminded,
+            StepCommand::Reschedule(_) => StepKind::Rescheduled,
         }
     }
 }
@@ -287,6 +300,7 @@ pub(super) async fn declaration(
         } else {
             None
         },
+        new_start: None,
     };
     Ok(Declaration {
         service,
@@ -382,6 +396,8 @@ pub async fn step(
     let mut texts = cur.texts.clone();
     let mut ended_at = None;
     let mut notify = true;
+    let mut new_start = None;
+    let mut reminder = None;
     let selector;
     let affect = match &command {
         StepCommand::Update(u) => {
@@ -440,6 +456,41 @@ pub async fn step(
             }
             Affect::Keep
         }
+        StepCommand::Reschedule(r) => {
+            let now = crate::store::now();
+            if !cur.planned {
+                return Err(OutageError::Conflict(
+                    "only planned work is rescheduled; update an unplanned outage's etr instead"
+                        .into(),
+                ));
+            }
+            if cur.started_at <= now {
+                return Err(OutageError::Conflict(
+                    "the work has started; update its etr instead".into(),
+                ));
+            }
+            plausible("started_at", Some(r.started_at))?;
+            plausible("etr", Some(r.etr))?;
+            if r.started_at <= now {
+                return Err(OutageError::Invalid(
+                    "started_at must be in the future".into(),
+                ));
+            }
+            if r.etr <= r.started_at {
+                return Err(OutageError::Invalid(
+                    "etr (the planned end) must be after started_at".into(),
+                ));
+            }
+            if r.started_at == cur.started_at && Some(r.etr) == cur.etr {
+                return Err(OutageError::Invalid(
+                    "those are the times the work already has".into(),
+                ));
+            }
+            etr = Some(r.etr);
+            new_start = Some(r.started_at);
+            reminder = Some(reminder_at(state, tenant, r.started_at)?);
+            Affect::Keep
+        }
     };
     validate_texts(&texts, tenant)?;
     let w = StepWrite {
@@ -459,7 +510,8 @@ pub async fn step(
         idempotency_key,
         chunk: i64::from(state.config.outages.fanout_chunk),
         lease_secs: i64::from(state.config.outages.fanout_lease_seconds),
-        reminder_at: None,
+        reminder_at: reminder,
+        new_start,
     };
     write(state, tenant, &w, affect, kind).await
 }

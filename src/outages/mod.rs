@@ -17,7 +17,7 @@ mod preview;
 
 use serde::Serialize;
 
-pub use commands::{Change, Declare, End, StepCommand, Update, declare, step};
+pub use commands::{Change, Declare, End, Reschedule, StepCommand, Update, declare, step};
 pub use fanout::FanOut;
 pub use planned::{Reminded, remind};
 pub use preview::{Preview, PreviewText, preview};

@@ -3,7 +3,7 @@
 //! the start; see `domain::planned`).
 //!
 //! Sent once: the job is claimed by one instance at a time, and the reminder step carries
-//! the idempotency key `reminder:<outage>`, so a second run (a lease that ran out mid-send,
+//! the idempotency key `reminder:<outage>:<start>`, so a second run (a lease that ran out mid-send,
 //! a restart) finds the step written and sends nothing more. A reminder whose time passed
 //! while the service was down goes at once if the work has not started; once it has, the
 //! reminder would be news nobody can use, so it is dropped and logged.
@@ -32,7 +32,11 @@ pub async fn remind(state: &AppState, outage_id: i64, now: i64) -> Result<Remind
     let Some(tenant) = state.store.tenant_by_id(tenant_id).await? else {
         return Ok(Reminded::NotNeeded);
     };
-    let key = format!("reminder:{outage_id}");
+    let Some(cur) = state.store.outage_snapshot(tenant.id, outage_id).await? else {
+        return Ok(Reminded::NotNeeded);
+    };
+    // One reminder per start: work moved to another day is reminded again.
+    let key = format!("reminder:{outage_id}:{}", cur.started_at);
     if state
         .store
         .step_by_idempotency_key(tenant.id, &key)
@@ -41,9 +45,6 @@ pub async fn remind(state: &AppState, outage_id: i64, now: i64) -> Result<Remind
     {
         return Ok(Reminded::AlreadySent);
     }
-    let Some(cur) = state.store.outage_snapshot(tenant.id, outage_id).await? else {
-        return Ok(Reminded::NotNeeded);
-    };
     if !cur.planned || cur.state != OutageState::Active {
         return Ok(Reminded::NotNeeded);
     }

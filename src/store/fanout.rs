@@ -153,7 +153,9 @@ fn facility_targets(kind: StepKind) -> &'static str {
         StepKind::Declared | StepKind::Extended | StepKind::Announced => {
             "o.added_step_id = $3 AND o.released_step_id IS NULL"
         }
-        StepKind::Updated | StepKind::Reminded => "o.released_step_id IS NULL",
+        StepKind::Updated | StepKind::Reminded | StepKind::Rescheduled => {
+            "o.released_step_id IS NULL"
+        }
         StepKind::Released | StepKind::Restored | StepKind::Cancelled => "o.released_step_id = $3",
     }
 }
@@ -165,7 +167,8 @@ fn directory_targets(kind: StepKind) -> &'static str {
         | StepKind::Declared
         | StepKind::Extended
         | StepKind::Announced
-        | StepKind::Reminded => "d.released_step_id IS NULL",
+        | StepKind::Reminded
+        | StepKind::Rescheduled => "d.released_step_id IS NULL",
         StepKind::Released | StepKind::Restored | StepKind::Cancelled => "d.released_step_id = $3",
     }
 }

@@ -129,6 +129,8 @@ pub struct StepWrite {
     /// (`planned.reminder`, keyed by the outage), written with the step so no crash between
     /// the two can lose it.
     pub reminder_at: Option<i64>,
+    /// A new start for an existing outage (planned work rescheduled).
+    pub new_start: Option<i64>,
 }
 
 /// An affected facility as a postcard names it.
@@ -440,7 +442,8 @@ impl Store {
                 }
                 OutageChange::Existing { outage_id, expected } => {
                     let n = sqlx::query(
-                        "UPDATE outages SET state = $1, etr = $2, cause = $3, texts = $4, ended_at = $5, updated_at = $6, cause_texts = $10
+                        "UPDATE outages SET state = $1, etr = $2, cause = $3, texts = $4, ended_at = $5, updated_at = $6, cause_texts = $10,
+                                started_at = COALESCE($11, started_at)
                          WHERE id = $7 AND tenant_id = $8 AND state = $9",
                     )
                     .bind(w.state_after.as_str())
@@ -453,6 +456,7 @@ impl Store {
                     .bind(w.tenant_id)
                     .bind(expected.as_str())
                     .bind(&cause_texts)
+                    .bind(w.new_start)
                     .execute(&mut *tx)
                     .await?
                     .rows_affected();

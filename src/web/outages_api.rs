@@ -17,7 +17,8 @@ use super::error::{ApiError, ErrorBody};
 use crate::domain::outage::OutageState;
 use crate::domain::scope::Scope;
 use crate::outages::{
-    self, Actor, Change, Declare, End, OutageError, Preview, StepCommand, StepOutcome, Update,
+    self, Actor, Change, Declare, End, OutageError, Preview, Reschedule, StepCommand, StepOutcome,
+    Update,
 };
 use crate::state::AppState;
 use crate::store::OutageRecord;
@@ -34,6 +35,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(release))
         .routes(routes!(restore))
         .routes(routes!(cancel))
+        .routes(routes!(reschedule))
         .routes(routes!(postcards))
         .routes(routes!(postcards_csv))
         .routes(routes!(postcards_pdf))
@@ -68,6 +70,7 @@ type JsonBody<T> = Result<Json<T>, axum::extract::rejection::JsonRejection>;
 /// field", "Expected request with `Content-Type: application/json`") does not say it.
 const DECLARE_NEEDS: &str = r#"a declaration needs a JSON body (Content-Type: application/json) with "service" and "affected", e.g. {"service": "electricity", "affected": {"grid_nodes": ["ALV-F1"]}}"#;
 const UPDATE_NEEDS: &str = r#"an update needs a JSON body (Content-Type: application/json) with any of "etr", "cause" and "texts", e.g. {"etr": 1893459600}"#;
+const RESCHEDULE_NEEDS: &str = r#"a reschedule needs a JSON body (Content-Type: application/json) with the new "started_at" and "etr" (Unix seconds), e.g. {"started_at": 1893456000, "etr": 1893477600}"#;
 const CHANGE_NEEDS: &str = r#"this step needs a JSON body (Content-Type: application/json) with the facilities it concerns in "affected", e.g. {"affected": {"grid_nodes": ["ALV-N06"]}}"#;
 
 fn body<T>(b: JsonBody<T>, needs: &str) -> Result<T, ApiError> {
@@ -309,6 +312,29 @@ async fn release(
         id,
         headers,
         StepCommand::Release(body(req, CHANGE_NEEDS)?),
+    )
+    .await
+}
+
+/// Planned work moves to new times before it starts: everyone told hears the new times, the
+/// day-before reminder moves with them (and goes again if it had gone for the old day).
+#[utoipa::path(post, path = "/outages/{id}/reschedule", tag = "outages", request_body = Reschedule, params(("id" = i64, Path)),
+    responses((status = 201, body = StepOutcome), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "not planned work, or it has started")),
+    security(("token" = ["operator"])))]
+async fn reschedule(
+    State(state): State<AppState>,
+    auth: TenantAuth,
+    Path(id): Path<i64>,
+    headers: HeaderMap,
+    req: JsonBody<Reschedule>,
+) -> Result<(StatusCode, Json<StepOutcome>), ApiError> {
+    take_step(
+        state,
+        auth,
+        id,
+        headers,
+        StepCommand::Reschedule(body(req, RESCHEDULE_NEEDS)?),
     )
     .await
 }
