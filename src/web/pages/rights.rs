@@ -41,6 +41,18 @@ struct NoticeRow {
     status: String,
 }
 
+/// The tenant of the page and the household's session, or the answer that sends it to sign
+/// in (or says the tenant is unknown).
+async fn signed_in(
+    state: &AppState,
+    slug: &str,
+    headers: &HeaderMap,
+) -> Result<(Tenant, crate::registration::Session), Response> {
+    let tenant = load_tenant(state, slug).await?;
+    let session = require_session(state, headers, &tenant).await?;
+    Ok((tenant, session))
+}
+
 /// A stored RFC 3339 time as the household reads it: local date and time in the tenant's
 /// zone.
 fn local(at: &str, tenant: &Tenant) -> String {
@@ -81,12 +93,8 @@ pub(super) async fn send_code(
     headers: HeaderMap,
     Form(form): Form<CodeForm>,
 ) -> Response {
-    let tenant = match load_tenant(&state, &slug).await {
+    let (tenant, session) = match signed_in(&state, &slug, &headers).await {
         Ok(t) => t,
-        Err(r) => return r,
-    };
-    let session = match require_session(&state, &headers, &tenant).await {
-        Ok(s) => s,
         Err(r) => return r,
     };
     let mut page = Page::new(&q, &headers, Some(tenant.clone()));
@@ -118,12 +126,8 @@ pub(super) async fn confirm_code(
     headers: HeaderMap,
     Form(form): Form<CodeForm>,
 ) -> Response {
-    let tenant = match load_tenant(&state, &slug).await {
+    let (tenant, session) = match signed_in(&state, &slug, &headers).await {
         Ok(t) => t,
-        Err(r) => return r,
-    };
-    let session = match require_session(&state, &headers, &tenant).await {
-        Ok(s) => s,
         Err(r) => return r,
     };
     let mut page = Page::new(&q, &headers, Some(tenant.clone()));
@@ -147,12 +151,8 @@ pub(super) async fn my_data(
     Query(q): Query<PageQuery>,
     headers: HeaderMap,
 ) -> Response {
-    let tenant = match load_tenant(&state, &slug).await {
+    let (tenant, session) = match signed_in(&state, &slug, &headers).await {
         Ok(t) => t,
-        Err(r) => return r,
-    };
-    let session = match require_session(&state, &headers, &tenant).await {
-        Ok(s) => s,
         Err(r) => return r,
     };
     let mut page = Page::new(&q, &headers, Some(tenant.clone()));
@@ -234,12 +234,8 @@ pub(super) async fn download(
     Query(q): Query<PageQuery>,
     headers: HeaderMap,
 ) -> Response {
-    let tenant = match load_tenant(&state, &slug).await {
+    let (tenant, session) = match signed_in(&state, &slug, &headers).await {
         Ok(t) => t,
-        Err(r) => return r,
-    };
-    let session = match require_session(&state, &headers, &tenant).await {
-        Ok(s) => s,
         Err(r) => return r,
     };
     match rights::export(&state, &tenant, session, true).await {
@@ -263,12 +259,8 @@ pub(super) async fn restriction(
     headers: HeaderMap,
     Form(form): Form<ActionForm>,
 ) -> Response {
-    let tenant = match load_tenant(&state, &slug).await {
+    let (tenant, session) = match signed_in(&state, &slug, &headers).await {
         Ok(t) => t,
-        Err(r) => return r,
-    };
-    let session = match require_session(&state, &headers, &tenant).await {
-        Ok(s) => s,
         Err(r) => return r,
     };
     let restrict = form.action.as_deref() != Some("lift");
@@ -299,12 +291,8 @@ pub(super) async fn erase(
     headers: HeaderMap,
     Form(form): Form<ActionForm>,
 ) -> Response {
-    let tenant = match load_tenant(&state, &slug).await {
+    let (tenant, session) = match signed_in(&state, &slug, &headers).await {
         Ok(t) => t,
-        Err(r) => return r,
-    };
-    let session = match require_session(&state, &headers, &tenant).await {
-        Ok(s) => s,
         Err(r) => return r,
     };
     if form.confirm.as_deref() != Some("yes") {
@@ -338,12 +326,8 @@ pub(super) async fn request(
     headers: HeaderMap,
     Form(form): Form<RequestForm>,
 ) -> Response {
-    let tenant = match load_tenant(&state, &slug).await {
+    let (tenant, session) = match signed_in(&state, &slug, &headers).await {
         Ok(t) => t,
-        Err(r) => return r,
-    };
-    let session = match require_session(&state, &headers, &tenant).await {
-        Ok(s) => s,
         Err(r) => return r,
     };
     let mut page = Page::new(&q, &headers, Some(tenant.clone()));
