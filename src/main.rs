@@ -272,6 +272,20 @@ enum ImportCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Announce planned work from a work-order CSV file, one planned outage per row; a row
+    /// loaded before (same reference) is not announced again.
+    #[command(after_help = IMPORT_EXIT_CODES)]
+    Planned {
+        /// The CSV file: reference, service, start, end, grid_nodes and/or facility_numbers
+        /// [, reason, text_sv, text_nb, text_en] (see docs/import-formats.md).
+        file: PathBuf,
+        /// Slug of the tenant the work belongs to.
+        #[arg(long)]
+        tenant: String,
+        /// Print the report as one JSON object on stdout (for scripts) instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -746,15 +760,18 @@ async fn retention(config: Config, cmd: RetentionCommand) -> anyhow::Result<()> 
 /// with `--json`) rather than returned, so scripts always get a report and a code.
 async fn import(config: Config, cmd: ImportCommand) -> u8 {
     let (file, json) = match &cmd {
-        ImportCommand::Facilities { file, json, .. } | ImportCommand::Grid { file, json, .. } => {
-            (file.clone(), *json)
-        }
+        ImportCommand::Facilities { file, json, .. }
+        | ImportCommand::Grid { file, json, .. }
+        | ImportCommand::Planned { file, json, .. } => (file.clone(), *json),
     };
     let outcome = match cmd {
         ImportCommand::Facilities { file, tenant, .. } => {
             import_facilities(config, &file, &tenant, json).await
         }
         ImportCommand::Grid { file, tenant, .. } => import_grid(config, &file, &tenant, json).await,
+        ImportCommand::Planned { file, tenant, .. } => {
+            import_planned(config, &file, &tenant, json).await
+        }
     };
     match outcome {
         Ok(status) => status.exit_code(),
@@ -880,6 +897,67 @@ async fn import_facilities(
         ImportStatus::Complete => {}
         ImportStatus::Partial => println!("Some rows were refused; the others went in."),
         ImportStatus::Failed => println!("Nothing was loaded."),
+    }
+    Ok(report.status)
+}
+
+async fn import_planned(
+    config: Config,
+    file: &std::path::Path,
+    slug: &str,
+    json: bool,
+) -> anyhow::Result<ImportStatus> {
+    let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let read = varsel::import::planned::read_csv(&bytes)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    let state = app::build_state(config).await?;
+    let tenant = state
+        .store
+        .tenant_by_slug(slug)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("no tenant {slug:?} (varsel tenant list shows them)"))?;
+    let progress = progress_bar(read.0.len() as u64, "work orders");
+    let actor = varsel::outages::Actor(cli_actor().as_str().to_string());
+    let report = varsel::import::planned::import(&state, &tenant, &actor, read, &progress)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({"file": file.display().to_string(), "report": report})
+        );
+        return Ok(report.status);
+    }
+    println!(
+        "{}: {} work orders read, {} announced, {} refused",
+        file.display(),
+        report.received,
+        report.announced.len(),
+        report.rejected.len()
+    );
+    for a in &report.announced {
+        println!(
+            "  line {}: {} -> outage {}{}",
+            a.line,
+            a.reference,
+            a.outage_id,
+            if a.already {
+                " (announced by an earlier load)".to_string()
+            } else {
+                format!(", {} notices written (sent by varsel serve)", a.notices)
+            }
+        );
+    }
+    for r in &report.rejected {
+        println!(
+            "  line {}{}: {}",
+            r.line,
+            r.reference
+                .as_deref()
+                .map(|x| format!(" ({x})"))
+                .unwrap_or_default(),
+            r.reason
+        );
     }
     Ok(report.status)
 }
@@ -1308,14 +1386,7 @@ fn postcards_sample(out: &std::path::Path, language: Option<Language>) -> anyhow
 /// A time as the operator writes it: Unix seconds, or a local date and time in the tenant's
 /// time zone (2026-01-15T16:30 or "2026-01-15 16:30").
 fn parse_time(text: &str, time_zone: &str) -> anyhow::Result<i64> {
-    if let Ok(secs) = text.trim().parse::<i64>() {
-        return Ok(secs);
-    }
-    let civil: jiff::civil::DateTime = text.trim().replace(' ', "T").parse().map_err(|_| {
-        anyhow::anyhow!("{text:?} is not a time such as 2026-01-15T16:30 or Unix seconds")
-    })?;
-    let zone = jiff::tz::TimeZone::get(time_zone)?;
-    Ok(civil.to_zoned(zone)?.timestamp().as_second())
+    varsel::domain::when::parse_local(text, time_zone).map_err(anyhow::Error::msg)
 }
 
 fn parse_texts(texts: &[String]) -> anyhow::Result<std::collections::HashMap<String, String>> {

@@ -813,6 +813,72 @@ async fn postgres_master_key() {
     master_key(Db::Postgres).await;
 }
 
+/// A work-order file announces planned work row by row: good rows go in, bad ones are named
+/// by line, and loading the file again announces nothing twice.
+async fn planned_work_from_a_file(db: Db) {
+    let cli = Cli::new(db).await;
+    cli.ok(&["demo"]);
+    let file = cli.dir.path().join("work-orders.csv");
+    std::fs::write(
+        &file,
+        "reference;service;start;end;grid_nodes;facility_numbers;reason;text_sv\n\
+         AO-4711;electricity;2030-01-10T09:00;2030-01-10T15:00;ALV-N03;;planned_work;Byte av brytare\n\
+         AO-4712;electricity;2030-01-11T09:00;2030-01-11T08:00;ALV-N03;;;\n\
+         AO-4713;electricity;2030-01-12T09:00;2030-01-12T15:00;;;;\n",
+    )
+    .unwrap();
+    let path = file.to_str().unwrap();
+    let out = cli.run(&["import", "planned", path, "--tenant", "alvstad"]);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(out.status.code(), Some(3), "{text}");
+    assert!(
+        text.contains("3 work orders read, 1 announced, 2 refused"),
+        "{text}"
+    );
+    assert!(text.contains("line 2: AO-4711 -> outage 1"), "{text}");
+    assert!(
+        text.contains("line 3 (AO-4712): etr is before the outage started"),
+        "{text}"
+    );
+    assert!(
+        text.contains("line 4 (AO-4713): the row names neither"),
+        "{text}"
+    );
+
+    let again = cli.run(&["import", "planned", path, "--tenant", "alvstad", "--json"]);
+    assert_eq!(again.status.code(), Some(3));
+    let report: serde_json::Value = serde_json::from_slice(&again.stdout).unwrap();
+    assert_eq!(
+        report["report"]["announced"][0]["already"], true,
+        "{report}"
+    );
+    assert_eq!(report["report"]["announced"][0]["outage_id"], 1);
+    let shown = cli.ok(&["outage", "show", "--tenant", "alvstad", "1"]);
+    assert!(shown.contains("announced"), "{shown}");
+
+    let bad_header = cli.dir.path().join("bad.csv");
+    std::fs::write(&bad_header, "reference,service,start\n").unwrap();
+    let out = cli.run(&[
+        "import",
+        "planned",
+        bad_header.to_str().unwrap(),
+        "--tenant",
+        "alvstad",
+    ]);
+    assert_eq!(out.status.code(), Some(4));
+    cli.db.drop_db().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_planned_work_from_a_file() {
+    planned_work_from_a_file(Db::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_planned_work_from_a_file() {
+    planned_work_from_a_file(Db::Postgres).await;
+}
+
 #[test]
 fn help_describes_every_command() {
     let out = Command::new(env!("CARGO_BIN_EXE_varsel"))

@@ -101,6 +101,22 @@ fn month_en(m: i8) -> &'static str {
     MONTHS[usize::from(m.unsigned_abs()) - 1]
 }
 
+/// A time as an operator writes it: Unix seconds, or a local date and time such as
+/// `2026-01-15T16:30` (or with a space) in `time_zone`.
+pub fn parse_local(text: &str, time_zone: &str) -> Result<i64, String> {
+    if let Ok(secs) = text.trim().parse::<i64>() {
+        return Ok(secs);
+    }
+    let bad = || format!("{text:?} is not a time such as 2026-01-15T16:30 or Unix seconds");
+    let civil: jiff::civil::DateTime = text.trim().replace(' ', "T").parse().map_err(|_| bad())?;
+    let zone = jiff::tz::TimeZone::get(time_zone).map_err(|e| e.to_string())?;
+    Ok(civil
+        .to_zoned(zone)
+        .map_err(|_| bad())?
+        .timestamp()
+        .as_second())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

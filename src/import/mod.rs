@@ -1,10 +1,12 @@
 //! Loading the utility's registers: facilities from the customer information system
-//! (`facilities`) and the grid topology from its network information system (`grid`). Both
+//! (`facilities`), the grid topology from its network information system (`grid`), and
+//! planned work from its outage-management system or a work-order file (`planned`). All
 //! read the same shapes (CSV with a header row, JSON arrays, NDJSON streams) and answer with
 //! a report that says, row by row, what was refused and why.
 
 pub mod facilities;
 pub mod grid;
+pub mod planned;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
