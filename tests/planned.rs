@@ -504,6 +504,33 @@ async fn rescheduled_work_tells_everyone_told_and_is_reminded_again(db: Db) {
     app.finish().await;
 }
 
+/// In the demo town an operator announces planned work on a feeder and gets a card for every
+/// household below it: the demo's holders all have postal addresses.
+async fn the_demo_town_prints_postcards(db: Db) {
+    let app = TestApp::spawn(db).await;
+    let demo = varsel::demo::seed(&app.state).await.unwrap();
+    let token = demo.token.clone();
+    let now = varsel::store::now();
+    let (status, body) = post(
+        &app,
+        &token,
+        "/api/v1/outages",
+        json!({"service": "electricity", "planned": true, "started_at": now + 10 * 86_400,
+               "etr": now + 10 * 86_400 + 6 * 3600, "cause": "planned_work",
+               "affected": {"grid_nodes": ["ALV-N03"]}}),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let id = body["outage_id"].as_i64().unwrap();
+    let summary: Value = app
+        .get_json(&format!("/api/v1/outages/{id}/postcards"), &token)
+        .await;
+    assert!(summary["cards"].as_u64().unwrap() > 100, "{summary}");
+    assert_eq!(summary["unaddressed"], json!([]), "{summary}");
+    assert_eq!(summary["lead_time"]["enough"], true);
+    app.finish().await;
+}
+
 macro_rules! both {
     ($($name:ident),*) => {
         mod sqlite { $(
@@ -523,5 +550,6 @@ both!(
     two_instances_remind_once,
     the_scheduler_reminds_at_the_time,
     postcards_for_the_holders,
-    rescheduled_work_tells_everyone_told_and_is_reminded_again
+    rescheduled_work_tells_everyone_told_and_is_reminded_again,
+    the_demo_town_prints_postcards
 );
