@@ -247,6 +247,16 @@ async fn a_household_uses_every_right_in_one_sitting(db: Db) {
         .await;
         assert_eq!(status, 400);
     }
+    // The page's form refuses a kind it does not offer rather than filing it as "other".
+    let page = app
+        .client
+        .post(app.url("/t/alvstad/my-data/request"))
+        .header("Cookie", format!("varsel_session={own}"))
+        .form(&[("kind", "pigeon"), ("message", "x")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 400);
     let (status, _) = call(
         &app,
         reqwest::Method::POST,

@@ -127,6 +127,8 @@ pub async fn cards(
                     continue;
                 }
             };
+            // The CIS validates languages on import; one the tenant has since dropped gets
+            // the tenant's own, so the card is still printed.
             let language = f
                 .language
                 .parse::<Language>()

@@ -574,7 +574,11 @@ async fn signout(
     {
         return internal(Language::En, e);
     }
-    let mut resp = Redirect::to(&format!("/t/{slug}")).into_response();
+    ended_session(Redirect::to(&format!("/t/{slug}")).into_response(), &slug)
+}
+
+/// `resp` with the session cookie removed from the browser (the session itself is gone).
+fn ended_session(mut resp: Response, slug: &str) -> Response {
     if let Ok(v) = HeaderValue::from_str(&format!(
         "{SESSION_COOKIE}=; Path=/t/{slug}; Max-Age=0; HttpOnly; SameSite=Strict"
     )) {

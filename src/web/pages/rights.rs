@@ -54,7 +54,7 @@ async fn signed_in(
 }
 
 /// A stored RFC 3339 time as the household reads it: local date and time in the tenant's
-/// zone.
+/// zone; one that somehow does not parse is shown as stored rather than hidden.
 fn local(at: &str, tenant: &Tenant) -> String {
     at.parse::<jiff::Timestamp>()
         .ok()
@@ -86,6 +86,13 @@ fn rights_message(lang: Language, e: &RightsError) -> (StatusCode, String) {
     (key.0, text)
 }
 
+/// The page answers a refused step with its status and the household's words for why.
+fn refuse(page: &mut Page, e: &RightsError) {
+    let (status, text) = rights_message(page.lang, e);
+    page.status = status;
+    page.error = Some(text);
+}
+
 pub(super) async fn send_code(
     State(state): State<AppState>,
     Path(slug): Path<String>,
@@ -111,9 +118,7 @@ pub(super) async fn send_code(
             if let RightsError::SendFailed(f) = &e {
                 tracing::warn!(error = %f, "a one-time code could not be sent");
             }
-            let (status, text) = rights_message(lang, &e);
-            page.status = status;
-            page.error = Some(text);
+            refuse(&mut page, &e);
             super::render_facility(&state, page, session, "", "").await
         }
     }
@@ -136,9 +141,7 @@ pub(super) async fn confirm_code(
         Ok(_) => Redirect::to(&format!("/t/{slug}/my-data")).into_response(),
         Err(RightsError::Internal(e)) => internal(lang, e),
         Err(e) => {
-            let (status, text) = rights_message(lang, &e);
-            page.status = status;
-            page.error = Some(text);
+            refuse(&mut page, &e);
             page.render("my_data.html", context! { data => None::<()> })
         }
     }
@@ -183,9 +186,7 @@ async fn render_my_data(
         }
         Err(RightsError::Internal(e)) => return internal(lang, e),
         Err(e) => {
-            let (status, text) = rights_message(lang, &e);
-            page.status = status;
-            page.error = Some(text);
+            refuse(&mut page, &e);
             return page.render("my_data.html", context! { data => None::<()> });
         }
     };
@@ -276,9 +277,7 @@ pub(super) async fn restriction(
         }
         Err(RightsError::Internal(e)) => internal(page.lang, e),
         Err(e) => {
-            let (status, text) = rights_message(page.lang, &e);
-            page.status = status;
-            page.error = Some(text);
+            refuse(&mut page, &e);
             page.render("my_data.html", context! { data => None::<()> })
         }
     }
@@ -303,16 +302,10 @@ pub(super) async fn erase(
     }
     let lang = Page::new(&q, &headers, None).lang;
     match rights::erase(&state, session).await {
-        Ok(_) => {
-            let mut r = Redirect::to(&format!("/t/{slug}?m=erased")).into_response();
-            if let Ok(v) = HeaderValue::from_str(&format!(
-                "{}=; Path=/t/{slug}; Max-Age=0; HttpOnly; SameSite=Strict",
-                super::SESSION_COOKIE
-            )) {
-                r.headers_mut().append(header::SET_COOKIE, v);
-            }
-            r
-        }
+        Ok(_) => super::ended_session(
+            Redirect::to(&format!("/t/{slug}?m=erased")).into_response(),
+            &slug,
+        ),
         Err(RightsError::Internal(e)) => internal(lang, e),
         Err(_) => Redirect::to(&format!("/t/{slug}/my-data")).into_response(),
     }
@@ -331,19 +324,19 @@ pub(super) async fn request(
         Err(r) => return r,
     };
     let mut page = Page::new(&q, &headers, Some(tenant.clone()));
-    let kind = form
-        .kind
-        .as_deref()
-        .and_then(|k| k.parse::<crate::domain::case::CaseKind>().ok())
-        .unwrap_or(crate::domain::case::CaseKind::Other);
+    let kind = match form.kind.as_deref().unwrap_or_default().parse() {
+        Ok(k) => k,
+        Err(e) => {
+            refuse(&mut page, &RightsError::Invalid(format!("kind: {e}")));
+            return render_my_data(&state, &tenant, session, page).await;
+        }
+    };
     let message = form.message.unwrap_or_default();
     match rights::request(&state, &tenant, session, kind, &message).await {
         Ok(_) => Redirect::to(&format!("/t/{slug}/my-data?m=request_sent")).into_response(),
         Err(RightsError::Internal(e)) => internal(page.lang, e),
         Err(e) => {
-            let (status, text) = rights_message(page.lang, &e);
-            page.status = status;
-            page.error = Some(text);
+            refuse(&mut page, &e);
             render_my_data(&state, &tenant, session, page).await
         }
     }
