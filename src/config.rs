@@ -35,7 +35,43 @@ pub struct Config {
     pub directory: Option<DirectoryConfig>,
     pub retention: RetentionConfig,
     pub planned: PlannedConfig,
+    pub quiet_hours: QuietHoursConfig,
     pub cases: CasesConfig,
+}
+
+/// Quiet hours (see `domain::quiet`): notices that can wait are held through the night.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct QuietHoursConfig {
+    /// Off: every notice goes at once.
+    pub enabled: bool,
+    /// Local clock times (each tenant's zone); the window may run past midnight.
+    pub start: crate::domain::planned::ClockTime,
+    pub end: crate::domain::planned::ClockTime,
+    /// An update that moves the estimated restoration by this much or more goes at once;
+    /// a smaller move waits for the morning.
+    pub urgent_etr_minutes: u32,
+}
+
+impl Default for QuietHoursConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            start: crate::domain::planned::ClockTime::at(21, 0),
+            end: crate::domain::planned::ClockTime::at(7, 0),
+            urgent_etr_minutes: 60,
+        }
+    }
+}
+
+impl QuietHoursConfig {
+    /// The window, when there is one.
+    pub fn window(&self) -> Option<crate::domain::quiet::QuietHours> {
+        (self.enabled && self.start != self.end).then_some(crate::domain::quiet::QuietHours {
+            start: self.start,
+            end: self.end,
+        })
+    }
 }
 
 /// Planned work: when its day-before reminder goes, and how early postcards must be posted.
@@ -43,7 +79,7 @@ pub struct Config {
 #[serde(deny_unknown_fields, default)]
 pub struct PlannedConfig {
     /// Local clock time (the tenant's zone) on the day before the start; default 18:00.
-    pub reminder_time: crate::domain::planned::ReminderTime,
+    pub reminder_time: crate::domain::planned::ClockTime,
     /// Working days the post needs: postcards produced closer to the start carry a warning.
     pub postcard_lead_days: u32,
 }
@@ -51,7 +87,7 @@ pub struct PlannedConfig {
 impl Default for PlannedConfig {
     fn default() -> Self {
         Self {
-            reminder_time: crate::domain::planned::ReminderTime::default(),
+            reminder_time: crate::domain::planned::ClockTime::at(18, 0),
             postcard_lead_days: 5,
         }
     }
@@ -117,6 +153,14 @@ pub struct OutagesConfig {
     /// Directory numbers kept for an outage are erased this many days after it ended (once
     /// none of their notices is still being sent): the delivery window.
     pub directory_days: u32,
+    /// An unplanned outage restored (or cancelled) within this many minutes of its start is
+    /// a short interruption: its notices not yet sent are dropped, and the end goes only to
+    /// those who heard of the start. 0 (the default) turns it off; 3 matches the
+    /// regulators' line between short and long interruptions.
+    pub short_interruption_minutes: u32,
+    /// An unplanned outage declared again for the same service and affected area within this
+    /// many minutes of its restore reopens it instead of starting a new one. 0 turns it off.
+    pub reopen_within_minutes: u32,
 }
 
 impl Default for OutagesConfig {
@@ -126,6 +170,8 @@ impl Default for OutagesConfig {
             fanout_chunk: 20_000,
             fanout_lease_seconds: 30,
             directory_days: 7,
+            short_interruption_minutes: 0,
+            reopen_within_minutes: 10,
         }
     }
 }
@@ -316,6 +362,8 @@ struct FileConfig {
     retention: RetentionConfig,
     #[serde(default)]
     planned: PlannedConfig,
+    #[serde(default)]
+    quiet_hours: QuietHoursConfig,
     #[serde(default)]
     cases: CasesConfig,
     #[serde(default)]
@@ -543,6 +591,7 @@ impl Config {
             directory: fc.directory,
             retention: fc.retention,
             planned: fc.planned,
+            quiet_hours: fc.quiet_hours,
             cases: fc.cases,
         })
     }

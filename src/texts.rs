@@ -41,7 +41,8 @@ impl StepGroup {
 
     pub fn of(kind: StepKind) -> Self {
         match kind {
-            StepKind::Declared | StepKind::Extended => StepGroup::Start,
+            // Supply failing again right after a restore reads as it did the first time.
+            StepKind::Declared | StepKind::Extended | StepKind::Reopened => StepGroup::Start,
             StepKind::Updated => StepGroup::Update,
             StepKind::Restored | StepKind::Released => StepGroup::End,
             StepKind::Cancelled => StepGroup::Cancel,

@@ -7,7 +7,7 @@ mod common;
 
 use common::{Db, TestApp};
 use serde_json::{Value, json};
-use varsel::domain::planned::ReminderTime;
+use varsel::domain::planned::ClockTime;
 use varsel::domain::scope::Scope;
 use varsel::domain::service::ServiceKind::Electricity;
 use varsel::outages::{Reminded, remind};
@@ -102,7 +102,7 @@ async fn announced_then_reminded_once(db: Db) {
 
     // The reminder is a durable job due on the local evening before the start.
     let zone = jiff::tz::TimeZone::get("Europe/Stockholm").unwrap();
-    let due = ReminderTime::default()
+    let due = ClockTime::at(18, 0)
         .before(jiff::Timestamp::from_second(start).unwrap(), &zone)
         .as_second();
     let jobs = app.state.store.jobs().await.unwrap();
@@ -466,7 +466,7 @@ async fn rescheduled_work_tells_everyone_told_and_is_reminded_again(db: Db) {
     assert_eq!(record["started_at"], new_start);
 
     let zone = jiff::tz::TimeZone::get("Europe/Stockholm").unwrap();
-    let due = ReminderTime::default()
+    let due = ClockTime::at(18, 0)
         .before(jiff::Timestamp::from_second(new_start).unwrap(), &zone)
         .as_second();
     let job = app

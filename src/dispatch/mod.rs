@@ -3,7 +3,8 @@
 //!
 //! Guarantee: every notice row stays due until a provider accepts it, refuses it for good,
 //! its outage moves past its step (`superseded`), its contact is erased or replaced
-//! (`withdrawn`), or it is older than `dispatch.give_up_after_minutes` (`expired`); each is
+//! (`withdrawn`), or it has been due longer than `dispatch.give_up_after_minutes` (`expired`;
+//! a notice held by quiet hours counts from their end); each is
 //! recorded on the row. A notice is claimed with a lease before it is sent and marked sent
 //! right after; if the process dies between the provider's acceptance and that mark, the
 //! lease runs out and the notice is sent again. So after a crash a recipient gets a notice
@@ -443,7 +444,7 @@ impl Dispatcher {
                 results.push((n.id, SendResult::Superseded));
                 continue;
             }
-            if now - n.created_at > budget {
+            if now - n.due_from > budget {
                 results.push((n.id, SendResult::Expired));
                 continue;
             }

@@ -12,6 +12,7 @@ pub mod language;
 pub mod outage;
 pub mod phone;
 pub mod planned;
+pub mod quiet;
 pub mod recipients;
 pub mod scope;
 pub mod selector;

@@ -36,10 +36,13 @@ pub enum StepKind {
     Released,
     Restored,
     Cancelled,
+    /// Supply failed again soon after a restore, for the same facilities: the outage goes
+    /// on instead of a new one starting (`outages.reopen_within_minutes`).
+    Reopened,
 }
 
 impl StepKind {
-    pub const ALL: [StepKind; 9] = [
+    pub const ALL: [StepKind; 10] = [
         StepKind::Declared,
         StepKind::Announced,
         StepKind::Reminded,
@@ -49,6 +52,7 @@ impl StepKind {
         StepKind::Released,
         StepKind::Restored,
         StepKind::Cancelled,
+        StepKind::Reopened,
     ];
 
     /// Steps that tell households an outage reaches them: everyone affected by the step
@@ -86,6 +90,7 @@ impl StepKind {
             StepKind::Released => "released",
             StepKind::Restored => "restored",
             StepKind::Cancelled => "cancelled",
+            StepKind::Reopened => "reopened",
         }
     }
 }
@@ -131,7 +136,9 @@ impl OutageState {
             ) => Ok(OutageState::Active),
             (OutageState::Active, StepKind::Restored) => Ok(OutageState::Restored),
             (OutageState::Active, StepKind::Cancelled) => Ok(OutageState::Cancelled),
-            (OutageState::Restored | OutageState::Cancelled, _) => {
+            (OutageState::Restored, StepKind::Reopened) => Ok(OutageState::Active),
+            (OutageState::Active, StepKind::Reopened)
+            | (OutageState::Restored | OutageState::Cancelled, _) => {
                 Err(TransitionError { from: self, step })
             }
         }
@@ -195,8 +202,16 @@ mod tests {
             active.after(StepKind::Cancelled),
             Ok(OutageState::Cancelled)
         );
+        assert!(active.after(StepKind::Reopened).is_err());
+        assert_eq!(
+            OutageState::Restored.after(StepKind::Reopened),
+            Ok(OutageState::Active)
+        );
         for end in [OutageState::Restored, OutageState::Cancelled] {
             for step in StepKind::ALL {
+                if (end, step) == (OutageState::Restored, StepKind::Reopened) {
+                    continue;
+                }
                 let err = end.after(step).unwrap_err();
                 assert!(
                     err.to_string()
@@ -234,15 +249,17 @@ mod tests {
 
     proptest! {
         #[test]
-        fn step_names_round_trip(i in 0usize..9) {
+        fn step_names_round_trip(i in 0usize..StepKind::ALL.len()) {
             let k = StepKind::ALL[i];
             prop_assert_eq!(k.as_str().parse::<StepKind>(), Ok(k));
         }
 
         #[test]
-        fn a_finished_outage_never_changes(step in 0usize..9, end in proptest::bool::ANY) {
+        /// Only a reopening follows a restore; nothing follows a cancellation.
+        fn a_finished_outage_never_changes(step in 0usize..StepKind::ALL.len(), end in proptest::bool::ANY) {
             let state = if end { OutageState::Restored } else { OutageState::Cancelled };
-            prop_assert!(state.after(StepKind::ALL[step]).is_err());
+            let kind = StepKind::ALL[step];
+            prop_assert_eq!(state.after(kind).is_ok(), end && kind == StepKind::Reopened);
         }
     }
 }

@@ -10,15 +10,24 @@ use jiff::tz::TimeZone;
 
 /// A local clock time such as "18:00".
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ReminderTime(Time);
+pub struct ClockTime(Time);
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0:?} is not a clock time such as 18:00")]
-pub struct ReminderTimeError(String);
+pub struct ClockTimeError(String);
 
-impl ReminderTime {
-    pub fn parse(s: &str) -> Result<Self, ReminderTimeError> {
-        let bad = || ReminderTimeError(s.chars().take(20).collect());
+impl ClockTime {
+    /// A clock time from constants (a literal in the code; other values are parsed).
+    pub const fn at(hour: i8, minute: i8) -> Self {
+        Self(Time::constant(hour, minute, 0, 0))
+    }
+
+    pub fn time(self) -> Time {
+        self.0
+    }
+
+    pub fn parse(s: &str) -> Result<Self, ClockTimeError> {
+        let bad = || ClockTimeError(s.chars().take(20).collect());
         let (h, m) = s.trim().split_once(':').ok_or_else(bad)?;
         let (h, m): (i8, i8) = (h.parse().map_err(|_| bad())?, m.parse().map_err(|_| bad())?);
         Time::new(h, m, 0, 0).map(Self).map_err(|_| bad())
@@ -38,20 +47,14 @@ impl ReminderTime {
     }
 }
 
-impl Default for ReminderTime {
-    fn default() -> Self {
-        Self(Time::constant(18, 0, 0, 0))
-    }
-}
-
-impl<'de> serde::Deserialize<'de> for ReminderTime {
+impl<'de> serde::Deserialize<'de> for ClockTime {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
         Self::parse(&s).map_err(serde::de::Error::custom)
     }
 }
 
-impl std::fmt::Display for ReminderTime {
+impl std::fmt::Display for ClockTime {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{:02}:{:02}", self.0.hour(), self.0.minute())
     }
@@ -78,7 +81,7 @@ mod tests {
 
     #[test]
     fn the_evening_before_across_every_switch_of_2026_and_2027() {
-        let six = ReminderTime::default();
+        let six = ClockTime::at(18, 0);
         // (start, reminder) in local time; the switches are the last Sundays of March and
         // October in both zones.
         let cases = [
@@ -110,7 +113,7 @@ mod tests {
     #[test]
     fn a_reminder_time_inside_a_switch_gap_or_fold() {
         let tz = TimeZone::get("Europe/Stockholm").unwrap();
-        let half_past_two = ReminderTime::parse("02:30").unwrap();
+        let half_past_two = ClockTime::parse("02:30").unwrap();
         // 2026-03-29 02:30 does not exist: the first instant after the gap is 03:30 CEST
         // (compatible disambiguation).
         let spring = half_past_two.before(at("Europe/Stockholm", "2026-03-30T09:00"), &tz);
@@ -122,12 +125,12 @@ mod tests {
 
     #[test]
     fn clock_times_parse_strictly() {
-        assert_eq!(ReminderTime::parse("18:00").unwrap().to_string(), "18:00");
-        assert_eq!(ReminderTime::parse(" 7:05 ").unwrap().to_string(), "07:05");
+        assert_eq!(ClockTime::parse("18:00").unwrap().to_string(), "18:00");
+        assert_eq!(ClockTime::parse(" 7:05 ").unwrap().to_string(), "07:05");
         for bad in [
             "", "18", "24:00", "18:60", "-1:00", "18:00:00", "sex", "18.00",
         ] {
-            assert!(ReminderTime::parse(bad).is_err(), "{bad}");
+            assert!(ClockTime::parse(bad).is_err(), "{bad}");
         }
     }
 
@@ -139,7 +142,7 @@ mod tests {
             let zone = if oslo { "Europe/Oslo" } else { "Europe/Stockholm" };
             let tz = TimeZone::get(zone).unwrap();
             let start = Timestamp::from_second(secs).unwrap();
-            let rt = ReminderTime(Time::new(h, m, 0, 0).unwrap());
+            let rt = ClockTime(Time::new(h, m, 0, 0).unwrap());
             let r = rt.before(start, &tz).to_zoned(tz.clone());
             let s = start.to_zoned(tz);
             prop_assert_eq!(r.date(), s.date().yesterday().unwrap());

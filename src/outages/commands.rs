@@ -8,6 +8,7 @@ use super::{Actor, OutageError, StepOutcome};
 use crate::domain::cause::{self, Catalogue, Cause, CauseInput};
 use crate::domain::language::Language;
 use crate::domain::outage::{OutageState, StepKind, UpdateDelta, update_is_material};
+use crate::domain::quiet::StepUrgency;
 use crate::domain::selector::{Selector, SelectorSpec};
 use crate::domain::service::ServiceKind;
 use crate::state::AppState;
@@ -94,6 +95,16 @@ pub enum StepCommand {
     Remind,
     /// Planned work moved to new times.
     Reschedule(Reschedule),
+    /// An unplanned outage declared again soon after its restore (see `declare`).
+    Reopen(Reopen),
+}
+
+/// What a declaration that reopens a restored outage brings to it.
+#[derive(Debug, Clone)]
+pub struct Reopen {
+    pub etr: Option<i64>,
+    pub cause: Option<CauseInput>,
+    pub texts: Texts,
 }
 
 impl StepCommand {
@@ -106,6 +117,7 @@ impl StepCommand {
             StepCommand::Cancel(_) => StepKind::Cancelled,
             StepCommand::Remind => StepKind::Reminded,
             StepCommand::Reschedule(_) => StepKind::Rescheduled,
+            StepCommand::Reopen(_) => StepKind::Reopened,
         }
     }
 }
@@ -226,6 +238,25 @@ fn reminder_at(state: &AppState, tenant: &Tenant, start: i64) -> Result<i64, Out
         .as_second())
 }
 
+/// Until when quiet hours hold the notices of a step like `urgency`, taken now.
+fn quiet_hold(
+    state: &AppState,
+    tenant: &Tenant,
+    urgency: &StepUrgency,
+) -> Result<Option<i64>, OutageError> {
+    let Some(window) = state.config.quiet_hours.window() else {
+        return Ok(None);
+    };
+    let zone = jiff::tz::TimeZone::get(&tenant.time_zone).map_err(anyhow::Error::from)?;
+    let now = jiff::Timestamp::from_second(crate::store::now()).map_err(anyhow::Error::from)?;
+    Ok(window.hold(
+        urgency,
+        now,
+        &zone,
+        state.config.quiet_hours.urgent_etr_minutes,
+    ))
+}
+
 /// A declaration checked and ready to write (or preview).
 pub(super) struct Declaration {
     pub service: ServiceKind,
@@ -301,6 +332,22 @@ pub(super) async fn declaration(
             None
         },
         new_start: None,
+        held_until: if req.planned {
+            quiet_hold(
+                state,
+                tenant,
+                &StepUrgency {
+                    kind: StepKind::Announced,
+                    planned: true,
+                    starts_at: started_at,
+                    etr_before: None,
+                    etr_after: req.etr,
+                },
+            )?
+        } else {
+            None
+        },
+        suppress_unsent: false,
     };
     Ok(Declaration {
         service,
@@ -354,6 +401,25 @@ pub async fn declare(
     }
     let d = declaration(state, tenant, actor, idempotency_key, req).await?;
     grid_reach(state, tenant, d.service, &d.selector).await?;
+    if let Some(outage_id) = flapping(state, tenant, req, d.service).await? {
+        tracing::info!(
+            outage = outage_id,
+            "declared again soon after its restore: the outage is reopened"
+        );
+        return step(
+            state,
+            tenant,
+            actor,
+            outage_id,
+            d.write.idempotency_key,
+            StepCommand::Reopen(Reopen {
+                etr: req.etr,
+                cause: req.cause.clone(),
+                texts: req.texts.clone(),
+            }),
+        )
+        .await;
+    }
     write(
         state,
         tenant,
@@ -362,6 +428,31 @@ pub async fn declare(
         d.write.kind,
     )
     .await
+}
+
+/// The unplanned outage this declaration repeats: the same service and affected area,
+/// restored within `outages.reopen_within_minutes`. Supply that flaps reopens it rather than
+/// telling everyone of a new outage each time.
+async fn flapping(
+    state: &AppState,
+    tenant: &Tenant,
+    req: &Declare,
+    service: ServiceKind,
+) -> Result<Option<i64>, OutageError> {
+    let window = i64::from(state.config.outages.reopen_within_minutes) * 60;
+    if req.planned || window == 0 {
+        return Ok(None);
+    }
+    let selector = serde_json::to_string(&req.affected).map_err(anyhow::Error::from)?;
+    Ok(state
+        .store
+        .restored_since(
+            tenant.id,
+            service.as_str(),
+            &selector,
+            crate::store::now() - window,
+        )
+        .await?)
 }
 
 /// Any step after the declaration.
@@ -398,6 +489,7 @@ pub async fn step(
     let mut notify = true;
     let mut new_start = None;
     let mut reminder = None;
+    let mut suppress_unsent = false;
     let selector;
     let affect = match &command {
         StepCommand::Update(u) => {
@@ -446,6 +538,8 @@ pub async fn step(
                 texts = t.clone();
             }
             ended_at = Some(at);
+            let short = i64::from(state.config.outages.short_interruption_minutes) * 60;
+            suppress_unsent = !cur.planned && short > 0 && at - cur.started_at <= short;
             Affect::ReleaseAll
         }
         StepCommand::Remind => {
@@ -491,6 +585,30 @@ pub async fn step(
             reminder = Some(reminder_at(state, tenant, r.started_at)?);
             Affect::Keep
         }
+        StepCommand::Reopen(r) => {
+            plausible("etr", r.etr)?;
+            etr = r.etr;
+            cause = next_cause(state, tenant, &r.cause, &cur.cause).await?;
+            if !r.texts.is_empty() {
+                texts = r.texts.clone();
+            }
+            Affect::Reopen
+        }
+    };
+    let held_until = if notify {
+        quiet_hold(
+            state,
+            tenant,
+            &StepUrgency {
+                kind,
+                planned: cur.planned,
+                starts_at: new_start.unwrap_or(cur.started_at),
+                etr_before: cur.etr,
+                etr_after: etr,
+            },
+        )?
+    } else {
+        None
     };
     validate_texts(&texts, tenant)?;
     let w = StepWrite {
@@ -512,6 +630,8 @@ pub async fn step(
         lease_secs: i64::from(state.config.outages.fanout_lease_seconds),
         reminder_at: reminder,
         new_start,
+        held_until,
+        suppress_unsent,
     };
     write(state, tenant, &w, affect, kind).await
 }

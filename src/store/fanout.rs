@@ -153,7 +153,7 @@ fn facility_targets(kind: StepKind) -> &'static str {
         StepKind::Declared | StepKind::Extended | StepKind::Announced => {
             "o.added_step_id = $3 AND o.released_step_id IS NULL"
         }
-        StepKind::Updated | StepKind::Reminded | StepKind::Rescheduled => {
+        StepKind::Updated | StepKind::Reminded | StepKind::Rescheduled | StepKind::Reopened => {
             "o.released_step_id IS NULL"
         }
         StepKind::Released | StepKind::Restored | StepKind::Cancelled => "o.released_step_id = $3",
@@ -168,16 +168,29 @@ fn directory_targets(kind: StepKind) -> &'static str {
         | StepKind::Extended
         | StepKind::Announced
         | StepKind::Reminded
-        | StepKind::Rescheduled => "d.released_step_id IS NULL",
+        | StepKind::Rescheduled
+        | StepKind::Reopened => "d.released_step_id IS NULL",
         StepKind::Released | StepKind::Restored | StepKind::Cancelled => "d.released_step_id = $3",
     }
 }
 
+/// When a step's notices are first due: at once, or when the quiet hours holding them end.
+const HELD: &str = "COALESCE((SELECT st.held_until FROM outage_steps st WHERE st.id = $3), $4)";
+
 /// Steps after the start go only to people told of the outage: someone with a notice of an
-/// earlier step that is sent, being sent or still due.
+/// earlier step that is sent, being sent or still due. A reopening goes only to those who
+/// were told supply was back (a "back" still due is superseded instead: for them the outage
+/// simply goes on).
 fn told(kind: StepKind, channel: &str, bidx: &str) -> String {
     if kind.starts() {
         String::new()
+    } else if kind == StepKind::Reopened {
+        format!(
+            "AND EXISTS (SELECT 1 FROM notices p JOIN outage_steps r ON r.id = p.step_id
+                 WHERE p.outage_id = $2 AND p.channel = '{channel}' AND p.recipient_bidx = {bidx}
+                 AND r.kind = 'restored' AND p.step_id = (SELECT MAX(id) FROM outage_steps WHERE outage_id = $2 AND kind = 'restored' AND id < $3)
+                 AND p.status IN ('sending', 'sent'))"
+        )
     } else {
         format!(
             "AND EXISTS (SELECT 1 FROM notices p WHERE p.outage_id = $2 AND p.channel = '{channel}' AND p.recipient_bidx = {bidx}
@@ -248,7 +261,7 @@ impl Store {
         };
         let sql = format!(
             "INSERT INTO notices (tenant_id, outage_id, step_id, channel, recipient_bidx, subscription_id, facilities, status, next_attempt_at, created_at)
-             SELECT $1, $2, $3, '{ch}', {bidx}, MIN(s.facility_id), COUNT(*), 'pending', $4, $4
+             SELECT $1, $2, $3, '{ch}', {bidx}, MIN(s.facility_id), COUNT(*), 'pending', {HELD}, $4
              FROM subscriptions s {join} outage_facilities o ON o.outage_id = $2 AND o.facility_id = s.facility_id
              WHERE s.tenant_id = $1 AND {bidx} >= $5 AND {bidx} < $6 {filter} AND {targets} {told}
              GROUP BY {bidx}
@@ -371,11 +384,12 @@ impl Store {
              SELECT $1, $2, v.a, v.b, v.c, v.k, v.l, $3 FROM ({rows}) AS v WHERE true
              ON CONFLICT DO NOTHING"
         );
-        let notify =
+        let notify = format!(
             "INSERT INTO notices (tenant_id, outage_id, step_id, channel, recipient_bidx, directory_id, facilities, status, next_attempt_at, created_at)
-             SELECT $1, $2, $3, 'sms', d.phone_bidx, MIN(d.id), 0, 'pending', $4, $4 FROM directory_contacts d
+             SELECT $1, $2, $3, 'sms', d.phone_bidx, MIN(d.id), 0, 'pending', {HELD}, $4 FROM directory_contacts d
              WHERE d.id > $5 AND d.id <= $6 AND d.outage_id = $2 GROUP BY d.phone_bidx
-             ON CONFLICT DO NOTHING";
+             ON CONFLICT DO NOTHING"
+        );
         #[derive(serde::Serialize)]
         struct Row<'a> {
             a: &'a str,
@@ -421,7 +435,7 @@ impl Store {
             let after: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM directory_contacts")
                 .fetch_one(&mut *tx)
                 .await?;
-            write_chunk!(tx, notify, job, t, (before, after), next, t + lease_secs)
+            write_chunk!(tx, sqlx::AssertSqlSafe(notify.as_str()), job, t, (before, after), next, t + lease_secs)
         });
         (job.phase, job.cursor) = next;
         Ok(Some(written))
@@ -438,7 +452,7 @@ impl Store {
     ) -> anyhow::Result<Option<(u64, bool)>> {
         let sql = format!(
             "INSERT INTO notices (tenant_id, outage_id, step_id, channel, recipient_bidx, directory_id, facilities, status, next_attempt_at, created_at)
-             SELECT $1, $2, $3, 'sms', d.phone_bidx, MIN(d.id), 0, 'pending', $4, $4 FROM directory_contacts d
+             SELECT $1, $2, $3, 'sms', d.phone_bidx, MIN(d.id), 0, 'pending', {HELD}, $4 FROM directory_contacts d
              WHERE d.outage_id = $2 AND d.id > $5 AND d.id <= $6 AND {} {}
              GROUP BY d.phone_bidx
              ON CONFLICT DO NOTHING",

@@ -40,7 +40,9 @@ pub struct ClaimedNotice {
     pub channel: Channel,
     pub facilities: i64,
     pub attempts: i64,
-    pub created_at: i64,
+    /// When the notice was first due: when it was written, or when the quiet hours that
+    /// held it ended. The dispatch time budget counts from here.
+    pub due_from: i64,
     /// The registered facility the notice came from (for logs; never the contact itself).
     pub facility_id: Option<i64>,
     /// None when the contact is gone: the subscription was erased, or holds another
@@ -146,7 +148,8 @@ impl Store {
             }
             let sql = format!(
                 "UPDATE notices SET status = 'sending', claimed_until = $1, attempts = attempts + 1 WHERE id IN ({inner})
-                 RETURNING id, tenant_id, outage_id, step_id, facilities, attempts, created_at, subscription_id"
+                 RETURNING id, tenant_id, outage_id, step_id, facilities, attempts, subscription_id,
+                   COALESCE((SELECT MAX(st.held_until) FROM outage_steps st WHERE st.id = notices.step_id AND st.held_until > notices.created_at), notices.created_at) AS due_from"
             );
             let _writer = self.writer().await;
             on_pool!(self, pool => {
@@ -165,7 +168,7 @@ impl Store {
                         channel,
                         facilities: r.try_get("facilities")?,
                         attempts: r.try_get("attempts")?,
-                        created_at: r.try_get("created_at")?,
+                        due_from: r.try_get("due_from")?,
                         facility_id: r.try_get("subscription_id")?,
                         recipient: None,
                     });

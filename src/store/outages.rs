@@ -64,6 +64,9 @@ pub struct StepRecord {
     pub notify: bool,
     /// Notices written for this step so far (all of them once its fan-out is done).
     pub notices: i64,
+    /// Quiet hours hold this step's notices until then (Unix seconds); null when they went
+    /// at once.
+    pub held_until: Option<i64>,
 }
 
 /// The outage as the next step needs it.
@@ -106,6 +109,9 @@ pub enum Affect<'a> {
     ReleaseAll,
     /// Update: the set stays.
     Keep,
+    /// Reopen: the facilities (and directory numbers) the last restore released are
+    /// affected again.
+    Reopen,
 }
 
 #[derive(Debug, Clone)]
@@ -131,6 +137,11 @@ pub struct StepWrite {
     pub reminder_at: Option<i64>,
     /// A new start for an existing outage (planned work rescheduled).
     pub new_start: Option<i64>,
+    /// Quiet hours hold the step's notices until then.
+    pub held_until: Option<i64>,
+    /// A short interruption ended: the outage's notices not yet sent are dropped (status
+    /// `suppressed`), so the end goes only to those who heard of the start.
+    pub suppress_unsent: bool,
 }
 
 /// An affected facility as a postcard names it.
@@ -195,12 +206,13 @@ macro_rules! step_record {
             cause_texts: serde_json::from_str(&$r.try_get::<String, _>("cause_texts")?)?,
             notify: $r.try_get::<i64, _>("notify")? != 0,
             notices: $r.try_get("notices")?,
+            held_until: $r.try_get("held_until")?,
         }
     };
 }
 
 const STEP_COLUMNS: &str =
-    "id, outage_id, seq, kind, at, actor, etr, cause, cause_texts, notify, notices";
+    "id, outage_id, seq, kind, at, actor, etr, cause, cause_texts, notify, notices, held_until";
 
 /// A value the store wrote itself and reads back; failing to parse means a corrupt row.
 pub(crate) fn parse_stored<T: std::str::FromStr>(s: String) -> anyhow::Result<T>
@@ -258,6 +270,30 @@ impl Store {
             }
         });
         Ok(rec)
+    }
+
+    /// The latest unplanned outage of `service` with exactly this affected selector that was
+    /// restored at or after `since`: a declaration that repeats it reopens it.
+    pub async fn restored_since(
+        &self,
+        tenant_id: i64,
+        service: &str,
+        selector: &str,
+        since: i64,
+    ) -> anyhow::Result<Option<i64>> {
+        let id = on_pool!(self, pool => {
+            sqlx::query_scalar(
+                "SELECT id FROM outages WHERE tenant_id = $1 AND planned = 0 AND state = 'restored' AND service = $2
+                 AND selector = $3 AND ended_at >= $4 ORDER BY ended_at DESC, id DESC LIMIT 1",
+            )
+            .bind(tenant_id)
+            .bind(service)
+            .bind(selector)
+            .bind(since)
+            .fetch_optional(pool)
+            .await?
+        });
+        Ok(id)
     }
 
     pub async fn step_by_id(
@@ -478,8 +514,8 @@ impl Store {
                 .fetch_one(&mut *tx)
                 .await?;
             let step_id: i64 = sqlx::query_scalar(
-                "INSERT INTO outage_steps (outage_id, tenant_id, seq, kind, at, actor, etr, cause, notify, notices, idempotency_key, ended_at, texts, cause_texts)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 0, $10, $11, $12, $13) RETURNING id",
+                "INSERT INTO outage_steps (outage_id, tenant_id, seq, kind, at, actor, etr, cause, notify, notices, idempotency_key, ended_at, texts, cause_texts, held_until)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 0, $10, $11, $12, $13, $14) RETURNING id",
             )
             .bind(outage_id)
             .bind(w.tenant_id)
@@ -494,8 +530,15 @@ impl Store {
             .bind(w.ended_at)
             .bind(serde_json::to_string(&w.texts)?)
             .bind(&cause_texts)
+            .bind(w.held_until)
             .fetch_one(&mut *tx)
             .await?;
+            if w.suppress_unsent {
+                sqlx::query("UPDATE notices SET status = 'suppressed' WHERE outage_id = $1 AND status = 'pending'")
+                    .bind(outage_id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
             let timer = std::time::Instant::now();
             for (sql, list) in &add_parts {
                 let q = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
@@ -560,12 +603,28 @@ impl Store {
                     .execute(&mut *tx)
                     .await?;
             }
+            if let Affect::Reopen = affect {
+                let restore: Option<i64> = sqlx::query_scalar("SELECT MAX(id) FROM outage_steps WHERE outage_id = $1 AND kind = 'restored'")
+                    .bind(outage_id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                sqlx::query("UPDATE outage_facilities SET released_step_id = NULL, affected_until = NULL WHERE outage_id = $1 AND released_step_id = $2")
+                    .bind(outage_id)
+                    .bind(restore)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query("UPDATE directory_contacts SET released_step_id = NULL WHERE outage_id = $1 AND released_step_id = $2")
+                    .bind(outage_id)
+                    .bind(restore)
+                    .execute(&mut *tx)
+                    .await?;
+            }
             let targets: i64 = match affect {
                 Affect::Add(_) => sqlx::query_scalar("SELECT COUNT(*) FROM outage_facilities WHERE outage_id = $1 AND added_step_id = $2 AND released_step_id IS NULL")
                     .bind(outage_id).bind(step_id).fetch_one(&mut *tx).await?,
                 Affect::Release(_) | Affect::ReleaseAll => sqlx::query_scalar("SELECT COUNT(*) FROM outage_facilities WHERE outage_id = $1 AND released_step_id = $2")
                     .bind(outage_id).bind(step_id).fetch_one(&mut *tx).await?,
-                Affect::Keep => sqlx::query_scalar("SELECT COUNT(*) FROM outage_facilities WHERE outage_id = $1 AND released_step_id IS NULL")
+                Affect::Keep | Affect::Reopen => sqlx::query_scalar("SELECT COUNT(*) FROM outage_facilities WHERE outage_id = $1 AND released_step_id IS NULL")
                     .bind(outage_id).fetch_one(&mut *tx).await?,
             };
             if targets == 0 && matches!(affect, Affect::Add(_) | Affect::Release(_)) {
@@ -699,6 +758,7 @@ impl Store {
                     },
                     notify: w.notify,
                     notices: 0,
+                    held_until: w.held_until,
                 },
                 fanout,
             })

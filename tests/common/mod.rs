@@ -143,6 +143,13 @@ impl TestApp {
         ];
         vars.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         let file = dir.path().join("varsel.toml");
+        // Quiet hours follow the wall clock: off unless a test sets its own window, so that
+        // no test depends on the time of day it runs at.
+        let toml = if toml.contains("[quiet_hours]") {
+            toml.to_string()
+        } else {
+            format!("{toml}\n[quiet_hours]\nenabled = false\n")
+        };
         std::fs::write(&file, toml).unwrap();
         let config = Config::from_sources(Some(&file), &vars).unwrap();
         let state = varsel::app::build_state(config).await.unwrap();
