@@ -1,6 +1,7 @@
 //! Planned work from an OMS over the API, on both stores: a work-order file posted to
 //! `POST /api/v1/outages/planned-import` announces row by row with the report of `varsel
-//! import planned --json`, and the same file again announces nothing.
+//! import planned --json`, and the same file again announces nothing; postcards of work
+//! that was rescheduled print the new times and tell the operator to send them again.
 
 mod common;
 
@@ -209,4 +210,100 @@ async fn work_orders_over_the_api(app: &TestApp) {
     assert_eq!((status, body["error"].as_str()), (403, Some("forbidden")));
 }
 
-on_both_stores!(work_orders_over_the_api);
+/// Rescheduled work: the summary, the CSV and the lead time follow the new times, and the
+/// operator is told that the cards printed before are wrong.
+async fn postcards_after_a_reschedule(app: &TestApp) {
+    let (operator, admin) = town(app).await;
+    let start = varsel::store::now() + 30 * 86_400;
+    let resp = app
+        .client
+        .post(app.url("/api/v1/outages"))
+        .bearer_auth(&operator)
+        .json(
+            &json!({"service": "electricity", "planned": true, "started_at": start,
+            "etr": start + 3600, "affected": {"facility_numbers": ["4001", "4002"]}}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let id = resp.json::<Value>().await.unwrap()["outage_id"]
+        .as_i64()
+        .unwrap();
+    let path = format!("/api/v1/outages/{id}/postcards");
+    let before: Value = app.get_json(&path, &admin).await;
+    assert_eq!(before["cards"], 2, "{before}");
+    assert_eq!(
+        (&before["starts_at"], &before["ends_at"]),
+        (&json!(start), &json!(start + 3600))
+    );
+    assert_eq!(before["rescheduled_at"], Value::Null);
+    assert_eq!(before["reprint_warning"], Value::Null);
+    assert_eq!(before["lead_time"]["enough"], true, "{before}");
+
+    // Three days ahead leaves the post at most two working days of the five it needs.
+    let new_start = varsel::store::now() + 3 * 86_400;
+    let resp = app
+        .client
+        .post(app.url(&format!("/api/v1/outages/{id}/reschedule")))
+        .bearer_auth(&operator)
+        .json(&json!({"started_at": new_start, "etr": new_start + 2 * 3600}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let link = resp.headers()["link"].to_str().unwrap().to_string();
+    assert!(
+        link.starts_with(&format!("<{path}>; rel=\"related\"")),
+        "{link}"
+    );
+    let step = resp.json::<Value>().await.unwrap()["step"].clone();
+    assert_eq!(step["kind"], "rescheduled");
+
+    let after: Value = app.get_json(&path, &admin).await;
+    assert_eq!(
+        (&after["starts_at"], &after["ends_at"]),
+        (&json!(new_start), &json!(new_start + 2 * 3600))
+    );
+    assert_eq!(after["rescheduled_at"], step["at"], "{after}");
+    let warning = after["reprint_warning"].as_str().unwrap();
+    assert!(
+        warning.contains("cards printed before then show the old times")
+            && warning.contains("send this print job to the print house again"),
+        "{warning}"
+    );
+    assert_eq!(after["lead_time"]["enough"], false, "{after}");
+    assert!(after["lead_time"]["working_days"].as_i64().unwrap() <= 2);
+
+    let csv = app
+        .client
+        .get(app.url(&format!("{path}.csv")))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let local = |t: i64| {
+        jiff::Timestamp::from_second(t)
+            .unwrap()
+            .to_zoned(jiff::tz::TimeZone::get("Europe/Stockholm").unwrap())
+            .strftime("%Y-%m-%dT%H:%M:%S%:z")
+            .to_string()
+    };
+    let mut reader = csv::ReaderBuilder::new()
+        .delimiter(b';')
+        .from_reader(csv.trim_start_matches('\u{feff}').as_bytes());
+    let headers = reader.headers().unwrap().clone();
+    let column = |name: &str| headers.iter().position(|h| h == name).unwrap();
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    assert_eq!(rows.len(), 2);
+    for row in &rows {
+        assert_eq!(row[column("starts_at")], local(new_start));
+        assert_eq!(row[column("ends_at")], local(new_start + 2 * 3600));
+    }
+    assert!(!csv.contains(&local(start)), "no card keeps the old start");
+}
+
+on_both_stores!(work_orders_over_the_api, postcards_after_a_reschedule);

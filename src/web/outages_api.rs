@@ -330,8 +330,12 @@ async fn release(
 
 /// Planned work moves to new times before it starts: everyone told hears the new times, the
 /// day-before reminder moves with them (and goes again if it had gone for the old day).
+/// Postcards printed before show the old times: the `Link` header points to the postcards
+/// summary, whose `reprint_warning` says so, and the print job is to be sent again.
 #[utoipa::path(post, path = "/outages/{id}/reschedule", tag = "outages", request_body = Reschedule, params(("id" = i64, Path)),
-    responses((status = 201, body = StepOutcome), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+    responses((status = 201, body = StepOutcome,
+            headers(("Link" = String, description = "the postcards summary (`rel=\"related\"`): cards printed before show the old times"))),
+        (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody, description = "not planned work, or it has started")),
     security(("token" = ["operator"])))]
 async fn reschedule(
@@ -340,15 +344,19 @@ async fn reschedule(
     Path(id): Path<i64>,
     headers: HeaderMap,
     req: JsonBody<Reschedule>,
-) -> Result<(StatusCode, Json<StepOutcome>), ApiError> {
-    take_step(
+) -> Result<impl IntoResponse, ApiError> {
+    let (status, outcome) = take_step(
         state,
         auth,
         id,
         headers,
         StepCommand::Reschedule(body(req, RESCHEDULE_NEEDS)?),
     )
-    .await
+    .await?;
+    let link = format!(
+        "</api/v1/outages/{id}/postcards>; rel=\"related\"; title=\"postcards printed before show the old times: print them again\""
+    );
+    Ok((status, [(header::LINK, link)], outcome))
 }
 
 /// The outage is over: every facility still affected gets the "back" notice.
@@ -459,13 +467,25 @@ struct PostcardSummary {
     cards: usize,
     /// Facilities whose holder cannot be sent a card, and what their postal address lacks.
     unaddressed: Vec<crate::outages::postcards::Unaddressed>,
+    /// Judged for the start the cards print, the rescheduled one after a reschedule.
     lead_time: crate::outages::postcards::LeadTime,
+    /// The start the cards print, Unix seconds.
+    starts_at: i64,
+    /// The planned end the cards print, Unix seconds.
+    ends_at: i64,
+    /// When the work was last rescheduled (Unix seconds); null if never.
+    rescheduled_at: Option<i64>,
+    /// Set once the work is rescheduled: cards printed before `rescheduled_at` show the old
+    /// times, and the print job must go to the print house again.
+    reprint_warning: Option<String>,
 }
 
 /// The postcards of planned work: how many cards, which facilities lack a postal address,
-/// and whether the post has time (`planned.postcard_lead_days` working days). The files are
-/// `postcards.csv` and `postcards.pdf` beside it (docs/postcards.md). Each production is
-/// recorded in the audit trail.
+/// the times printed, and whether the post has time (`planned.postcard_lead_days` working
+/// days). After a reschedule the files carry the new times, and `reprint_warning` says that
+/// the cards printed before `rescheduled_at` do not. The files are `postcards.csv` and
+/// `postcards.pdf` beside it (docs/postcards.md). Each production is recorded in the audit
+/// trail.
 #[utoipa::path(get, path = "/outages/{id}/postcards", tag = "outages", params(("id" = i64, Path)),
     responses((status = 200, body = PostcardSummary), (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody, description = "not planned work")),
@@ -483,6 +503,10 @@ async fn postcards(
         cards: c.job.as_ref().map_or(0, |j| j.cards().len()),
         unaddressed: c.unaddressed,
         lead_time: c.lead_time,
+        starts_at: c.starts_at,
+        ends_at: c.ends_at,
+        rescheduled_at: c.rescheduled_at,
+        reprint_warning: c.reprint_warning,
     }))
 }
 
