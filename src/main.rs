@@ -189,6 +189,25 @@ enum OutageCommand {
         #[arg(long = "text")]
         texts: Vec<String>,
     },
+    /// Move planned work that has not started to new times: everyone told hears them, the
+    /// day-before reminder follows, and postcards printed before must be printed again.
+    #[command(
+        after_help = "Exit status: 0 rescheduled; 1 refused (not planned work, already started, the times it has, the end not after the start, a time in the past) or any other error; 2 a mistyped command line."
+    )]
+    Reschedule {
+        #[arg(long)]
+        tenant: String,
+        /// The planned outage, as the announcement and `varsel outage show` number it.
+        #[arg(long)]
+        id: i64,
+        /// The new start, e.g. 2026-12-03T09:00 (tenant's local time) or Unix seconds; in the
+        /// future.
+        #[arg(long)]
+        start: String,
+        /// The new planned end, written the same way; after the start.
+        #[arg(long)]
+        end: String,
+    },
     /// Mark the outage over: everyone still affected hears that supply is back.
     Restore {
         #[arg(long)]
@@ -1424,11 +1443,12 @@ fn print_step(o: &varsel::outages::StepOutcome) {
 
 async fn outage(config: Config, cmd: OutageCommand) -> anyhow::Result<()> {
     use varsel::domain::cause::CauseInput;
-    use varsel::outages::{self, Actor, End, StepCommand, Update};
+    use varsel::outages::{self, Actor, End, Reschedule, StepCommand, Update};
     let state = app::build_state(config).await?;
     let slug = match &cmd {
         OutageCommand::Declare { tenant, .. }
         | OutageCommand::Update { tenant, .. }
+        | OutageCommand::Reschedule { tenant, .. }
         | OutageCommand::Restore { tenant, .. }
         | OutageCommand::Cancel { tenant, .. }
         | OutageCommand::Show { tenant, .. } => tenant.clone(),
@@ -1542,6 +1562,20 @@ async fn outage(config: Config, cmd: OutageCommand) -> anyhow::Result<()> {
             let step = step(id, StepCommand::Update(req));
             print_step(&step.await.map_err(fail)?);
         }
+        OutageCommand::Reschedule { id, start, end, .. } => {
+            let req = Reschedule {
+                started_at: parse_time(&start, &tenant.time_zone).context("--start")?,
+                etr: parse_time(&end, &tenant.time_zone).context("--end")?,
+            };
+            if req.etr <= req.started_at {
+                bail!("--end {end:?} is not after --start {start:?}");
+            }
+            let step = step(id, StepCommand::Reschedule(req));
+            print_step(&step.await.map_err(fail)?);
+            println!(
+                "Postcards printed before now show the old times: print them again (GET /api/v1/outages/{id}/postcards.pdf or .csv)."
+            );
+        }
         OutageCommand::Restore { id, cause, .. } => {
             let req = End {
                 at: None,
@@ -1568,6 +1602,25 @@ async fn outage(config: Config, cmd: OutageCommand) -> anyhow::Result<()> {
                 o.state.as_str(),
                 o.affected_facilities
             );
+            let zone = jiff::tz::TimeZone::get(&tenant.time_zone)?;
+            let local = |t: i64| -> anyhow::Result<String> {
+                Ok(jiff::Timestamp::from_second(t)?
+                    .to_zoned(zone.clone())
+                    .strftime("%Y-%m-%d %H:%M")
+                    .to_string())
+            };
+            let end = match (o.ended_at, o.etr) {
+                (Some(t), _) => format!(", ended {}", local(t)?),
+                (None, Some(t)) if o.planned => format!(" to {}", local(t)?),
+                (None, Some(t)) => format!(", estimated back {}", local(t)?),
+                (None, None) => String::new(),
+            };
+            println!(
+                "  {} {}{end} ({})",
+                if o.planned { "planned from" } else { "started" },
+                local(o.started_at)?,
+                tenant.time_zone
+            );
             if !o.cause_texts.is_empty() {
                 println!(
                     "  cause {}: {}",
@@ -1579,14 +1632,12 @@ async fn outage(config: Config, cmd: OutageCommand) -> anyhow::Result<()> {
                         .join(", ")
                 );
             }
-            let zone = jiff::tz::TimeZone::get(&tenant.time_zone)?;
             for s in &o.steps {
-                let at = jiff::Timestamp::from_second(s.at)?.to_zoned(zone.clone());
                 println!(
                     "  {} {} at {} by {}: {} notices",
                     s.seq,
                     s.kind,
-                    at.strftime("%Y-%m-%d %H:%M"),
+                    local(s.at)?,
                     s.actor,
                     s.notices
                 );

@@ -879,6 +879,202 @@ async fn postgres_planned_work_from_a_file() {
     planned_work_from_a_file(Db::Postgres).await;
 }
 
+/// Planned work announced from the command line moves to new times with `outage
+/// reschedule`, shown by `outage show`; what cannot be rescheduled is refused with its reason
+/// and exit status 1, and nothing changes.
+async fn rescheduled_from_the_command_line(db: Db) {
+    let cli = Cli::new(db).await;
+    cli.ok(&["demo"]);
+    let announced = cli.ok(&[
+        "outage",
+        "declare",
+        "--tenant",
+        "alvstad",
+        "--service",
+        "electricity",
+        "--grid-node",
+        "ALV-N03",
+        "--planned-start",
+        "2030-01-10T09:00",
+        "--etr",
+        "2030-01-10T15:00",
+    ]);
+    assert!(
+        announced.starts_with("outage 1: step 1 (announced) notifies"),
+        "{announced}"
+    );
+    let reschedule = |args: &[&str]| {
+        let mut all = vec!["outage", "reschedule", "--tenant", "alvstad"];
+        all.extend_from_slice(args);
+        cli.run(&all)
+    };
+    let moved = reschedule(&[
+        "--id",
+        "1",
+        "--start",
+        "2030-01-17 08:00",
+        "--end",
+        "2030-01-17 16:30",
+    ]);
+    let text = String::from_utf8_lossy(&moved.stdout);
+    assert!(moved.status.success(), "{moved:?}");
+    assert!(
+        text.starts_with("outage 1: step 2 (rescheduled) notifies"),
+        "{text}"
+    );
+    assert!(text.contains("Postcards printed before now show the old times"));
+    let shown = cli.ok(&["outage", "show", "--tenant", "alvstad", "1"]);
+    assert!(
+        shown.contains("  planned from 2030-01-17 08:00 to 2030-01-17 16:30 (Europe/Stockholm)\n"),
+        "{shown}"
+    );
+
+    let declared = cli.ok(&[
+        "outage",
+        "declare",
+        "--tenant",
+        "alvstad",
+        "--service",
+        "electricity",
+        "--grid-node",
+        "ALV-N03",
+    ]);
+    assert!(declared.starts_with("outage 2: "), "{declared}");
+    for (args, says) in [
+        (
+            [
+                "--id",
+                "1",
+                "--start",
+                "2030-01-17 08:00",
+                "--end",
+                "2030-01-17 16:30",
+            ],
+            "those are the times the work already has",
+        ),
+        (
+            [
+                "--id",
+                "1",
+                "--start",
+                "2030-01-18 08:00",
+                "--end",
+                "2030-01-18 07:00",
+            ],
+            "--end \"2030-01-18 07:00\" is not after --start \"2030-01-18 08:00\"",
+        ),
+        (
+            [
+                "--id",
+                "1",
+                "--start",
+                "2020-01-18 08:00",
+                "--end",
+                "2020-01-18 09:00",
+            ],
+            "started_at must be in the future",
+        ),
+        (
+            [
+                "--id",
+                "1",
+                "--start",
+                "next week",
+                "--end",
+                "2030-01-18 09:00",
+            ],
+            "--start: \"next week\" is not a time such as",
+        ),
+        (
+            [
+                "--id",
+                "2",
+                "--start",
+                "2030-01-18 08:00",
+                "--end",
+                "2030-01-18 09:00",
+            ],
+            "only planned work is rescheduled",
+        ),
+        (
+            [
+                "--id",
+                "9",
+                "--start",
+                "2030-01-18 08:00",
+                "--end",
+                "2030-01-18 09:00",
+            ],
+            "no outage 9",
+        ),
+    ] {
+        let out = reschedule(&args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
+    let still = cli.ok(&["outage", "show", "--tenant", "alvstad", "1"]);
+    assert!(
+        still.contains("planned from 2030-01-17 08:00 to 2030-01-17 16:30"),
+        "refusals change nothing: {still}"
+    );
+    assert_eq!(
+        reschedule(&["--id", "1", "--start", "2030-01-18 08:00"])
+            .status
+            .code(),
+        Some(2),
+        "--end is required"
+    );
+
+    // The clock reaches the start: the work has begun and keeps its times.
+    let begun = "UPDATE outages SET started_at = $1 WHERE id = 1";
+    let an_hour_ago = varsel::store::now() - 3600;
+    match db {
+        Db::Sqlite => {
+            let pool = sqlx::SqlitePool::connect(&cli.db.url).await.unwrap();
+            sqlx::query(begun)
+                .bind(an_hour_ago)
+                .execute(&pool)
+                .await
+                .unwrap();
+            pool.close().await;
+        }
+        Db::Postgres => {
+            let pool = sqlx::PgPool::connect(&cli.db.url).await.unwrap();
+            sqlx::query(begun)
+                .bind(an_hour_ago)
+                .execute(&pool)
+                .await
+                .unwrap();
+            pool.close().await;
+        }
+    }
+    let late = reschedule(&[
+        "--id",
+        "1",
+        "--start",
+        "2030-01-18 08:00",
+        "--end",
+        "2030-01-18 09:00",
+    ]);
+    assert_eq!(late.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&late.stderr).contains("the work has started"),
+        "{late:?}"
+    );
+    cli.db.drop_db().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_rescheduled_from_the_command_line() {
+    rescheduled_from_the_command_line(Db::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_rescheduled_from_the_command_line() {
+    rescheduled_from_the_command_line(Db::Postgres).await;
+}
+
 #[test]
 fn help_describes_every_command() {
     let out = Command::new(env!("CARGO_BIN_EXE_varsel"))

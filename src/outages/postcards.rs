@@ -8,6 +8,7 @@ use jiff::tz::TimeZone;
 use super::OutageError;
 use crate::domain::audit::{Action, Actor, NewEntry};
 use crate::domain::language::Language;
+use crate::domain::outage::StepKind;
 use crate::postcards::{AffectedFacility, HolderFacility, Postcard, PrintJob, Recipient};
 use crate::registration::region_for;
 use crate::state::AppState;
@@ -40,6 +41,14 @@ pub struct Cards {
     pub job: Option<PrintJob>,
     pub unaddressed: Vec<Unaddressed>,
     pub lead_time: LeadTime,
+    /// The start and planned end the cards print, Unix seconds.
+    pub starts_at: i64,
+    pub ends_at: i64,
+    /// When the work was last rescheduled, Unix seconds: cards printed before show the old
+    /// times.
+    pub rescheduled_at: Option<i64>,
+    /// What the operator must do about it, when the work was rescheduled.
+    pub reprint_warning: Option<String>,
 }
 
 /// Working days from `today` (exclusive) to `start` (exclusive): the days the post has.
@@ -89,6 +98,22 @@ pub async fn cards(
             .to_zoned(zone.clone()))
     };
     let (starts_at, ends_at) = (at(rec.started_at)?, at(etr)?);
+    // The outage's times are the rescheduled ones, so the print job is right; the cards
+    // already at the print house or in letterboxes are not.
+    let rescheduled_at = rec
+        .steps
+        .iter()
+        .filter(|s| s.kind == StepKind::Rescheduled)
+        .map(|s| s.at)
+        .max();
+    let reprint_warning = match rescheduled_at {
+        None => None,
+        Some(t) => Some(format!(
+            "the work was rescheduled at {} ({}): cards printed before then show the old times; send this print job to the print house again",
+            at(t)?.strftime("%Y-%m-%d %H:%M"),
+            tenant.time_zone
+        )),
+    };
     let today = jiff::Timestamp::now().to_zoned(zone.clone()).date();
     let working_days = working_days_between(today, starts_at.date());
     let needed = state.config.planned.postcard_lead_days;
@@ -198,6 +223,10 @@ pub async fn cards(
         job,
         unaddressed,
         lead_time,
+        starts_at: rec.started_at,
+        ends_at: etr,
+        rescheduled_at,
+        reprint_warning,
     })
 }
 

@@ -12,7 +12,6 @@ use super::api::TenantAuth;
 use super::error::{ApiError, ErrorBody};
 use crate::domain::grid::GridNode;
 use crate::domain::scope::Scope;
-use crate::import::ImportStatus;
 use crate::import::grid::{self, GridReport};
 use crate::state::AppState;
 
@@ -68,10 +67,7 @@ async fn put_grid(
         ));
     };
     let report = grid::load(&state.store, &auth.tenant, rows, rejected, &|_| {}).await?;
-    let status = match report.status {
-        ImportStatus::Complete => StatusCode::OK,
-        ImportStatus::Partial | ImportStatus::Failed => StatusCode::UNPROCESSABLE_ENTITY,
-    };
+    let status = super::load_status(report.status);
     match &report.loaded {
         Some(l) => tracing::info!(tenant = %auth.tenant.slug, nodes = l.nodes, added = l.added,
             removed = l.removed, facilities_outside_tree = l.facilities_outside_tree, "grid topology replaced"),

@@ -113,6 +113,17 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// The status of a load's report: 200 when every row went in, 422 when any was refused, so
+/// a client that checks only the status still learns that rows need a look.
+fn load_status(status: crate::import::ImportStatus) -> StatusCode {
+    match status {
+        crate::import::ImportStatus::Complete => StatusCode::OK,
+        crate::import::ImportStatus::Partial | crate::import::ImportStatus::Failed => {
+            StatusCode::UNPROCESSABLE_ENTITY
+        }
+    }
+}
+
 async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
     match state.store.ping().await {
         Ok(()) => (

@@ -1,11 +1,13 @@
 //! `/api/v1/outages`: declare, update, extend, release, restore and cancel outages, preview a
-//! declaration, and follow the notices. Writes take an `Idempotency-Key` header so an OMS that
-//! retries does not declare twice.
+//! declaration, announce planned work from a work-order file, and follow the notices. Writes
+//! take an `Idempotency-Key` header so an OMS that retries does not declare twice.
 
 use std::collections::HashMap;
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::IntoResponse;
 use serde::Deserialize;
@@ -16,6 +18,7 @@ use super::api::TenantAuth;
 use super::error::{ApiError, ErrorBody};
 use crate::domain::outage::OutageState;
 use crate::domain::scope::Scope;
+use crate::import::planned::{self as work_orders, PlannedReport};
 use crate::outages::{
     self, Actor, Change, Declare, End, OutageError, Preview, Reschedule, StepCommand, StepOutcome,
     Update,
@@ -39,7 +42,16 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(postcards))
         .routes(routes!(postcards_csv))
         .routes(routes!(postcards_pdf))
+        .merge(
+            OpenApiRouter::new()
+                .routes(routes!(planned_import))
+                .layer(DefaultBodyLimit::max(WORK_ORDERS_MAX_BODY)),
+        )
 }
+
+/// The largest work-order file taken over the API: some 20,000 rows, far more than an OMS
+/// schedules at once, since every row is announced before the answer.
+const WORK_ORDERS_MAX_BODY: usize = 4 * 1024 * 1024;
 
 fn outage_error(e: OutageError) -> ApiError {
     match e {
@@ -318,8 +330,12 @@ async fn release(
 
 /// Planned work moves to new times before it starts: everyone told hears the new times, the
 /// day-before reminder moves with them (and goes again if it had gone for the old day).
+/// Postcards printed before show the old times: the `Link` header points to the postcards
+/// summary, whose `reprint_warning` says so, and the print job is to be sent again.
 #[utoipa::path(post, path = "/outages/{id}/reschedule", tag = "outages", request_body = Reschedule, params(("id" = i64, Path)),
-    responses((status = 201, body = StepOutcome), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+    responses((status = 201, body = StepOutcome,
+            headers(("Link" = String, description = "the postcards summary (`rel=\"related\"`): cards printed before show the old times"))),
+        (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody, description = "not planned work, or it has started")),
     security(("token" = ["operator"])))]
 async fn reschedule(
@@ -328,15 +344,19 @@ async fn reschedule(
     Path(id): Path<i64>,
     headers: HeaderMap,
     req: JsonBody<Reschedule>,
-) -> Result<(StatusCode, Json<StepOutcome>), ApiError> {
-    take_step(
+) -> Result<impl IntoResponse, ApiError> {
+    let (status, outcome) = take_step(
         state,
         auth,
         id,
         headers,
         StepCommand::Reschedule(body(req, RESCHEDULE_NEEDS)?),
     )
-    .await
+    .await?;
+    let link = format!(
+        "</api/v1/outages/{id}/postcards>; rel=\"related\"; title=\"postcards printed before show the old times: print them again\""
+    );
+    Ok((status, [(header::LINK, link)], outcome))
 }
 
 /// The outage is over: every facility still affected gets the "back" notice.
@@ -381,19 +401,91 @@ async fn cancel(
     .await
 }
 
+/// Announce planned work from a work-order file.
+///
+/// The body is the CSV file `varsel import planned` reads (`Content-Type: text/csv`; columns
+/// in docs/import-formats.md), at most 4 MiB. Each row is announced as `POST /outages` with
+/// `"planned": true` announces (the same checks, notices and reminder); a refused row is
+/// reported by line and the others go on. A row's `reference` is its idempotency key, so the
+/// same file posted again announces nothing twice: its rows come back with `already: true`.
+/// The answer is the report of `varsel import planned --json`: 200 when every row is
+/// announced, 422 when any is refused (the rows under `announced` went in all the same).
+#[utoipa::path(post, path = "/outages/planned-import", tag = "outages",
+    request_body(content = String, description = "the work-order CSV file", content_type = "text/csv"),
+    responses(
+        (status = 200, body = PlannedReport, description = "every row announced, now or by an earlier load"),
+        (status = 422, body = PlannedReport, description = "rows refused, by line under `rejected`; those under `announced` went in"),
+        (status = 400, body = ErrorBody, description = "no valid header row: nothing announced"),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 413, body = ErrorBody, description = "the file is larger than 4 MiB"),
+        (status = 415, body = ErrorBody, description = "the body is not text/csv")),
+    security(("token" = ["operator"])))]
+async fn planned_import(
+    State(state): State<AppState>,
+    auth: TenantAuth,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(StatusCode, Json<PlannedReport>), ApiError> {
+    auth.require(Scope::Operator)?;
+    let csv = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("text/csv"));
+    if !csv {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send the work-order file as it is, with Content-Type: text/csv (columns: docs/import-formats.md)",
+        ));
+    }
+    let body = body.map_err(|e| match e.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!(
+                "the work-order file is larger than {} MiB: split it (a reference loaded twice is announced once)",
+                WORK_ORDERS_MAX_BODY / (1024 * 1024)
+            ),
+        ),
+        _ => ApiError::bad_request(e.body_text()),
+    })?;
+    let read = work_orders::read_csv(&body).map_err(ApiError::bad_request)?;
+    let report = work_orders::import(&state, &auth.tenant, &actor(&auth), read, &|_| {})
+        .await
+        .map_err(outage_error)?;
+    tracing::info!(tenant = %auth.tenant.slug, received = report.received,
+        announced = report.announced.iter().filter(|a| !a.already).count(),
+        already = report.announced.iter().filter(|a| a.already).count(),
+        refused = report.rejected.len(), "work orders loaded");
+    Ok((super::load_status(report.status), Json(report)))
+}
+
 #[derive(serde::Serialize, utoipa::ToSchema)]
 struct PostcardSummary {
     /// Cards in the print job: one per holder.
     cards: usize,
     /// Facilities whose holder cannot be sent a card, and what their postal address lacks.
     unaddressed: Vec<crate::outages::postcards::Unaddressed>,
+    /// Judged for the start the cards print, the rescheduled one after a reschedule.
     lead_time: crate::outages::postcards::LeadTime,
+    /// The start the cards print, Unix seconds.
+    starts_at: i64,
+    /// The planned end the cards print, Unix seconds.
+    ends_at: i64,
+    /// When the work was last rescheduled (Unix seconds); null if never.
+    rescheduled_at: Option<i64>,
+    /// Set once the work is rescheduled: cards printed before `rescheduled_at` show the old
+    /// times, and the print job must go to the print house again.
+    reprint_warning: Option<String>,
 }
 
 /// The postcards of planned work: how many cards, which facilities lack a postal address,
-/// and whether the post has time (`planned.postcard_lead_days` working days). The files are
-/// `postcards.csv` and `postcards.pdf` beside it (docs/postcards.md). Each production is
-/// recorded in the audit trail.
+/// the times printed, and whether the post has time (`planned.postcard_lead_days` working
+/// days). After a reschedule the files carry the new times, and `reprint_warning` says that
+/// the cards printed before `rescheduled_at` do not. The files are `postcards.csv` and
+/// `postcards.pdf` beside it (docs/postcards.md). Each production is recorded in the audit
+/// trail.
 #[utoipa::path(get, path = "/outages/{id}/postcards", tag = "outages", params(("id" = i64, Path)),
     responses((status = 200, body = PostcardSummary), (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody, description = "not planned work")),
@@ -411,6 +503,10 @@ async fn postcards(
         cards: c.job.as_ref().map_or(0, |j| j.cards().len()),
         unaddressed: c.unaddressed,
         lead_time: c.lead_time,
+        starts_at: c.starts_at,
+        ends_at: c.ends_at,
+        rescheduled_at: c.rescheduled_at,
+        reprint_warning: c.reprint_warning,
     }))
 }
 
