@@ -198,7 +198,6 @@ enum OutageCommand {
         #[arg(long)]
         tenant: String,
         /// The planned outage, as the announcement and `varsel outage show` number it.
-        #[arg(long)]
         id: i64,
         /// The new start, e.g. 2026-12-03T09:00 (tenant's local time) or Unix seconds; in the
         /// future.

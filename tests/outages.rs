@@ -108,18 +108,10 @@ async fn settle(app: &TestApp, token: &str, id: i64) -> Value {
     common::settle(&app.client, &app.base, token, id).await
 }
 
-fn sink_lines(app: &TestApp, file: &str) -> Vec<Value> {
-    std::fs::read_to_string(app.dir.path().join("sink").join(file))
-        .unwrap_or_default()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
 async fn rule_five_reaches_each_person_once(db: Db) {
     let app = spawn(db, true).await;
     let token = town(&app).await;
-    let mails_before = sink_lines(&app, "email.jsonl").len();
+    let mails_before = app.sink("email.jsonl").len();
     let (status, step) = post(
         &app,
         &token,
@@ -136,7 +128,7 @@ async fn rule_five_reaches_each_person_once(db: Db) {
     assert_eq!(step["step"]["notices"], 5);
     let counts = settle(&app, &token, id).await;
     assert_eq!(counts, json!({"sent": 5}));
-    let sms = sink_lines(&app, "sms.jsonl");
+    let sms = app.sink("sms.jsonl");
     let mut to: Vec<&str> = sms.iter().map(|m| m["to"].as_str().unwrap()).collect();
     to.sort();
     assert_eq!(
@@ -158,7 +150,7 @@ async fn rule_five_reaches_each_person_once(db: Db) {
         "{shared}"
     );
     assert!(shared["body"].as_str().unwrap().contains("Vi felsöker."));
-    let mails = sink_lines(&app, "email.jsonl");
+    let mails = app.sink("email.jsonl");
     assert_eq!(
         mails.len() - mails_before,
         1,
@@ -265,7 +257,7 @@ async fn rule_five_reaches_each_person_once(db: Db) {
             .unwrap()
             .starts_with("token:")
     );
-    let back = sink_lines(&app, "sms.jsonl");
+    let back = app.sink("sms.jsonl");
     assert!(
         back.iter()
             .any(|m| m["body"].as_str().unwrap().contains("Strömmen är tillbaka"))
@@ -302,12 +294,133 @@ async fn a_step_the_outage_moved_past_is_superseded(db: Db) {
     stop.notify_one();
     worker.await.unwrap();
     assert_eq!(counts, json!({"superseded": 3, "sent": 3}));
-    let sms = sink_lines(&app, "sms.jsonl");
+    let sms = app.sink("sms.jsonl");
     assert!(
         sms.iter()
             .all(|m| m["body"].as_str().unwrap().contains("var fel")),
         "{sms:?}"
     );
+    app.finish().await;
+}
+
+/// Runs a dispatcher until the outage's notices are settled; answers their counts.
+async fn dispatch_all(app: &TestApp, token: &str, id: i64) -> Value {
+    let stop = std::sync::Arc::new(tokio::sync::Notify::new());
+    let worker = tokio::spawn(app.state.dispatcher.clone().run(stop.clone()));
+    let counts = settle(app, token, id).await;
+    stop.notify_one();
+    worker.await.unwrap();
+    counts
+}
+
+/// A short interruption tells nobody who had not heard of it yet; supply that fails again
+/// soon after its restore, for the same area, reopens the outage instead of starting a new
+/// one; later, or elsewhere, it is a new outage.
+async fn short_interruptions_and_flapping(db: Db) {
+    let app = TestApp::spawn_with_directory_and(
+        db,
+        DIRECTORY,
+        false,
+        "[outages]\nshort_interruption_minutes = 3\nreopen_within_minutes = 10\n",
+    )
+    .await;
+    let token = town(&app).await;
+    let n1 = json!({"service": "electricity", "affected": {"grid_nodes": ["N1"]}});
+    let restore = |id: i64| format!("/api/v1/outages/{id}/restore");
+    // 1001's phone and the two directory numbers at Storgatan 2; nothing is sent yet (the
+    // dispatcher is not running), and supply is back within three minutes.
+    let (_, first) = post(&app, &token, "/api/v1/outages", n1.clone(), None).await;
+    let id = first["outage_id"].as_i64().unwrap();
+    assert_eq!(first["step"]["notices"], 3, "{first}");
+    let (s, back) = post(&app, &token, &restore(id), json!({}), None).await;
+    assert_eq!(s, 201, "{back}");
+    assert_eq!(back["step"]["notices"], 0, "nobody heard of it: {back}");
+    assert_eq!(
+        dispatch_all(&app, &token, id).await,
+        json!({"suppressed": 3})
+    );
+    assert!(app.sink("sms.jsonl").is_empty());
+
+    // It fails again at once: the same outage goes on, and as nobody heard of it, everyone
+    // hears of it now.
+    let (_, again) = post(&app, &token, "/api/v1/outages", n1.clone(), None).await;
+    assert_eq!(again["outage_id"].as_i64(), Some(id), "{again}");
+    assert_eq!(again["step"]["kind"], "reopened");
+    assert_eq!(again["step"]["notices"], 3, "{again}");
+    dispatch_all(&app, &token, id).await;
+    let sms = app.sink("sms.jsonl");
+    assert_eq!(sms.len(), 3);
+    assert!(
+        sms.iter()
+            .all(|m| m["body"].as_str().unwrap().contains("Strömavbrott")),
+        "{sms:?}"
+    );
+    // Back: everyone told hears it (sent notices are not suppressed).
+    let (_, back) = post(&app, &token, &restore(id), json!({}), None).await;
+    assert_eq!(back["step"]["notices"], 3, "{back}");
+    dispatch_all(&app, &token, id).await;
+    // Out again: those told it was back hear it went again; once, however often the OMS
+    // repeats the request.
+    let (s, reopened) = post(
+        &app,
+        &token,
+        "/api/v1/outages",
+        n1.clone(),
+        Some("oms-4711"),
+    )
+    .await;
+    assert_eq!(s, 201, "{reopened}");
+    assert_eq!(reopened["outage_id"].as_i64(), Some(id), "{reopened}");
+    assert_eq!(reopened["step"]["kind"], "reopened");
+    assert_eq!(reopened["step"]["notices"], 3, "{reopened}");
+    let (_, replay) = post(
+        &app,
+        &token,
+        "/api/v1/outages",
+        n1.clone(),
+        Some("oms-4711"),
+    )
+    .await;
+    assert_eq!(replay["replayed"], true, "{replay}");
+    assert_eq!(replay["step"]["id"], reopened["step"]["id"]);
+    dispatch_all(&app, &token, id).await;
+    assert_eq!(app.sink("sms.jsonl").len(), 9);
+    let outage: Value = app.get_json(&format!("/api/v1/outages/{id}"), &token).await;
+    assert_eq!(outage["state"], "active", "{outage}");
+    assert_eq!(outage["ended_at"], Value::Null);
+    assert_eq!(outage["affected_facilities"], 2, "{outage}");
+
+    // An interruption that lasted ten minutes is not short: its end reaches everyone told,
+    // though the start was still unsent (the start is then superseded, not suppressed).
+    let (_, long) = post(
+        &app,
+        &token,
+        "/api/v1/outages",
+        json!({"service": "electricity", "started_at": varsel::store::now() - 600,
+               "affected": {"grid_nodes": ["N2"]}}),
+        None,
+    )
+    .await;
+    let long_id = long["outage_id"].as_i64().unwrap();
+    assert_ne!(long_id, id, "another area is another outage");
+    let (_, back) = post(&app, &token, &restore(long_id), json!({}), None).await;
+    assert_eq!(back["step"]["notices"], 2, "{back}");
+    assert_eq!(
+        dispatch_all(&app, &token, long_id).await,
+        json!({"superseded": 2, "sent": 2})
+    );
+
+    // Restored more than ten minutes ago (the clock moved on): a new outage.
+    post(&app, &token, &restore(id), json!({}), None).await;
+    dispatch_all(&app, &token, id).await;
+    app.db
+        .execute(&format!(
+            "UPDATE outages SET ended_at = ended_at - 660 WHERE id = {id}"
+        ))
+        .await;
+    let (_, later) = post(&app, &token, "/api/v1/outages", n1, None).await;
+    assert_ne!(later["outage_id"].as_i64(), Some(id), "{later}");
+    assert_eq!(later["step"]["kind"], "declared");
     app.finish().await;
 }
 
@@ -625,7 +738,7 @@ async fn tenant_templates_replace_the_defaults(db: Db) {
     .await;
     let id = step["outage_id"].as_i64().unwrap();
     settle(&app, &token, id).await;
-    let sms = sink_lines(&app, "sms.jsonl");
+    let sms = app.sink("sms.jsonl");
     assert!(
         sms.last().unwrap()["body"]
             .as_str()
@@ -726,7 +839,7 @@ async fn counts_and_endings_reach_only_those_told(db: Db) {
         settle(&app, &token, id).await,
         json!({"sent": 3, "withdrawn": 1})
     );
-    let sms = sink_lines(&app, "sms.jsonl");
+    let sms = app.sink("sms.jsonl");
     let mut to: Vec<&str> = sms.iter().map(|m| m["to"].as_str().unwrap()).collect();
     to.sort();
     assert_eq!(to, vec!["+46701111111", "+46702222222", "+46703333333"]);
@@ -756,7 +869,8 @@ async fn counts_and_endings_reach_only_those_told(db: Db) {
     stop.notify_one();
     worker.await.unwrap();
     assert_eq!(counts, json!({"sent": 6, "withdrawn": 1}));
-    let back: Vec<Value> = sink_lines(&app, "sms.jsonl")
+    let back: Vec<Value> = app
+        .sink("sms.jsonl")
         .into_iter()
         .filter(|m| m["body"].as_str().unwrap().contains("tillbaka"))
         .collect();
@@ -808,7 +922,7 @@ async fn send(
 
 /// The SMS written to the sink after the first `skip`, by recipient.
 fn sms_by_phone(app: &TestApp, skip: usize) -> std::collections::BTreeMap<String, String> {
-    sink_lines(app, "sms.jsonl")
+    app.sink("sms.jsonl")
         .into_iter()
         .skip(skip)
         .map(|m| {
@@ -1005,7 +1119,7 @@ async fn causes_read_in_each_households_language(db: Db) {
         (saved["built_in"].as_bool(), saved["customized"].as_bool()),
         (Some(true), Some(true))
     );
-    let before = sink_lines(&app, "sms.jsonl").len();
+    let before = app.sink("sms.jsonl").len();
     let (s, second) = declare(json!("fallen_tree")).await;
     assert_eq!(s, 201, "{second}");
     let second_id = second["outage_id"].as_i64().unwrap();
@@ -1054,7 +1168,7 @@ async fn causes_read_in_each_households_language(db: Db) {
     )
     .await;
     assert_eq!(s, 200);
-    let before = sink_lines(&app, "sms.jsonl").len();
+    let before = app.sink("sms.jsonl").len();
     let (s, update) = post(
         &app,
         &token,
@@ -1095,7 +1209,7 @@ async fn causes_read_in_each_households_language(db: Db) {
 
     // Free text per language: a language the tenant uses but the text lacks reads the
     // tenant's first language.
-    let before = sink_lines(&app, "sms.jsonl").len();
+    let before = app.sink("sms.jsonl").len();
     let (s, free) =
         declare(json!({"sv": "kabelbrand i nätstationen", "en": "a cable fire in the substation"}))
             .await;
@@ -1354,4 +1468,14 @@ async fn sqlite_selectors_and_bad_requests() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_selectors_and_bad_requests() {
     selectors_and_bad_requests(Db::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_short_interruptions_and_flapping() {
+    short_interruptions_and_flapping(Db::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_short_interruptions_and_flapping() {
+    short_interruptions_and_flapping(Db::Postgres).await;
 }

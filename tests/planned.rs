@@ -8,6 +8,7 @@ mod common;
 use common::{Db, TestApp};
 use serde_json::{Value, json};
 use varsel::domain::planned::ClockTime;
+use varsel::domain::quiet::QuietHours;
 use varsel::domain::scope::Scope;
 use varsel::domain::service::ServiceKind::Electricity;
 use varsel::outages::{Reminded, remind};
@@ -36,11 +37,7 @@ async fn town(app: &TestApp) -> String {
 }
 
 fn sms(app: &TestApp) -> Vec<Value> {
-    std::fs::read_to_string(app.dir.path().join("sink/sms.jsonl"))
-        .unwrap_or_default()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+    app.sink("sms.jsonl")
 }
 
 async fn post(app: &TestApp, token: &str, path: &str, body: Value) -> (u16, Value) {
@@ -69,6 +66,123 @@ async fn announce(app: &TestApp, token: &str, start: i64) -> i64 {
     let id = body["outage_id"].as_i64().unwrap();
     common::settle(&app.client, &app.base, token, id).await;
     id
+}
+
+/// Waits until the sink holds `n` SMS (the dispatcher runs beside the test), then a moment
+/// more, and answers them: a test that expects nothing more sees anything extra.
+async fn sms_count(app: &TestApp, n: usize) -> Vec<Value> {
+    for _ in 0..300 {
+        if sms(app).len() >= n {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    sms(app)
+}
+
+/// Quiet hours hold what can wait until they end, and nothing else: planned work ahead and
+/// a small move of an estimate wait; an unplanned outage, its first estimate, a large move
+/// and work starting before the morning go at once. The window is set around the time the
+/// test runs.
+async fn quiet_hours_hold_what_can_wait(db: Db) {
+    let zone = jiff::tz::TimeZone::get("Europe/Stockholm").unwrap();
+    let now = jiff::Timestamp::now();
+    let hour = now.to_zoned(zone.clone()).hour();
+    let (from, to) = ((hour + 23) % 24, (hour + 2) % 24);
+    let window = QuietHours {
+        start: ClockTime::at(from, 0),
+        end: ClockTime::at(to, 0),
+    };
+    let toml = format!(
+        "[quiet_hours]\nstart = \"{from:02}:00\"\nend = \"{to:02}:00\"\nurgent_etr_minutes = 60\n"
+    );
+    let app = TestApp::spawn_with_directory_and(db, DIRECTORY, true, &toml).await;
+    let token = town(&app).await;
+    let end = window
+        .ends_after(now, &zone)
+        .expect("now is inside")
+        .as_second();
+    let now = now.as_second();
+
+    // Work next week is announced now, but its notices wait for the window's end.
+    let start = now + 7 * 86_400;
+    let (status, ahead) = post(
+        &app,
+        &token,
+        "/api/v1/outages",
+        json!({"service": "electricity", "planned": true, "started_at": start, "etr": start + 3600,
+               "affected": {"facility_numbers": ["3001"]}}),
+    )
+    .await;
+    assert_eq!(status, 201, "{ahead}");
+    assert_eq!(ahead["step"]["held_until"], end, "{ahead}");
+    assert_eq!(ahead["step"]["notices"], 2, "phone and e-mail: {ahead}");
+    let ahead_id = ahead["outage_id"].as_i64().unwrap();
+    // Work starting before the morning cannot wait.
+    let soon = now + 1800;
+    let (_, tonight) = post(
+        &app,
+        &token,
+        "/api/v1/outages",
+        json!({"service": "electricity", "planned": true, "started_at": soon, "etr": soon + 3600,
+               "affected": {"facility_numbers": ["3001"]}}),
+    )
+    .await;
+    assert_eq!(tonight["step"]["held_until"], Value::Null, "{tonight}");
+    let sent = sms_count(&app, 1).await;
+    assert_eq!(sent.len(), 1, "only tonight's work: {sent:?}");
+
+    // An unplanned outage is never held, nor its first estimate or a large move of it; a
+    // small move waits (and is superseded by the larger one when the window ends).
+    let (_, fault) = post(
+        &app,
+        &token,
+        "/api/v1/outages",
+        json!({"service": "electricity", "affected": {"facility_numbers": ["3002"]}}),
+    )
+    .await;
+    let fault_id = fault["outage_id"].as_i64().unwrap();
+    assert_eq!(fault["step"]["held_until"], Value::Null);
+    let updates = format!("/api/v1/outages/{fault_id}/updates");
+    let etr = now + 2 * 3600;
+    for (new_etr, held) in [(etr, false), (etr + 40 * 60, true), (etr + 3 * 3600, false)] {
+        let (status, step) = post(&app, &token, &updates, json!({"etr": new_etr})).await;
+        assert_eq!(status, 201, "{step}");
+        let want = if held { json!(end) } else { Value::Null };
+        assert_eq!(step["step"]["held_until"], want, "etr {new_etr}: {step}");
+    }
+    // The directory number at Storgatan 9: the outage, the first estimate, the large move.
+    let sent = sms_count(&app, 4).await;
+    assert_eq!(sent.len(), 4, "{sent:?}");
+    let shown: Value = app
+        .get_json(&format!("/api/v1/outages/{ahead_id}"), &token)
+        .await;
+    assert_eq!(shown["steps"][0]["held_until"], end, "{shown}");
+
+    // The window ends (the clock is moved on): the held notices go, the superseded small
+    // move does not.
+    app.db
+        .execute(&format!(
+            "UPDATE notices SET next_attempt_at = {now} WHERE status = 'pending'"
+        ))
+        .await;
+    assert_eq!(
+        common::settle(&app.client, &app.base, &token, ahead_id).await,
+        json!({"sent": 2})
+    );
+    let counts = common::settle(&app.client, &app.base, &token, fault_id).await;
+    assert_eq!(counts, json!({"sent": 3, "superseded": 1}), "{counts}");
+    let sent = sms_count(&app, 5).await;
+    assert_eq!(sent.len(), 5, "{sent:?}");
+    assert!(
+        sent[4]["body"]
+            .as_str()
+            .unwrap()
+            .contains("Planerat strömavbrott"),
+        "{sent:?}"
+    );
+    app.finish().await;
 }
 
 async fn announced_then_reminded_once(db: Db) {
@@ -551,5 +665,6 @@ both!(
     the_scheduler_reminds_at_the_time,
     postcards_for_the_holders,
     rescheduled_work_tells_everyone_told_and_is_reminded_again,
-    the_demo_town_prints_postcards
+    the_demo_town_prints_postcards,
+    quiet_hours_hold_what_can_wait
 );

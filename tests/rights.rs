@@ -118,19 +118,6 @@ async fn declare(app: &TestApp, token: &str, facilities: &[&str]) -> i64 {
     id
 }
 
-/// Changes the database behind the service's back, as time passing would.
-async fn execute(app: &TestApp, sql: &'static str) {
-    if app.state.store.backend_name() == "sqlite" {
-        let pool = sqlx::SqlitePool::connect(&app.db.url).await.unwrap();
-        sqlx::query(sql).execute(&pool).await.unwrap();
-        pool.close().await;
-    } else {
-        let pool = sqlx::PgPool::connect(&app.db.url).await.unwrap();
-        sqlx::query(sql).execute(&pool).await.unwrap();
-        pool.close().await;
-    }
-}
-
 /// Checks the download against the published JSON Schema with a validator we did not
 /// write (Python's jsonschema, which `.ci/run` installs with openapi-spec-validator).
 fn assert_matches_schema(doc: &Value) {
@@ -491,7 +478,9 @@ async fn codes_are_limited_and_expire(db: Db) {
             "replaced by the newer code"
         );
     }
-    execute(&app, "UPDATE access_codes SET expires_at = 0").await;
+    app.db
+        .execute("UPDATE access_codes SET expires_at = 0")
+        .await;
     assert_eq!(confirm(&app, &own, &second).await.0, 410);
 
     let (status, body) = ask_code(&app, &own, "sms").await;

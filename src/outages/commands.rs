@@ -663,7 +663,7 @@ async fn write(
         }
     };
     let (mut step, fanout) = match written {
-        StepWritten::Done { step, fanout } => (step, fanout),
+        StepWritten::Done { step, fanout } => (*step, fanout),
         StepWritten::StateMoved => {
             return Err(OutageError::Conflict(
                 "the outage changed while this step was prepared (another step ended it); reload and try again".into(),

@@ -178,18 +178,20 @@ fn directory_targets(kind: StepKind) -> &'static str {
 const HELD: &str = "COALESCE((SELECT st.held_until FROM outage_steps st WHERE st.id = $3), $4)";
 
 /// Steps after the start go only to people told of the outage: someone with a notice of an
-/// earlier step that is sent, being sent or still due. A reopening goes only to those who
-/// were told supply was back (a "back" still due is superseded instead: for them the outage
-/// simply goes on).
+/// earlier step that is sent, being sent or still due. A reopening goes to those who were
+/// told supply was back and to those who were told nothing at all (a short interruption's
+/// notices were suppressed); someone who heard only of the start, their "back" still due
+/// and now superseded, hears nothing new: for them the outage simply goes on.
 fn told(kind: StepKind, channel: &str, bidx: &str) -> String {
     if kind.starts() {
         String::new()
     } else if kind == StepKind::Reopened {
         format!(
-            "AND EXISTS (SELECT 1 FROM notices p JOIN outage_steps r ON r.id = p.step_id
-                 WHERE p.outage_id = $2 AND p.channel = '{channel}' AND p.recipient_bidx = {bidx}
-                 AND r.kind = 'restored' AND p.step_id = (SELECT MAX(id) FROM outage_steps WHERE outage_id = $2 AND kind = 'restored' AND id < $3)
-                 AND p.status IN ('sending', 'sent'))"
+            "AND (EXISTS (SELECT 1 FROM notices p WHERE p.outage_id = $2 AND p.channel = '{channel}' AND p.recipient_bidx = {bidx}
+                     AND p.step_id = (SELECT MAX(id) FROM outage_steps WHERE outage_id = $2 AND kind = 'restored' AND id < $3)
+                     AND p.status IN ('sending', 'sent'))
+                 OR NOT EXISTS (SELECT 1 FROM notices p WHERE p.outage_id = $2 AND p.channel = '{channel}' AND p.recipient_bidx = {bidx}
+                     AND p.step_id < $3 AND p.status IN ('sending', 'sent')))"
         )
     } else {
         format!(

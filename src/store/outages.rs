@@ -162,7 +162,7 @@ pub const REMINDER_JOB: &str = "planned.reminder";
 #[derive(Debug, Clone)]
 pub enum StepWritten {
     Done {
-        step: StepRecord,
+        step: Box<StepRecord>,
         /// The fan-out to run, already leased to the caller; None when the step notifies nobody.
         fanout: Option<FanoutJob>,
     },
@@ -743,7 +743,7 @@ impl Store {
             }
             tx.commit().await?;
             TxOutcome::Written(StepWritten::Done {
-                step: StepRecord {
+                step: Box::new(StepRecord {
                     id: step_id,
                     outage_id,
                     seq,
@@ -759,7 +759,7 @@ impl Store {
                     notify: w.notify,
                     notices: 0,
                     held_until: w.held_until,
-                },
+                }),
                 fanout,
             })
         });

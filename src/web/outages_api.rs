@@ -206,7 +206,7 @@ async fn show(
         .ok_or_else(|| ApiError::not_found(format!("no outage {id}")))
 }
 
-/// How the outage's notices stand: counts by status (pending, sending, sent, failed, superseded).
+/// How the outage's notices stand: counts by status (pending, sending, sent, failed, superseded, withdrawn, suppressed, expired).
 #[utoipa::path(get, path = "/outages/{id}/notices", tag = "outages", params(("id" = i64, Path)),
     responses((status = 200, body = HashMap<String, i64>), (status = 404, body = ErrorBody)),
     security(("token" = ["operator"])))]

@@ -89,6 +89,21 @@ impl TestDb {
         }
     }
 
+    /// Runs one statement behind the service's back: how a test moves the clock on, as time
+    /// passing would leave the rows.
+    pub async fn execute(&self, sql: &str) {
+        let sql = sqlx::AssertSqlSafe(sql.to_string());
+        if self.pg_name.is_some() {
+            let pool = sqlx::PgPool::connect(&self.url).await.unwrap();
+            sqlx::query(sql).execute(&pool).await.unwrap();
+            pool.close().await;
+        } else {
+            let pool = sqlx::SqlitePool::connect(&self.url).await.unwrap();
+            sqlx::query(sql).execute(&pool).await.unwrap();
+            pool.close().await;
+        }
+    }
+
     pub async fn drop_db(&self) {
         if let Some(name) = &self.pg_name
             && let Ok(admin) = sqlx::PgPool::connect(&pg_admin_url()).await
@@ -175,6 +190,15 @@ impl TestApp {
         format!("{}{path}", self.base)
     }
 
+    /// What the local sink received in `file` (sms.jsonl, email.jsonl), one JSON per line.
+    pub fn sink(&self, file: &str) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(self.dir.path().join("sink").join(file))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
     /// Creates a tenant with the given services and returns it with a token of `scopes`.
     pub async fn tenant(
         &self,
@@ -254,11 +278,21 @@ impl TestApp {
     /// Starts the service with a file directory listing `directory` (CSV: street,
     /// house_number, postcode, phone) and the dispatcher on or off.
     pub async fn spawn_with_directory(db: Db, directory: &str, dispatch: bool) -> Self {
+        Self::spawn_with_directory_and(db, directory, dispatch, "").await
+    }
+
+    /// The same, with more of the configuration file (whole tables, e.g. "[outages]\n...").
+    pub async fn spawn_with_directory_and(
+        db: Db,
+        directory: &str,
+        dispatch: bool,
+        more: &str,
+    ) -> Self {
         let dir = TempDir::new();
         let path = dir.path().join("directory.csv");
         std::fs::write(&path, directory).unwrap();
         let toml = format!(
-            "[dispatch]\nenabled = {dispatch}\nbackoff_seconds = 1\n[directory]\nkind = \"file\"\nfile = \"{}\"\n",
+            "[dispatch]\nenabled = {dispatch}\nbackoff_seconds = 1\n[directory]\nkind = \"file\"\nfile = \"{}\"\n{more}",
             path.display()
         );
         // The service reads the directory file when it starts.
