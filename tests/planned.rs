@@ -185,6 +185,141 @@ async fn quiet_hours_hold_what_can_wait(db: Db) {
     app.finish().await;
 }
 
+/// A planned outage's whole life, the scheduler driven by a controllable clock: published
+/// (registered contacts told, the print job produced and the PDF rendered by pdftoppm),
+/// nothing the day before 18:00, the reminder at 18:00 local on the evening before in each
+/// household's language, nothing more when the work starts, and "back" at the end to
+/// everyone told.
+async fn a_planned_outage_from_publication_to_end(db: Db) {
+    use varsel::scheduler::Scheduler;
+    let app = TestApp::spawn_with_directory(db, DIRECTORY, true).await;
+    let token = town(&app).await;
+    let mut english = facility("3001", "1");
+    english["language"] = json!("en");
+    english["holder_name"] = json!("Åsa Öberg");
+    english["postal_street"] = json!("Box 7");
+    english["postal_postcode"] = json!("123 99");
+    english["postal_town"] = json!("Älvstad");
+    app.put_facilities(&token, json!([english])).await;
+    let zone = jiff::tz::TimeZone::get("Europe/Stockholm").unwrap();
+    let day = jiff::Zoned::now()
+        .with_time_zone(zone.clone())
+        .date()
+        .checked_add(jiff::Span::new().days(12))
+        .unwrap();
+    let start = zone
+        .to_ambiguous_zoned(day.at(9, 0, 0, 0))
+        .compatible()
+        .unwrap()
+        .timestamp()
+        .as_second();
+
+    // Published: the registered phone hears of it, in English.
+    let id = announce(&app, &token, start).await;
+    let sent = sms(&app);
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert!(
+        sent[0]["body"]
+            .as_str()
+            .unwrap()
+            .contains("Planned power cut"),
+        "{sent:?}"
+    );
+    let summary: Value = app
+        .get_json(&format!("/api/v1/outages/{id}/postcards"), &token)
+        .await;
+    assert_eq!(summary["cards"], 1, "{summary}");
+    assert_eq!(summary["lead_time"]["enough"], true, "{summary}");
+    let pdf = app
+        .client
+        .get(app.url(&format!("/api/v1/outages/{id}/postcards.pdf")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let file = app.dir.path().join("cards.pdf");
+    std::fs::write(&file, &pdf).unwrap();
+    let rendered = std::process::Command::new("pdftoppm")
+        .args(["-png", "-r", "40", "-f", "1", "-l", "1"])
+        .arg(&file)
+        .arg(app.dir.path().join("card"))
+        .status()
+        .expect("pdftoppm (poppler-utils, which .ci/run installs)");
+    assert!(rendered.success());
+    assert!(
+        std::fs::read_dir(app.dir.path()).unwrap().any(|e| e
+            .unwrap()
+            .path()
+            .extension()
+            .is_some_and(|x| x == "png"))
+    );
+
+    // The scheduler at chosen instants: not at 17:59 the day before, at 18:00 once, and
+    // never again (at the start, or after a restart at the same instant).
+    let eve = zone
+        .to_ambiguous_zoned(day.yesterday().unwrap().at(18, 0, 0, 0))
+        .compatible()
+        .unwrap()
+        .timestamp()
+        .as_second();
+    let scheduler = Scheduler::with_outages(app.state.clone());
+    let reminders = |r: Vec<varsel::scheduler::RunReport>| {
+        r.into_iter()
+            .filter(|r| r.kind == "planned.reminder")
+            .count()
+    };
+    assert_eq!(reminders(scheduler.run_due(eve - 60).await.unwrap()), 0);
+    assert_eq!(reminders(scheduler.run_due(eve).await.unwrap()), 1);
+    common::settle(&app.client, &app.base, &token, id).await;
+    let restarted = Scheduler::with_outages(app.state.clone());
+    assert_eq!(reminders(restarted.run_due(eve + 1).await.unwrap()), 0);
+    assert_eq!(reminders(restarted.run_due(start + 60).await.unwrap()), 0);
+    let sent = sms(&app);
+    assert_eq!(
+        sent.len(),
+        3,
+        "the phone and the directory number: {sent:?}"
+    );
+    let by = |to: &str| {
+        sent.iter()
+            .filter(|m| m["to"] == to)
+            .map(|m| m["body"].as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    assert!(
+        by("+46703000001")[1].starts_with("alvstad Energi: Reminder: planned"),
+        "{sent:?}"
+    );
+    assert!(by("+46705550009")[0].contains("Påminnelse"), "{sent:?}");
+
+    // The work ends (the OMS reports when): everyone told hears it is back, the directory
+    // number too.
+    let (status, end) = post(
+        &app,
+        &token,
+        &format!("/api/v1/outages/{id}/restore"),
+        json!({"at": start + 5 * 3600}),
+    )
+    .await;
+    assert_eq!(status, 201, "{end}");
+    common::settle(&app.client, &app.base, &token, id).await;
+    let sent = sms(&app);
+    assert_eq!(sent.len(), 5, "{sent:?}");
+    let outage: Value = app.get_json(&format!("/api/v1/outages/{id}"), &token).await;
+    let kinds: Vec<&str> = outage["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["announced", "reminded", "restored"]);
+    assert_eq!(outage["planned"], true);
+    app.finish().await;
+}
+
 async fn announced_then_reminded_once(db: Db) {
     let app = TestApp::spawn_with_directory(db, DIRECTORY, true).await;
     let token = town(&app).await;
@@ -666,5 +801,6 @@ both!(
     postcards_for_the_holders,
     rescheduled_work_tells_everyone_told_and_is_reminded_again,
     the_demo_town_prints_postcards,
-    quiet_hours_hold_what_can_wait
+    quiet_hours_hold_what_can_wait,
+    a_planned_outage_from_publication_to_end
 );
