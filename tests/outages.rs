@@ -71,7 +71,7 @@ async fn town(app: &TestApp) -> String {
                     std::fs::read_to_string(app.dir.path().join("sink/email.jsonl")).unwrap();
                 let last: Value = serde_json::from_str(sink.lines().last().unwrap()).unwrap();
                 let link = common::find_link(last["body"].as_str().unwrap(), &app.base);
-                assert_eq!(app.client.post(&link).send().await.unwrap().status(), 200);
+                assert_eq!(common::confirm_link(&app.client, &link).await.status(), 200);
             }
         }
     }
@@ -563,7 +563,7 @@ async fn selectors_and_bad_requests(db: Db) {
         ("release", r#"the facilities it concerns in "affected""#),
     ] {
         let resp = bare(path).await.unwrap();
-        assert_eq!(resp.status(), 400, "{path}");
+        assert_eq!(resp.status(), 415, "{path}");
         let err: Value = resp.json().await.unwrap();
         let message = err["message"].as_str().unwrap();
         assert!(

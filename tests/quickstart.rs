@@ -19,7 +19,7 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::{TempDir, find_link};
+use common::{CSRF_COOKIE, CSRF_TOKEN, TempDir, find_link};
 use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
 use reqwest::{Client, StatusCode};
 use serde_json::Value;
@@ -134,10 +134,12 @@ async fn settle_all(client: &Client, base: &str, token: &str) {
 /// Posts a page form with the session cookie; expects the redirect of post/redirect/get and
 /// returns where it points.
 async fn post_form(client: &Client, url: &str, cookie: &str, form: &[(&str, &str)]) -> String {
+    let mut form = form.to_vec();
+    form.push(("csrf", CSRF_TOKEN));
     let resp = client
         .post(url)
-        .header(COOKIE, cookie)
-        .form(form)
+        .header(COOKIE, format!("{cookie}; {CSRF_COOKIE}"))
+        .form(&form)
         .send()
         .await
         .unwrap();
@@ -207,10 +209,12 @@ async fn the_readme_quick_start_works_as_written() {
         .unwrap();
     let resp = client
         .post(page)
+        .header(COOKIE, CSRF_COOKIE)
         .form(&[
             ("service", service_kind),
             ("customer_number", customer),
             ("facility_number", facility),
+            ("csrf", CSRF_TOKEN),
         ])
         .send()
         .await
@@ -254,7 +258,7 @@ async fn the_readme_quick_start_works_as_written() {
     let confirm_page = get_page(&client, &link, "").await;
     assert!(confirm_page.contains("id=\"confirm\""), "{confirm_page}");
     assert!(section.contains("**Bekräfta**") && confirm_page.contains("Bekräfta"));
-    let confirmed = client.post(&link).send().await.unwrap();
+    let confirmed = common::confirm_link(&client, &link).await;
     assert_eq!(confirmed.status(), StatusCode::OK);
     let html = get_page(&client, &format!("{base}/t/alvstad/facility"), &cookie).await;
     assert!(html.contains("(bekräftad)"), "{html}");

@@ -238,8 +238,15 @@ async fn a_household_uses_every_right_in_one_sitting(db: Db) {
     let page = app
         .client
         .post(app.url("/t/alvstad/my-data/request"))
-        .header("Cookie", format!("varsel_session={own}"))
-        .form(&[("kind", "pigeon"), ("message", "x")])
+        .header(
+            "Cookie",
+            format!("varsel_session={own}; {}", common::CSRF_COOKIE),
+        )
+        .form(&[
+            ("kind", "pigeon"),
+            ("message", "x"),
+            ("csrf", common::CSRF_TOKEN),
+        ])
         .send()
         .await
         .unwrap();

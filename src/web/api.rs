@@ -30,7 +30,9 @@ use crate::store::{MoveOutOutcome, Tenant, TokenInfo, VerifyOutcome};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
-        .routes(routes!(put_facilities))
+        .merge(OpenApiRouter::new().routes(routes!(put_facilities)).layer(
+            axum::extract::DefaultBodyLimit::max(super::edge::IMPORT_BODY),
+        ))
         .routes(routes!(move_out))
         .routes(routes!(get_tenant))
         .routes(routes!(create_token))
@@ -318,7 +320,7 @@ async fn create_token(
     body: Result<Json<NewToken>, axum::extract::rejection::JsonRejection>,
 ) -> Result<(StatusCode, Json<CreatedToken>), ApiError> {
     auth.require(Scope::Admin)?;
-    let Json(req) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let Json(req) = body.map_err(|e| ApiError::json_body(e, None))?;
     let name = req.name.trim();
     if name.is_empty() || name.chars().count() > 100 {
         return Err(ApiError::bad_request("name must be 1 to 100 characters"));
@@ -413,7 +415,7 @@ async fn sign_in(
     ClientAddr(client): ClientAddr,
     body: Result<Json<SignIn>, axum::extract::rejection::JsonRejection>,
 ) -> Result<(StatusCode, Json<SessionCreated>), ApiError> {
-    let Json(req) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let Json(req) = body.map_err(|e| ApiError::json_body(e, None))?;
     let tenant = state
         .store
         .tenant_by_slug(req.tenant.trim())
@@ -484,7 +486,7 @@ async fn put_phone(
     RegSession(s): RegSession,
     body: Result<Json<PhoneBody>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<RegistrationView>, ApiError> {
-    let Json(req) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let Json(req) = body.map_err(|e| ApiError::json_body(e, None))?;
     let tenant = session_tenant(&state, s).await?;
     let phone = PhoneNumber::parse(&req.phone, registration::region_for(&tenant))
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.code(), e.to_string()))?;
@@ -527,7 +529,7 @@ async fn put_email(
     RegSession(s): RegSession,
     body: Result<Json<EmailBody>, axum::extract::rejection::JsonRejection>,
 ) -> Result<(StatusCode, Json<EmailSet>), ApiError> {
-    let Json(req) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let Json(req) = body.map_err(|e| ApiError::json_body(e, None))?;
     let tenant = session_tenant(&state, s).await?;
     let email = Email::parse(&req.email)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.code(), e.to_string()))?;

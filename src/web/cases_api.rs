@@ -111,10 +111,10 @@ async fn create(
 ) -> Result<(StatusCode, Json<CaseView>), ApiError> {
     auth.require(Scope::Privacy)?;
     let Json(req) = body.map_err(|e| {
-        ApiError::bad_request(format!(
-            "{}; a case needs a JSON body with \"kind\" and \"received_via\", e.g. {{\"kind\": \"erasure\", \"received_via\": \"letter\"}}",
-            e.body_text()
-        ))
+        ApiError::json_body(
+            e,
+            Some(r#"a case needs a JSON body with "kind" and "received_via", e.g. {"kind": "erasure", "received_via": "letter"}"#),
+        )
     })?;
     let facility_id = match &req.facility {
         None => None,
@@ -301,10 +301,10 @@ async fn change(
 ) -> Result<Json<CaseView>, ApiError> {
     auth.require(Scope::Privacy)?;
     let Json(req) = body.map_err(|e| {
-        ApiError::bad_request(format!(
-            "{}; a change is a JSON object with any of state, identity_check, note, resolution, extend",
-            e.body_text()
-        ))
+        ApiError::json_body(
+            e,
+            Some("a change is a JSON object with any of state, identity_check, note, resolution, extend"),
+        )
     })?;
     let change = CaseChange {
         state: req

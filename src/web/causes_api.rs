@@ -89,7 +89,7 @@ async fn put(
 ) -> Result<Json<CauseView>, ApiError> {
     auth.require(Scope::Admin)?;
     let code = code(&raw)?;
-    let Json(b) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let Json(b) = body.map_err(|e| ApiError::json_body(e, None))?;
     let texts = cause::parse_texts(b.texts.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .and_then(|t| cause::entry_texts(t, &auth.tenant.languages))
         .map_err(|e| ApiError::bad_request(format!("texts: {e}")))?;

@@ -36,6 +36,26 @@ impl ApiError {
         Self::new(StatusCode::BAD_REQUEST, "invalid_input", message)
     }
 
+    /// A JSON body the extractor refused: no JSON content type (415), over the route's
+    /// limit (413), or not what the operation takes (400); `needs` says what it takes.
+    pub fn json_body(e: axum::extract::rejection::JsonRejection, needs: Option<&str>) -> Self {
+        let text = match needs {
+            Some(n) => format!("{}; {n}", e.body_text()),
+            None => e.body_text(),
+        };
+        match e.status() {
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => Self::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                text,
+            ),
+            StatusCode::PAYLOAD_TOO_LARGE => {
+                Self::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", text)
+            }
+            _ => Self::bad_request(text),
+        }
+    }
+
     pub fn not_found(message: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, "not_found", message)
     }

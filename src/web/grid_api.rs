@@ -16,7 +16,11 @@ use crate::import::grid::{self, GridReport};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(put_grid, get_grid))
+    OpenApiRouter::new()
+        .routes(routes!(put_grid, get_grid))
+        .layer(axum::extract::DefaultBodyLimit::max(
+            super::edge::IMPORT_BODY,
+        ))
 }
 
 /// Replace the grid topology.

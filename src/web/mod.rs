@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 
-use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequestParts, State};
+use axum::extract::{ConnectInfo, FromRequestParts, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::IntoResponse;
@@ -18,6 +18,8 @@ pub mod api;
 mod audit_api;
 mod cases_api;
 mod causes_api;
+mod csrf;
+mod edge;
 pub mod error;
 mod grid_api;
 mod outages_api;
@@ -26,9 +28,6 @@ mod retention_api;
 mod rights_api;
 mod templates_api;
 mod webhooks;
-
-/// Bulk facility loads can be large; everything else is small.
-const MAX_BODY: usize = 256 * 1024 * 1024;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -90,7 +89,7 @@ pub fn router(state: AppState) -> Router {
         .nest("/api/v1", api::router())
         .split_for_parts();
     let doc = std::sync::Arc::new(doc);
-    Router::new()
+    let router = Router::new()
         .merge(api_router)
         .route(
             "/api/openapi.json",
@@ -106,11 +105,12 @@ pub fn router(state: AppState) -> Router {
             }),
         )
         .route("/healthz", get(healthz))
-        .merge(pages::router())
+        .route("/static/varsel.css", get(stylesheet))
+        .merge(pages::router(state.clone()))
         .merge(webhooks::router())
-        .fallback(not_found)
-        .layer(DefaultBodyLimit::max(MAX_BODY))
-        .with_state(state)
+        .fallback(not_found);
+    let https = state.config.public_url.starts_with("https://");
+    edge::stack(router, https).with_state(state)
 }
 
 /// The status of a load's report: 200 when every row went in, 422 when any was refused, so
@@ -143,6 +143,17 @@ async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
             )
         }
     }
+}
+
+/// The pages' style sheet; it changes only with a release, so browsers may keep it a day.
+async fn stylesheet() -> impl IntoResponse {
+    (
+        [
+            (axum::http::header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (axum::http::header::CACHE_CONTROL, "public, max-age=86400"),
+        ],
+        include_str!("../../assets/static/varsel.css"),
+    )
 }
 
 async fn not_found() -> error::ApiError {

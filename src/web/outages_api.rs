@@ -28,14 +28,19 @@ use crate::store::OutageRecord;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
-        .routes(routes!(declare, list))
-        .routes(routes!(preview))
+        .merge(
+            // Bodies that may carry a drawn area.
+            OpenApiRouter::new()
+                .routes(routes!(declare, list))
+                .routes(routes!(preview))
+                .routes(routes!(extend))
+                .routes(routes!(release))
+                .layer(DefaultBodyLimit::max(super::edge::OPERATOR_BODY)),
+        )
         .routes(routes!(show))
         .routes(routes!(notices))
         .routes(routes!(deliveries))
         .routes(routes!(update))
-        .routes(routes!(extend))
-        .routes(routes!(release))
         .routes(routes!(restore))
         .routes(routes!(cancel))
         .routes(routes!(reschedule))
@@ -87,7 +92,7 @@ const CHANGE_NEEDS: &str = r#"this step needs a JSON body (Content-Type: applica
 
 fn body<T>(b: JsonBody<T>, needs: &str) -> Result<T, ApiError> {
     b.map(|Json(v)| v)
-        .map_err(|e| ApiError::bad_request(format!("{}; {needs}", e.body_text())))
+        .map_err(|e| ApiError::json_body(e, Some(needs)))
 }
 
 /// The body of a step that needs none: absent (no body, or no Content-Type) means the
@@ -96,7 +101,7 @@ type OptionalBody<T> = Result<Option<Json<T>>, axum::extract::rejection::JsonRej
 
 fn optional_body<T: Default>(b: OptionalBody<T>) -> Result<T, ApiError> {
     b.map(|j| j.map(|Json(v)| v).unwrap_or_default())
-        .map_err(|e| ApiError::bad_request(e.body_text()))
+        .map_err(|e| ApiError::json_body(e, None))
 }
 
 fn step_response(o: StepOutcome) -> (StatusCode, Json<StepOutcome>) {

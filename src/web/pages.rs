@@ -59,7 +59,7 @@ fn show_postcode(stored: String) -> String {
     Postcode::parse(&stored).map_or(stored, |p| p.to_string())
 }
 
-pub fn router() -> Router<AppState> {
+pub fn router(state: AppState) -> Router<AppState> {
     Router::new()
         .route("/", get(index))
         .route("/t/{slug}", get(signin_page).post(signin_submit))
@@ -76,6 +76,10 @@ pub fn router() -> Router<AppState> {
         .route("/t/{slug}/my-data/erase", post(rights::erase))
         .route("/t/{slug}/my-data/request", post(rights::request))
         .route("/verify/{token}", get(verify_page).post(verify_submit))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state,
+            super::csrf::guard,
+        ))
 }
 
 #[derive(Deserialize, Default)]
@@ -134,6 +138,8 @@ struct Page {
     error: Option<String>,
     /// The outcome a redirect named (`?m=`), for messages that need the page's data.
     outcome: Option<String>,
+    /// The token every form of the page carries (see `csrf`).
+    csrf: Option<String>,
 }
 
 /// Outcomes whose message is a fixed text; `email_sent` names the address, so the facility
@@ -166,6 +172,7 @@ impl Page {
             message,
             error: None,
             outcome: q.m.clone(),
+            csrf: super::csrf::token(headers).map(str::to_string),
         }
     }
 
@@ -190,6 +197,7 @@ impl Page {
             privacy_contact => privacy_contact,
             message => self.message,
             error => self.error,
+            csrf => self.csrf,
         };
         let html = TEMPLATES
             .get_template(template)

@@ -79,7 +79,7 @@ async fn send_code(
     RegSession(s): RegSession,
     body: Result<Json<CodeRequest>, axum::extract::rejection::JsonRejection>,
 ) -> Result<(StatusCode, Json<CodeSent>), ApiError> {
-    let Json(req) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let Json(req) = body.map_err(|e| ApiError::json_body(e, None))?;
     let tenant = session_tenant(&state, s).await?;
     let lang = match req.language.as_deref() {
         None => tenant.default_language(),
@@ -117,7 +117,7 @@ async fn confirm_code(
     RegSession(s): RegSession,
     body: Result<Json<CodeConfirm>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<RightsUnlocked>, ApiError> {
-    let Json(req) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let Json(req) = body.map_err(|e| ApiError::json_body(e, None))?;
     let rights_until = rights::confirm_code(&state, s, &req.code)
         .await
         .map_err(rights_error)?;
@@ -237,7 +237,7 @@ async fn send_request(
     RegSession(s): RegSession,
     body: Result<Json<RequestBody>, axum::extract::rejection::JsonRejection>,
 ) -> Result<(StatusCode, Json<RequestTaken>), ApiError> {
-    let Json(req) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let Json(req) = body.map_err(|e| ApiError::json_body(e, None))?;
     let tenant = session_tenant(&state, s).await?;
     let kind = req
         .kind

@@ -130,7 +130,7 @@ async fn put(
 ) -> Result<Json<Saved>, ApiError> {
     auth.require(Scope::Admin)?;
     let k = key(&auth, path)?;
-    let Json(b) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let Json(b) = body.map_err(|e| ApiError::json_body(e, None))?;
     if k.channel == "sms" && b.subject.is_some() {
         return Err(ApiError::bad_request(
             "an SMS has no subject; leave subject out",

@@ -2,11 +2,12 @@
 //! `<public_url>/webhooks/<provider>/<sms.webhook_secret>`; the secret path is how the
 //! reports are authenticated (46elks, Sinch and Kannel sign nothing; a secret URL is what
 //! they document). An unknown message id is answered 200 so the provider stops retrying.
+//! The secret is checked before any of the body is read: a stranger's upload costs nothing.
 
 use std::collections::HashMap;
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{FromRequest, Path, Request, State};
 use axum::http::StatusCode;
 use axum::routing::post;
 use axum::{Form, Router};
@@ -28,6 +29,20 @@ fn authorised(state: &AppState, secret: &str) -> bool {
         .webhook_secret
         .as_deref()
         .is_some_and(|s| constant_time_eq(s.as_bytes(), secret.as_bytes()))
+}
+
+/// The report's body, read only once the path's secret is right.
+async fn body<T: FromRequest<AppState>>(
+    state: &AppState,
+    secret: &str,
+    req: Request,
+) -> Result<T, StatusCode> {
+    if !authorised(state, secret) {
+        return Err(StatusCode::NOT_FOUND);
+    }
+    T::from_request(req, state)
+        .await
+        .map_err(|_| StatusCode::BAD_REQUEST)
 }
 
 /// Our delivery statuses: delivered, failed, or the provider's word for in between.
@@ -78,11 +93,12 @@ async fn record(
 async fn elks(
     State(state): State<AppState>,
     Path(secret): Path<String>,
-    Form(f): Form<HashMap<String, String>>,
+    req: Request,
 ) -> StatusCode {
-    if !authorised(&state, &secret) {
-        return StatusCode::NOT_FOUND;
-    }
+    let Form(f): Form<HashMap<String, String>> = match body(&state, &secret, req).await {
+        Ok(f) => f,
+        Err(status) => return status,
+    };
     record(&state, "46elks", f.get("id"), f.get("status")).await
 }
 
@@ -90,11 +106,12 @@ async fn elks(
 async fn twilio(
     State(state): State<AppState>,
     Path(secret): Path<String>,
-    Form(f): Form<HashMap<String, String>>,
+    req: Request,
 ) -> StatusCode {
-    if !authorised(&state, &secret) {
-        return StatusCode::NOT_FOUND;
-    }
+    let Form(f): Form<HashMap<String, String>> = match body(&state, &secret, req).await {
+        Ok(f) => f,
+        Err(status) => return status,
+    };
     record(
         &state,
         "twilio",
@@ -108,12 +125,13 @@ async fn twilio(
 async fn sinch(
     State(state): State<AppState>,
     Path(secret): Path<String>,
-    body: Bytes,
+    req: Request,
 ) -> StatusCode {
-    if !authorised(&state, &secret) {
-        return StatusCode::NOT_FOUND;
-    }
-    let Ok(v) = serde_json::from_slice::<serde_json::Value>(&body) else {
+    let bytes: Bytes = match body(&state, &secret, req).await {
+        Ok(b) => b,
+        Err(status) => return status,
+    };
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
         return StatusCode::BAD_REQUEST;
     };
     let id = v.get("batch_id").and_then(|x| x.as_str()).map(String::from);

@@ -640,6 +640,22 @@ impl SmtpServer {
 }
 
 /// The verification link in a mail body (quoted-printable soft breaks undone).
+/// What a browser sends back with a page's form: the cookie the page set and the same token
+/// in the form (`src/web/csrf.rs`); the browser test takes both from the pages themselves.
+pub const CSRF_TOKEN: &str = "00112233445566778899aabbccddeeff";
+pub const CSRF_COOKIE: &str = "varsel_csrf=00112233445566778899aabbccddeeff";
+
+/// Presses the confirm button of a verification link's page, as a browser that loaded it.
+pub async fn confirm_link(client: &reqwest::Client, link: &str) -> reqwest::Response {
+    client
+        .post(link)
+        .header("cookie", CSRF_COOKIE)
+        .form(&[("csrf", CSRF_TOKEN)])
+        .send()
+        .await
+        .unwrap()
+}
+
 pub fn find_link(mail: &str, base: &str) -> String {
     let text = mail
         .replace("=\r\n", "")
