@@ -6,7 +6,8 @@
 //! way, in a national grid: SWEREF99 TM (EPSG:3006) or EUREF89 / ETRS89 UTM
 //! zones 31 to 36 (EPSG:25831 to EPSG:25836). Grid coordinates are converted
 //! to WGS84 once, when the area is read, so that testing a million facilities
-//! costs no trigonometry.
+//! costs no trigonometry. The projection is proj4rs's port of PROJ's
+//! Transverse Mercator (the Poder/Engsager series).
 //!
 //! Datum: ETRS89 (and SWEREF99 and EUREF89, its national realisations) is
 //! treated as identical to WGS84. The two drift apart by about 2.5 cm a year
@@ -14,17 +15,28 @@
 //! precision with which anyone draws an outage area on a map, and not worth a
 //! seven-parameter Helmert transformation with time-dependent parameters.
 //!
+//! The GeoJSON reader is written here on serde_json's parser rather than taken
+//! from the `geojson` crate, which builds the whole document before anything
+//! can be counted and whose errors do not say where in the document the
+//! problem is (docs/areas.md has the measurements).
+//!
 //! Not handled, on purpose: areas crossing the antimeridian (nothing in the
 //! Nordics is near it) and polygons around a pole.
 
 use std::fmt;
+use std::sync::LazyLock;
 
+use proj4rs::proj::Proj;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 
-/// Largest GeoJSON text [`Area::from_geojson`] reads (10 MiB).
+/// Largest GeoJSON text [`Area::from_geojson`] reads (10 MiB), checked before
+/// parsing.
 pub const MAX_INPUT_BYTES: usize = 10 * 1024 * 1024;
 
-/// Most positions an area may have, summed over all its rings.
+/// Most positions an area may have, summed over all its rings; counted while
+/// parsing.
 pub const MAX_POSITIONS: usize = 100_000;
 
 /// How many JSON values the reader keeps before giving up.
@@ -45,9 +57,8 @@ const NORDIC_UTM_ZONES: std::ops::RangeInclusive<u8> = 31..=36;
 
 /// Accepted grid coordinates for every projected CRS, in metres. Wide enough
 /// for all Nordic land in any of the supported zones (latitude roughly 45 to
-/// 76 degrees), narrow enough that the Krüger series stays accurate and that
-/// swapped axes or degrees passed as metres are caught instead of producing an
-/// area somewhere else on Earth.
+/// 76 degrees), narrow enough that swapped axes or degrees passed as metres
+/// are caught instead of producing an area somewhere else on Earth.
 const NORTHING_RANGE: (f64, f64) = (5_000_000.0, 8_500_000.0);
 const EASTING_RANGE: (f64, f64) = (-1_000_000.0, 2_000_000.0);
 
@@ -213,21 +224,13 @@ impl Crs {
     }
 
     /// `None` for WGS84, which needs no projection.
-    fn projection(self) -> Result<Option<TransverseMercator>, GeoError> {
+    fn projection(self) -> Result<Option<&'static Proj>, GeoError> {
         match self {
             Crs::Wgs84 => Ok(None),
-            Crs::Sweref99Tm => Ok(Some(TransverseMercator {
-                central_meridian: 15.0,
-                scale: 0.9996,
-                false_easting: 500_000.0,
-                false_northing: 0.0,
-            })),
-            Crs::Utm(zone) if NORDIC_UTM_ZONES.contains(&zone) => Ok(Some(TransverseMercator {
-                central_meridian: 6.0 * f64::from(zone) - 183.0,
-                scale: 0.9996,
-                false_easting: 500_000.0,
-                false_northing: 0.0,
-            })),
+            // EPSG defines SWEREF 99 TM with the parameters of UTM zone 33:
+            // central meridian 15°E, scale 0.9996, false easting 500 km.
+            Crs::Sweref99Tm => Ok(Some(PROJECTIONS.utm(33))),
+            Crs::Utm(zone) if NORDIC_UTM_ZONES.contains(&zone) => Ok(Some(PROJECTIONS.utm(zone))),
             Crs::Utm(zone) => Err(GeoError::UnsupportedUtmZone { zone }),
         }
     }
@@ -269,7 +272,12 @@ pub fn to_wgs84(crs: Crs, x: f64, y: f64) -> Result<(f64, f64), GeoError> {
         }
         Some(projection) => {
             check_grid(crs, x, y)?;
-            let (lon, lat) = projection.inverse(x, y);
+            let mut point = (x, y, 0.0);
+            // proj4rs refuses only eastings over 16,000 km from the central
+            // meridian, which the range check above has already stopped.
+            proj4rs::transform::transform(projection, &PROJECTIONS.geographic, &mut point)
+                .map_err(|_| out_of_range(crs, "easting", x, EASTING_RANGE))?;
+            let (lon, lat) = (point.0.to_degrees(), point.1.to_degrees());
             // Cannot fail for grid coordinates in range; checked anyway so
             // that a NaN could never slip into an area's bounding box.
             check_lon_lat(lon, lat)?;
@@ -291,10 +299,13 @@ pub fn from_wgs84(crs: Crs, lon: f64, lat: f64) -> Result<(f64, f64), GeoError> 
     match crs.projection()? {
         None => Ok((lon, lat)),
         Some(projection) => {
-            let (easting, northing) = projection.forward(lon, lat);
-            // Range only: a point 90° from the central meridian projects to
-            // infinity, and "easting inf is outside the range" says why
-            // better than "easting is not a finite number" would.
+            let mut point = (lon.to_radians(), lat.to_radians(), 0.0);
+            // proj4rs refuses a point 90° from the central meridian on the
+            // equator, whose easting is infinite, and "easting inf is outside
+            // the range" says why.
+            proj4rs::transform::transform(&PROJECTIONS.geographic, projection, &mut point)
+                .map_err(|_| out_of_range(crs, "easting", f64::INFINITY, EASTING_RANGE))?;
+            let (easting, northing) = (point.0, point.1);
             check_grid_range(crs, easting, northing)?;
             Ok((easting, northing))
         }
@@ -337,133 +348,72 @@ fn check_range(
     if (min..=max).contains(&value) {
         Ok(())
     } else {
-        Err(GeoError::OutOfRange {
-            axis,
-            value,
-            min,
-            max,
-            crs,
-        })
+        Err(out_of_range(crs, axis, value, (min, max)))
     }
 }
 
-/// GRS80, the ellipsoid of SWEREF99 and ETRS89. WGS84's differs from it only
-/// in the ninth significant digit of the flattening.
-const GRS80_SEMI_MAJOR_AXIS: f64 = 6_378_137.0;
-const GRS80_FLATTENING: f64 = 1.0 / 298.257_222_101;
-
-/// Constants of the Krüger series to order n⁴ as given in Lantmäteriet's
-/// "Gauss Krüger projection – formelsamling". The series is accurate to well
-/// under a millimetre across a whole Nordic country, unlike the USGS
-/// (Snyder) series, whose error grows quickly away from the central
-/// meridian: SWEREF99 TM spans about ±10 degrees of longitude.
-struct KrugerSeries {
-    /// Radius of the rectifying sphere, "â" in the formelsamling.
-    rectifying_radius: f64,
-    /// β1..β4: conformal sphere to projection plane.
-    forward: [f64; 4],
-    /// δ1..δ4: projection plane back to the conformal sphere.
-    inverse: [f64; 4],
-    /// A, B, C, D: geodetic to conformal latitude.
-    to_conformal: [f64; 4],
-    /// A*, B*, C*, D*: conformal back to geodetic latitude.
-    from_conformal: [f64; 4],
-}
-
-const KRUGER: KrugerSeries = {
-    let f = GRS80_FLATTENING;
-    let e2 = f * (2.0 - f);
-    let (e4, e6, e8) = (e2 * e2, e2 * e2 * e2, e2 * e2 * e2 * e2);
-    let n = f / (2.0 - f);
-    let (n2, n3, n4) = (n * n, n * n * n, n * n * n * n);
-    KrugerSeries {
-        rectifying_radius: GRS80_SEMI_MAJOR_AXIS / (1.0 + n) * (1.0 + n2 / 4.0 + n4 / 64.0),
-        forward: [
-            n / 2.0 - 2.0 * n2 / 3.0 + 5.0 * n3 / 16.0 + 41.0 * n4 / 180.0,
-            13.0 * n2 / 48.0 - 3.0 * n3 / 5.0 + 557.0 * n4 / 1440.0,
-            61.0 * n3 / 240.0 - 103.0 * n4 / 140.0,
-            49561.0 * n4 / 161280.0,
-        ],
-        inverse: [
-            n / 2.0 - 2.0 * n2 / 3.0 + 37.0 * n3 / 96.0 - n4 / 360.0,
-            n2 / 48.0 + n3 / 15.0 - 437.0 * n4 / 1440.0,
-            17.0 * n3 / 480.0 - 37.0 * n4 / 840.0,
-            4397.0 * n4 / 161280.0,
-        ],
-        to_conformal: [
-            e2,
-            (5.0 * e4 - e6) / 6.0,
-            (104.0 * e6 - 45.0 * e8) / 120.0,
-            1237.0 * e8 / 1260.0,
-        ],
-        from_conformal: [
-            e2 + e4 + e6 + e8,
-            -(7.0 * e4 + 17.0 * e6 + 30.0 * e8) / 6.0,
-            (224.0 * e6 + 889.0 * e8) / 120.0,
-            -4279.0 * e8 / 1260.0,
-        ],
-    }
-};
-
-/// The multiples 2j of the angle in the j-th term of the series.
-const HARMONICS: [f64; 4] = [2.0, 4.0, 6.0, 8.0];
-
-/// Transverse Mercator on GRS80 with latitude of origin 0.
-struct TransverseMercator {
-    central_meridian: f64,
-    scale: f64,
-    false_easting: f64,
-    false_northing: f64,
-}
-
-impl TransverseMercator {
-    /// (lon, lat) in degrees to (easting, northing) in metres.
-    fn forward(&self, lon: f64, lat: f64) -> (f64, f64) {
-        let phi = lat.to_radians();
-        let delta_lambda = (lon - self.central_meridian).to_radians();
-        let phi_star = phi - phi.sin() * phi.cos() * sin2_polynomial(KRUGER.to_conformal, phi);
-        // atan2 rather than the formelsamling's atan(tan φ* / cos δλ): same
-        // value where that is defined, and no division by zero 90° away from
-        // the central meridian.
-        let xi_prime = phi_star.sin().atan2(phi_star.cos() * delta_lambda.cos());
-        let eta_prime = (phi_star.cos() * delta_lambda.sin()).atanh();
-        let (mut xi, mut eta) = (xi_prime, eta_prime);
-        for (beta, k) in KRUGER.forward.iter().zip(HARMONICS) {
-            xi += beta * (k * xi_prime).sin() * (k * eta_prime).cosh();
-            eta += beta * (k * xi_prime).cos() * (k * eta_prime).sinh();
-        }
-        let radius = self.scale * KRUGER.rectifying_radius;
-        (
-            radius * eta + self.false_easting,
-            radius * xi + self.false_northing,
-        )
-    }
-
-    /// (easting, northing) in metres to (lon, lat) in degrees.
-    fn inverse(&self, easting: f64, northing: f64) -> (f64, f64) {
-        let radius = self.scale * KRUGER.rectifying_radius;
-        let xi = (northing - self.false_northing) / radius;
-        let eta = (easting - self.false_easting) / radius;
-        let (mut xi_prime, mut eta_prime) = (xi, eta);
-        for (delta, k) in KRUGER.inverse.iter().zip(HARMONICS) {
-            xi_prime -= delta * (k * xi).sin() * (k * eta).cosh();
-            eta_prime -= delta * (k * xi).cos() * (k * eta).sinh();
-        }
-        let phi_star = (xi_prime.sin() / eta_prime.cosh()).asin();
-        let delta_lambda = eta_prime.sinh().atan2(xi_prime.cos());
-        let phi = phi_star
-            + phi_star.sin() * phi_star.cos() * sin2_polynomial(KRUGER.from_conformal, phi_star);
-        (
-            self.central_meridian + delta_lambda.to_degrees(),
-            phi.to_degrees(),
-        )
+fn out_of_range(crs: Crs, axis: &'static str, value: f64, (min, max): (f64, f64)) -> GeoError {
+    GeoError::OutOfRange {
+        axis,
+        value,
+        min,
+        max,
+        crs,
     }
 }
 
-/// c0 + c1·sin²φ + c2·sin⁴φ + c3·sin⁶φ, in Horner form.
-fn sin2_polynomial(coefficients: [f64; 4], phi: f64) -> f64 {
-    let s2 = phi.sin().powi(2);
-    coefficients.iter().rev().fold(0.0, |acc, c| acc * s2 + c)
+/// The projections, parsed once from their PROJ definitions.
+struct Projections {
+    /// Longitude and latitude in radians on the grids' own ellipsoid, GRS80,
+    /// so that no datum shift is applied (see the module's note on datums).
+    geographic: Proj,
+    /// UTM zones 31 to 36 on GRS80, in that order.
+    utm_zones: [Proj; 6],
+}
+
+impl Projections {
+    /// `zone` is one of [`NORDIC_UTM_ZONES`].
+    fn utm(&self, zone: u8) -> &Proj {
+        &self.utm_zones[usize::from(zone - NORDIC_UTM_ZONES.start())]
+    }
+}
+
+static PROJECTIONS: LazyLock<Projections> = LazyLock::new(|| {
+    // The definitions are constants, so a failure here is a bug that every
+    // projection test shows, never something an input can cause.
+    let parse = |definition: &str| {
+        Proj::from_proj_string(definition)
+            .unwrap_or_else(|error| panic!("PROJ definition {definition:?}: {error}"))
+    };
+    Projections {
+        geographic: parse("+proj=longlat +ellps=GRS80 +no_defs"),
+        utm_zones: std::array::from_fn(|index| {
+            parse(&format!(
+                "+proj=utm +zone={} +ellps=GRS80 +units=m +no_defs",
+                usize::from(*NORDIC_UTM_ZONES.start()) + index
+            ))
+        }),
+    }
+});
+
+/// GeoJSON as a request carried it, kept as text: a request deserialises into
+/// this without building anything from the GeoJSON, so that
+/// [`Area::from_geojson`] applies its limits before anything is built (a
+/// `serde_json::Value` takes over ten times the size of the text). It
+/// serialises as it came, so an outage's record of its selector holds the
+/// area exactly as the operator sent it.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(transparent)]
+pub struct GeoJsonText(Box<RawValue>);
+
+impl GeoJsonText {
+    pub fn as_str(&self) -> &str {
+        self.0.get()
+    }
+
+    pub fn to_area(&self) -> Result<Area, GeoError> {
+        Area::from_geojson(self.as_str())
+    }
 }
 
 /// One or more polygons with holes, in WGS84, that together make up the area
@@ -499,9 +449,10 @@ impl Area {
     /// to), and neither is self-intersection: even-odd containment gives such
     /// rings a well-defined meaning.
     ///
-    /// Input is limited to [`MAX_INPUT_BYTES`] and [`MAX_POSITIONS`], and
-    /// memory use is bounded by those limits rather than by the shape of the
-    /// JSON.
+    /// Input is limited to [`MAX_INPUT_BYTES`], checked before parsing, and
+    /// to [`MAX_POSITIONS`], counted while parsing: a document over either
+    /// limit is refused before it is built, and memory use is bounded by the
+    /// limits rather than by the shape of the JSON.
     pub fn from_geojson(text: &str) -> Result<Area, GeoError> {
         if text.len() > MAX_INPUT_BYTES {
             return Err(GeoError::InputTooLarge {
@@ -512,7 +463,6 @@ impl Area {
         let root = parse_json(text)?;
         let mut reader = AreaReader {
             polygons: Vec::new(),
-            positions: 0,
         };
         reader.read_object(&root, &Location::Root, Crs::Wgs84, Expected::Anything)?;
         if reader.polygons.is_empty() {
@@ -529,8 +479,8 @@ impl Area {
     /// Points on an edge or vertex count as inside, also on the edge of a
     /// hole: warning a facility on the border of an outage costs an
     /// unnecessary message, missing it costs a surprised customer. "On" is
-    /// decided in floating point, so a point a few ULPs from a slanted edge
-    /// may fall either way. Non-finite coordinates are never inside.
+    /// decided exactly for the vertices as read (after conversion to WGS84,
+    /// for areas drawn in a grid). Non-finite coordinates are never inside.
     pub fn contains(&self, lon: f64, lat: f64) -> bool {
         if !lon.is_finite() || !lat.is_finite() {
             return false;
@@ -612,8 +562,14 @@ impl Ring {
         }
         let mut inside = false;
         for (&(ax, ay), &(bx, by)) in self.positions.iter().zip(self.positions.iter().skip(1)) {
-            // Positive when the point is left of the edge a→b.
-            let cross = (bx - ax) * (y - ay) - (by - ay) * (x - ax);
+            // Positive when the point is left of the edge a→b. Its sign is
+            // exact (adaptive precision), so a point on a slanted edge is
+            // found on it, and one a ULP beside it is not.
+            let cross = robust::orient2d(
+                robust::Coord { x: ax, y: ay },
+                robust::Coord { x: bx, y: by },
+                robust::Coord { x, y },
+            );
             if cross == 0.0
                 && (ax.min(bx)..=ax.max(bx)).contains(&x)
                 && (ay.min(by)..=ay.max(by)).contains(&y)
@@ -681,13 +637,17 @@ impl Json {
     }
 }
 
-/// Which members of an object are kept, chosen by where the object sits.
+/// Which members of an object are kept, chosen by where the object sits, and
+/// whether arrays are positions to count.
 #[derive(Clone, Copy)]
 enum Members {
     /// A GeoJSON object: geometry, Feature or FeatureCollection.
     GeoJson,
     /// A `crs` member or its `properties`.
     Crs,
+    /// Inside a `coordinates` member, where an array starting with a number
+    /// is a position. No object belongs here, so none keeps a member.
+    Coordinates,
     /// Anything else, such as an object where a coordinate should be.
     Nothing,
 }
@@ -697,50 +657,71 @@ impl Members {
         match self {
             Members::GeoJson => &["type", "coordinates", "geometry", "features", "crs"],
             Members::Crs => &["type", "properties", "name"],
-            Members::Nothing => &[],
+            Members::Coordinates | Members::Nothing => &[],
         }
     }
 
     fn of_member(self, name: &str) -> Members {
         match (self, name) {
             (Members::GeoJson, "geometry" | "features") => Members::GeoJson,
+            (Members::GeoJson, "coordinates") => Members::Coordinates,
             (Members::GeoJson, "crs") | (Members::Crs, "properties") => Members::Crs,
             _ => Members::Nothing,
         }
     }
 }
 
-/// Spent by every value kept; see [`MAX_JSON_VALUES`].
-struct ValueBudget {
-    remaining: usize,
-    exhausted: bool,
+/// The limits applied while parsing: every value kept spends one of
+/// [`MAX_JSON_VALUES`], every position one of [`MAX_POSITIONS`].
+struct Budget {
+    values_left: usize,
+    positions: usize,
+    /// serde carries only a message back out; this keeps the precise error
+    /// for the caller.
+    exceeded: Option<GeoError>,
 }
 
-impl ValueBudget {
-    fn spend<E: de::Error>(&mut self) -> Result<(), E> {
-        match self.remaining.checked_sub(1) {
-            Some(remaining) => {
-                self.remaining = remaining;
+impl Budget {
+    fn spend_value<E: de::Error>(&mut self) -> Result<(), E> {
+        match self.values_left.checked_sub(1) {
+            Some(left) => {
+                self.values_left = left;
                 Ok(())
             }
-            None => {
-                // serde carries only a message back out; the flag lets the
-                // caller report the precise error.
-                self.exhausted = true;
-                Err(E::custom("too many JSON values"))
-            }
+            None => Err(self.exceed(GeoError::TooComplex {
+                limit: MAX_JSON_VALUES,
+            })),
         }
+    }
+
+    fn count_position<E: de::Error>(&mut self) -> Result<(), E> {
+        self.positions += 1;
+        if self.positions > MAX_POSITIONS {
+            return Err(self.exceed(GeoError::TooManyPositions {
+                limit: MAX_POSITIONS,
+            }));
+        }
+        Ok(())
+    }
+
+    fn exceed<E: de::Error>(&mut self, error: GeoError) -> E {
+        let serde_error = E::custom(&error);
+        self.exceeded = Some(error);
+        serde_error
     }
 }
 
 /// Parses while keeping only the members GeoJSON reading needs and counting
 /// what it keeps: parsing into `serde_json::Value` first would let a 10 MiB
-/// document of tiny arrays take well over a hundred megabytes. Nesting depth is
-/// bounded by serde_json's recursion limit.
+/// document of tiny arrays take well over a hundred megabytes. Positions are
+/// counted as they are read, so a document with too many is refused without
+/// being read further. Nesting depth is bounded by serde_json's recursion
+/// limit.
 fn parse_json(text: &str) -> Result<Json, GeoError> {
-    let mut budget = ValueBudget {
-        remaining: MAX_JSON_VALUES,
-        exhausted: false,
+    let mut budget = Budget {
+        values_left: MAX_JSON_VALUES,
+        positions: 0,
+        exceeded: None,
     };
     let mut deserializer = serde_json::Deserializer::from_str(text);
     let parsed = JsonSeed {
@@ -749,21 +730,16 @@ fn parse_json(text: &str) -> Result<Json, GeoError> {
     }
     .deserialize(&mut deserializer)
     .and_then(|json| deserializer.end().map(|()| json));
-    parsed.map_err(|error| {
-        if budget.exhausted {
-            GeoError::TooComplex {
-                limit: MAX_JSON_VALUES,
-            }
-        } else {
-            GeoError::InvalidJson {
-                message: error.to_string(),
-            }
-        }
+    parsed.map_err(|error| match budget.exceeded.take() {
+        Some(exceeded) => exceeded,
+        None => GeoError::InvalidJson {
+            message: error.to_string(),
+        },
     })
 }
 
 struct JsonSeed<'b> {
-    budget: &'b mut ValueBudget,
+    budget: &'b mut Budget,
     members: Members,
 }
 
@@ -783,51 +759,57 @@ impl<'de> Visitor<'de> for JsonSeed<'_> {
     }
 
     fn visit_unit<E: de::Error>(self) -> Result<Json, E> {
-        self.budget.spend()?;
+        self.budget.spend_value()?;
         Ok(Json::Null)
     }
 
     fn visit_bool<E: de::Error>(self, _value: bool) -> Result<Json, E> {
-        self.budget.spend()?;
+        self.budget.spend_value()?;
         Ok(Json::Bool)
     }
 
     fn visit_i64<E: de::Error>(self, value: i64) -> Result<Json, E> {
-        self.budget.spend()?;
+        self.budget.spend_value()?;
         // Precision lost above 2^53 does not matter: such values fail every
         // range check anyway.
         Ok(Json::Number(value as f64))
     }
 
     fn visit_u64<E: de::Error>(self, value: u64) -> Result<Json, E> {
-        self.budget.spend()?;
+        self.budget.spend_value()?;
         Ok(Json::Number(value as f64))
     }
 
     fn visit_f64<E: de::Error>(self, value: f64) -> Result<Json, E> {
-        self.budget.spend()?;
+        self.budget.spend_value()?;
         Ok(Json::Number(value))
     }
 
     fn visit_str<E: de::Error>(self, value: &str) -> Result<Json, E> {
-        self.budget.spend()?;
+        self.budget.spend_value()?;
         Ok(Json::String(value.to_owned()))
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Json, A::Error> {
-        self.budget.spend()?;
+        self.budget.spend_value()?;
         let mut items = Vec::new();
         while let Some(item) = seq.next_element_seed(JsonSeed {
             budget: &mut *self.budget,
             members: self.members,
         })? {
+            if items.is_empty()
+                && matches!(self.members, Members::Coordinates)
+                && matches!(item, Json::Number(_))
+            {
+                self.budget.count_position()?;
+            }
             items.push(item);
         }
         Ok(Json::Array(items))
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Json, A::Error> {
-        self.budget.spend()?;
+        self.budget.spend_value()?;
         let mut kept: Vec<(&'static str, Json)> = Vec::new();
         while let Some(key) = map.next_key_seed(KeySeed(self.members.known()))? {
             let Some(name) = key else {
@@ -944,7 +926,6 @@ impl Expected {
 /// Walks the parsed document, collecting polygons converted to WGS84.
 struct AreaReader {
     polygons: Vec<Polygon>,
-    positions: usize,
 }
 
 impl AreaReader {
@@ -964,7 +945,7 @@ impl AreaReader {
         match (kind, expected) {
             ("Polygon", Expected::Anything | Expected::Geometry) => {
                 let coordinates = required_member(members, "coordinates", location)?;
-                let polygon = self.read_polygon(
+                let polygon = read_polygon(
                     coordinates,
                     &Location::Member(location, "coordinates"),
                     location,
@@ -977,8 +958,7 @@ impl AreaReader {
                 let polygons = array(coordinates, &Location::Member(location, "coordinates"))?;
                 for (index, polygon) in polygons.iter().enumerate() {
                     let polygon_location = Location::Index(location, "polygon", index);
-                    let polygon =
-                        self.read_polygon(polygon, &polygon_location, &polygon_location, crs)?;
+                    let polygon = read_polygon(polygon, &polygon_location, &polygon_location, crs)?;
                     self.polygons.push(polygon);
                 }
             }
@@ -1020,69 +1000,55 @@ impl AreaReader {
         }
         Ok(())
     }
+}
 
-    /// `location` names the polygon's coordinate array, `rings_under` the
-    /// parent its rings are named under.
-    fn read_polygon(
-        &mut self,
-        value: &Json,
-        location: &Location<'_>,
-        rings_under: &Location<'_>,
-        crs: Crs,
-    ) -> Result<Polygon, GeoError> {
-        let mut rings = array(value, location)?
-            .iter()
-            .enumerate()
-            .map(|(index, ring)| {
-                self.read_ring(ring, &Location::Index(rings_under, "ring", index), crs)
-            });
-        let outer = rings
-            .next()
-            .ok_or_else(|| location.wrap(GeoError::NoRings))??;
-        let holes = rings.collect::<Result<Vec<_>, _>>()?;
-        Ok(Polygon { outer, holes })
-    }
+/// `location` names the polygon's coordinate array, `rings_under` the
+/// parent its rings are named under.
+fn read_polygon(
+    value: &Json,
+    location: &Location<'_>,
+    rings_under: &Location<'_>,
+    crs: Crs,
+) -> Result<Polygon, GeoError> {
+    let mut rings = array(value, location)?
+        .iter()
+        .enumerate()
+        .map(|(index, ring)| read_ring(ring, &Location::Index(rings_under, "ring", index), crs));
+    let outer = rings
+        .next()
+        .ok_or_else(|| location.wrap(GeoError::NoRings))??;
+    let holes = rings.collect::<Result<Vec<_>, _>>()?;
+    Ok(Polygon { outer, holes })
+}
 
-    fn read_ring(
-        &mut self,
-        value: &Json,
-        location: &Location<'_>,
-        crs: Crs,
-    ) -> Result<Ring, GeoError> {
-        let items = array(value, location)?;
-        if items.len() < 4 {
-            return Err(location.wrap(GeoError::RingTooShort {
-                positions: items.len(),
-            }));
-        }
-        self.positions = self.positions.saturating_add(items.len());
-        if self.positions > MAX_POSITIONS {
-            return Err(GeoError::TooManyPositions {
-                limit: MAX_POSITIONS,
-            });
-        }
-        let raw = items
-            .iter()
-            .enumerate()
-            .map(|(index, item)| read_position(item, &Location::Index(location, "position", index)))
-            .collect::<Result<Vec<_>, _>>()?;
-        // Compared before conversion: exact equality survives it, since equal
-        // input gives equal output, but is checked on what the client sent.
-        if let (Some(&first), Some(&last)) = (raw.first(), raw.last())
-            && first != last
-        {
-            return Err(location.wrap(GeoError::RingNotClosed { first, last }));
-        }
-        let positions = raw
-            .into_iter()
-            .enumerate()
-            .map(|(index, (x, y))| {
-                to_wgs84(crs, x, y)
-                    .map_err(|error| Location::Index(location, "position", index).wrap(error))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Ring::new(positions))
+fn read_ring(value: &Json, location: &Location<'_>, crs: Crs) -> Result<Ring, GeoError> {
+    let items = array(value, location)?;
+    if items.len() < 4 {
+        return Err(location.wrap(GeoError::RingTooShort {
+            positions: items.len(),
+        }));
     }
+    let raw = items
+        .iter()
+        .enumerate()
+        .map(|(index, item)| read_position(item, &Location::Index(location, "position", index)))
+        .collect::<Result<Vec<_>, _>>()?;
+    // Compared before conversion: exact equality survives it, since equal
+    // input gives equal output, but is checked on what the client sent.
+    if let (Some(&first), Some(&last)) = (raw.first(), raw.last())
+        && first != last
+    {
+        return Err(location.wrap(GeoError::RingNotClosed { first, last }));
+    }
+    let positions = raw
+        .into_iter()
+        .enumerate()
+        .map(|(index, (x, y))| {
+            to_wgs84(crs, x, y)
+                .map_err(|error| Location::Index(location, "position", index).wrap(error))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Ring::new(positions))
 }
 
 fn read_position(value: &Json, location: &Location<'_>) -> Result<(f64, f64), GeoError> {
@@ -1396,8 +1362,12 @@ mod tests {
         }
     }
 
+    /// GRS80, the ellipsoid of SWEREF99 and ETRS89.
+    const GRS80_SEMI_MAJOR_AXIS: f64 = 6_378_137.0;
+    const GRS80_FLATTENING: f64 = 1.0 / 298.257_222_101;
+
     /// Snyder, "Map Projections – A Working Manual" (USGS PP 1395), eqs. 8-9,
-    /// 8-10 and 3-21: a different series from Krüger's, good to centimetres
+    /// 8-10 and 3-21: a different series from PROJ's, good to centimetres
     /// within a few degrees of the central meridian.
     fn snyder_forward(central_meridian: f64, lon: f64, lat: f64) -> (f64, f64) {
         let (a, k0) = (GRS80_SEMI_MAJOR_AXIS, 0.9996);
@@ -1999,6 +1969,80 @@ mod tests {
                 limit: MAX_POSITIONS
             }
         );
+        assert_eq!(error.code(), "too_many_positions");
+        assert_eq!(error.to_string(), "the area has more than 100000 positions");
+    }
+
+    #[test]
+    fn positions_are_counted_while_reading() {
+        // One position too many, then a document that never ends: the limit
+        // refuses it before the parser reaches the missing end.
+        let mut text = String::from(r#"{"type": "MultiPolygon", "coordinates": [[["#);
+        for _ in 0..=MAX_POSITIONS {
+            text.push_str("[10, 60, 0],");
+        }
+        assert_eq!(
+            reject(&text),
+            GeoError::TooManyPositions {
+                limit: MAX_POSITIONS
+            }
+        );
+        // Counted over all rings, polygons and features, whatever the order of
+        // the members: "coordinates" before "type" counts too.
+        let ring = rectangle(10.0, 59.0, 11.0, 60.0);
+        let polygons = vec![json!([ring.clone()]); MAX_POSITIONS / 10 + 1];
+        let feature = json!({"type": "Feature", "geometry": {
+            "coordinates": polygons, "type": "MultiPolygon"
+        }});
+        let collection =
+            json!({"type": "FeatureCollection", "features": [feature.clone(), feature]});
+        assert_eq!(reject(&collection.to_string()).code(), "too_many_positions");
+        // What is not a position is not counted: coordinates elsewhere, and
+        // arrays of numbers outside "coordinates".
+        let numbers = vec![json!([1, 2]); MAX_POSITIONS + 1];
+        let padded = json!({
+            "type": "Polygon",
+            "bbox": numbers,
+            "foreign": {"coordinates": numbers},
+            "coordinates": [ring]
+        });
+        read(&padded.to_string());
+    }
+
+    #[test]
+    fn geojson_text_is_kept_as_sent_and_limited_when_read() {
+        let sent =
+            "{ \"type\": \"Polygon\",\n  \"coordinates\": [[[0, 0], [1, 0], [1, 1], [0, 0]]] }";
+        let text: GeoJsonText = serde_json::from_str(sent).unwrap();
+        assert_eq!(text.as_str(), sent);
+        assert_eq!(serde_json::to_string(&text).unwrap(), sent);
+        assert!(text.to_area().unwrap().contains(0.9, 0.5));
+
+        // Just over the byte limit: refused on its size, before parsing. The
+        // padding goes inside, as whitespace around a value is not part of it.
+        let padding = " ".repeat(MAX_INPUT_BYTES + 1 - sent.len());
+        let inside = format!("{}{padding}}}", sent.strip_suffix('}').unwrap());
+        let large: GeoJsonText = serde_json::from_str(&format!(" {inside} ")).unwrap();
+        assert_eq!(large.as_str().len(), MAX_INPUT_BYTES + 1);
+        assert_eq!(
+            large.to_area().unwrap_err().to_string(),
+            format!(
+                "the input is {} bytes; the limit is {MAX_INPUT_BYTES} bytes",
+                MAX_INPUT_BYTES + 1
+            )
+        );
+        // Under it, with too many positions: refused on the count.
+        let mut many = String::from(r#"{"type": "Polygon", "coordinates": [["#);
+        many.push_str(&"[0,0],".repeat(MAX_POSITIONS + 1));
+        many.push_str("[0,0]]]}");
+        assert!(many.len() < MAX_INPUT_BYTES);
+        let many: GeoJsonText = serde_json::from_str(&many).unwrap();
+        assert_eq!(
+            many.to_area().unwrap_err().to_string(),
+            "the area has more than 100000 positions"
+        );
+        // Not JSON at all never gets as far.
+        assert!(serde_json::from_str::<GeoJsonText>("{").is_err());
     }
 
     #[test]
@@ -2038,6 +2082,22 @@ mod tests {
                 MAX_INPUT_BYTES + 1
             )
         );
+    }
+
+    #[test]
+    fn points_a_rounding_error_from_an_edge_fall_on_their_true_side() {
+        // Computed in floating point, the cross product of each point with the
+        // edge a→b rounds to zero, which would put both on the edge; exactly,
+        // the first lies just right of it (outside) and the second just left.
+        let (a, b, c) = (
+            (17.123456789, 59.98765432),
+            (18.87654321, 60.3456789),
+            (17.0, 61.0),
+        );
+        let triangle = read(&polygon(vec![json!([a, b, c, a])]).to_string());
+        assert!(!triangle.contains(18.658343983689157, 60.30111710006791));
+        assert!(triangle.contains(18.600651714399483, 60.28933487973111));
+        assert!(triangle.contains(a.0, a.1) && triangle.contains(b.0, b.1));
     }
 
     #[test]
@@ -2266,7 +2326,7 @@ mod tests {
         }
 
         #[test]
-        fn kruger_agrees_with_snyder_near_the_central_meridian(
+        fn projection_agrees_with_snyder_near_the_central_meridian(
             zone in 31u8..=37, offset in -3.0f64..3.0, lat in 54.0f64..71.0,
         ) {
             // Zone 37 stands for SWEREF99 TM here.

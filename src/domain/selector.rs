@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::facility::Postcode;
-use crate::domain::geo::Area;
+use crate::domain::geo::{Area, GeoJsonText};
 use crate::domain::ids::FacilityNumber;
 
 /// The selector as an operator or OMS sends it.
@@ -26,7 +26,7 @@ pub struct SelectorSpec {
     /// A GeoJSON Polygon, MultiPolygon, Feature or FeatureCollection; WGS84 unless a
     /// `crs` member names EPSG:3006 (SWEREF99 TM) or EPSG:2583x (EUREF89 UTM).
     #[schema(value_type = Option<Object>)]
-    pub area: Option<serde_json::Value>,
+    pub area: Option<GeoJsonText>,
 }
 
 /// Numbers `from..=to` on one street (in one postcode, if given), optionally one side only.
@@ -136,7 +136,7 @@ impl SelectorSpec {
         }
         let area = match &self.area {
             None => None,
-            Some(v) => Some(Area::from_geojson(&v.to_string()).map_err(|e| format!("area: {e}"))?),
+            Some(text) => Some(text.to_area().map_err(|e| format!("area: {e}"))?),
         };
         if facility_numbers.is_empty()
             && grid_nodes.is_empty()
