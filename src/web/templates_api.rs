@@ -140,8 +140,9 @@ fn refusal(what: &str, e: TemplateError) -> ApiError {
     }
 }
 
-/// Store the tenant's own text for one service, step group, language and channel. The
-/// template is rendered for a sample outage and with the longest facts it may meet; an SMS
+/// Store the tenant's own text for one service, step group, language and channel.
+///
+/// The template is rendered for a sample outage and with the longest facts it may meet; an SMS
 /// of more than 6 parts, an e-mail body of more than 20,000 characters or a subject of more
 /// than 200, or a rendering that runs out of fuel, is refused (`template_limit`).
 #[utoipa::path(put, path = "/templates/{service}/{group}/{language}/{channel}", tag = "admin", request_body = TemplateBody,
