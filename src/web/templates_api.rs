@@ -1,6 +1,7 @@
 //! `/api/v1/templates`: a tenant's own notice texts per service, step group (start, update,
-//! end, cancel), language and channel, replacing our defaults. A template is checked by
-//! rendering it for a sample outage before it is stored.
+//! end, cancel, planned, reminder, rescheduled), language and channel, replacing our
+//! defaults. A template is checked before it is stored by rendering it, off the request
+//! threads, for a sample outage and with the longest facts it may meet (`texts::check_custom`).
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
@@ -12,12 +13,18 @@ use utoipa_axum::routes;
 use super::api::TenantAuth;
 use super::error::{ApiError, ErrorBody};
 use crate::domain::language::Language;
+use crate::domain::recipients::Channel;
 use crate::domain::scope::Scope;
 use crate::domain::service::ServiceKind;
 use crate::domain::sms_text;
 use crate::state::AppState;
 use crate::store::TemplateRow;
-use crate::texts::{self, StepGroup};
+use crate::texts::{self, Part, StepGroup, TemplateError};
+
+/// How long the check of a template may take before the request is answered 503. Fuel and
+/// the output limit end any rendering within milliseconds, so only a starved blocking pool
+/// waits this long (a constant rather than a setting: no tenant should need another).
+const CHECK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -51,9 +58,14 @@ async fn list(
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct TemplateBody {
-    /// minijinja (Jinja2) text using tenant, headline, back, start, etr, end, cause, text, facilities.
+    /// minijinja (Jinja2) text using tenant, headline, back, start, etr, until, end, cause,
+    /// text, facilities; text, {{ }}, if, for, ~, comparisons, tests and the filters lower,
+    /// upper, title, capitalize, trim, default, length, first, last, int, round, abs and
+    /// string (docs/notice-texts.md). At most 2,000 characters.
+    #[schema(max_length = 2000)]
     body: String,
-    /// E-mail subject (e-mail templates only).
+    /// E-mail subject (e-mail templates only), written as the body is.
+    #[schema(max_length = 2000)]
     subject: Option<String>,
 }
 
@@ -72,7 +84,7 @@ struct Key {
     service: ServiceKind,
     group: StepGroup,
     language: Language,
-    channel: &'static str,
+    channel: Channel,
 }
 
 fn key(
@@ -99,8 +111,8 @@ fn key(
         )));
     }
     let channel = match channel.as_str() {
-        "sms" => "sms",
-        "email" => "email",
+        "sms" => Channel::Sms,
+        "email" => Channel::Email,
         other => {
             return Err(ApiError::bad_request(format!(
                 "channel {other:?} must be sms or email"
@@ -115,12 +127,31 @@ fn key(
     })
 }
 
+/// A refusal of the template as the API answers it: `template_limit` when it renders past a
+/// limit, `invalid_input` otherwise; `what` is body or subject.
+fn refusal(what: &str, e: TemplateError) -> ApiError {
+    match e {
+        TemplateError::Limit(m) => ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "template_limit",
+            format!("{what}: {m}"),
+        ),
+        TemplateError::Invalid(m) => ApiError::bad_request(format!("{what}: {m}")),
+    }
+}
+
 /// Store the tenant's own text for one service, step group, language and channel.
+///
+/// The template is rendered for a sample outage and with the longest facts it may meet; an SMS
+/// of more than 6 parts, an e-mail body of more than 20,000 characters or a subject of more
+/// than 200, or a rendering that runs out of fuel, is refused (`template_limit`).
 #[utoipa::path(put, path = "/templates/{service}/{group}/{language}/{channel}", tag = "admin", request_body = TemplateBody,
-    params(("service" = String, Path), ("group" = String, Path, description = "start, update, end or cancel"),
+    params(("service" = String, Path), ("group" = String, Path, description = "start, update, end, cancel, planned, reminder or rescheduled"),
         ("language" = String, Path), ("channel" = String, Path, description = "sms or email")),
-    responses((status = 200, body = Saved), (status = 400, body = ErrorBody, description = "the template does not render"),
-        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
+    responses((status = 200, body = Saved),
+        (status = 400, body = ErrorBody, description = "the template does not render (`invalid_input`) or renders past a limit (`template_limit`); nothing is saved"),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 503, body = ErrorBody, description = "the template could not be checked in time (`busy`); nothing is saved, try again")),
     security(("token" = ["admin"])))]
 async fn put(
     State(state): State<AppState>,
@@ -131,33 +162,75 @@ async fn put(
     auth.require(Scope::Admin)?;
     let k = key(&auth, path)?;
     let Json(b) = body.map_err(|e| ApiError::json_body(e, None))?;
-    if k.channel == "sms" && b.subject.is_some() {
+    if k.channel == Channel::Sms && b.subject.is_some() {
         return Err(ApiError::bad_request(
             "an SMS has no subject; leave subject out",
         ));
     }
-    let sample = texts::check_custom(&b.body, k.service, k.group, k.language)
-        .map_err(|e| ApiError::bad_request(format!("body: {e}")))?;
-    if let Some(subject) = &b.subject {
-        texts::check_custom(subject, k.service, k.group, k.language)
-            .map_err(|e| ApiError::bad_request(format!("subject: {e}")))?;
-    }
-    let (sample, encoding, parts) = if k.channel == "sms" {
-        let normalized = sms_text::normalize(&sample);
-        let p = sms_text::analyze(&normalized);
+    // Rendering is CPU work a template author controls: it runs on the blocking pool, not on
+    // the threads that answer requests.
+    let check = {
+        let (body, subject, tenant) = (b.body.clone(), b.subject.clone(), auth.tenant.name.clone());
+        let (service, group, language, channel) = (k.service, k.group, k.language, k.channel);
+        tokio::task::spawn_blocking(move || {
+            let sample = texts::check_custom(
+                &body,
+                Part::body(channel),
+                &tenant,
+                service,
+                group,
+                language,
+            )
+            .map_err(|e| refusal("body", e))?;
+            if let Some(subject) = &subject {
+                texts::check_custom(
+                    subject,
+                    Part::EmailSubject,
+                    &tenant,
+                    service,
+                    group,
+                    language,
+                )
+                .map_err(|e| refusal("subject", e))?;
+            }
+            Ok::<_, ApiError>(sample)
+        })
+    };
+    let sample = match tokio::time::timeout(CHECK_TIMEOUT, check).await {
+        Ok(Ok(checked)) => checked?,
+        Ok(Err(e)) => return Err(anyhow::anyhow!("checking a template: {e}").into()),
+        Err(_) => {
+            tracing::warn!(
+                "checking a tenant template took longer than {CHECK_TIMEOUT:?}; answered 503"
+            );
+            return Err(ApiError {
+                retry_after: Some(5),
+                ..ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "busy",
+                    format!(
+                        "the template could not be checked within {} seconds; nothing was saved; try again",
+                        CHECK_TIMEOUT.as_secs()
+                    ),
+                )
+            });
+        }
+    };
+    let (encoding, parts) = if k.channel == Channel::Sms {
+        let p = sms_text::analyze(&sample);
         let encoding = match p.encoding {
             sms_text::Encoding::Gsm7 => "gsm7",
             sms_text::Encoding::Ucs2 => "ucs2",
         };
-        (normalized, Some(encoding.to_string()), Some(p.parts))
+        (Some(encoding.to_string()), Some(p.parts))
     } else {
-        (sample, None, None)
+        (None, None)
     };
     let template = TemplateRow {
         service: k.service.as_str().into(),
         step_group: k.group.as_str().into(),
         language: k.language.as_str().into(),
-        channel: k.channel.into(),
+        channel: k.channel.as_str().into(),
         subject: b.subject,
         body: b.body,
     };
@@ -189,7 +262,7 @@ async fn delete(
             k.service.as_str(),
             k.group.as_str(),
             k.language.as_str(),
-            k.channel,
+            k.channel.as_str(),
         )
         .await?
     {
