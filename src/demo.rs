@@ -211,16 +211,33 @@ pub async fn seed(state: &AppState) -> anyhow::Result<DemoInfo> {
             (tenant, true)
         }
     };
-    let token = new_secret("vst");
-    store
-        .create_token(
-            tenant.id,
-            "demo admin",
-            &[Scope::Admin],
-            &secret_hash(&token),
-            &Actor::system("demo"),
-        )
-        .await?;
+    // The same token every start, derived from this data directory's keys, so a restart
+    // neither mints another admin token nor makes the one the operator exported stale. Once
+    // revoked, a fresh random one is made instead (the derived one stays dead).
+    let derived = format!(
+        "vst_demo_{}",
+        crate::crypto::hex_encode(&state.keyring.blind_index(tenant.id, "demo-token", "v1"))
+    );
+    let token = if store.token_by_hash(&secret_hash(&derived)).await?.is_some() {
+        derived
+    } else {
+        let token = if store.token_hash_known(&secret_hash(&derived)).await? {
+            new_secret("vst")
+        } else {
+            derived
+        };
+        store
+            .create_token(
+                tenant.id,
+                "demo admin",
+                &[Scope::Admin],
+                &secret_hash(&token),
+                None,
+                &Actor::system("demo"),
+            )
+            .await?;
+        token
+    };
     Ok(DemoInfo {
         token,
         created,

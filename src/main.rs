@@ -497,7 +497,14 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                 .with_context(|| format!("no tenant {tenant:?} (varsel tenant list shows them)"))?;
             let token = new_secret("vst");
             let id = store
-                .create_token(t.id, &name, &scopes, &secret_hash(&token), &cli_actor())
+                .create_token(
+                    t.id,
+                    &name,
+                    &scopes,
+                    &secret_hash(&token),
+                    None,
+                    &cli_actor(),
+                )
                 .await?;
             println!(
                 "token {id} for {} ({}):\n{token}\nIt is shown only now; store it safely.",
@@ -1128,6 +1135,7 @@ async fn tenant(config: Config, cmd: TenantCommand) -> anyhow::Result<()> {
                     "first admin",
                     &[Scope::Admin],
                     &secret_hash(&token),
+                    None,
                     &cli_actor(),
                 )
                 .await?;

@@ -20,6 +20,7 @@ on_both_stores!(
     contact_data_is_not_stored_in_clear,
     tenants_never_see_each_other,
     verification_links_expire_and_are_single_use,
+    tokens_are_listed_expire_and_take_any_scheme_case,
 );
 
 fn facility(number: &str, customer: &str, service: &str) -> Value {
@@ -769,4 +770,85 @@ async fn age_verifications(app: &TestApp) {
             pool.close().await;
         }
     }
+}
+
+/// Tokens are listed without their secrets, with their last use; one past its expiry is
+/// refused; the scheme of `Authorization` is case-insensitive.
+async fn tokens_are_listed_expire_and_take_any_scheme_case(app: &TestApp) {
+    let (_, admin) = app.tenant("alvstad", &[Electricity], &[Scope::Admin]).await;
+    let create = |body: Value| {
+        app.client
+            .post(app.url("/api/v1/tokens"))
+            .bearer_auth(&admin)
+            .json(&body)
+            .send()
+    };
+    let now = varsel::store::now();
+    for bad in [
+        json!({"name": "x", "scopes": ["operator"], "expires_at": now - 1}),
+        json!({"name": "x", "scopes": ["operator"], "expires_at": now + 20 * 365 * 86_400}),
+        json!({"name": "x", "scopes": []}),
+        json!({"name": "x", "scopes": ["operator"], "secret": "mine"}),
+    ] {
+        assert_eq!(create(bad.clone()).await.unwrap().status(), 400, "{bad}");
+    }
+    let oms: Value =
+        create(json!({"name": "OMS", "scopes": ["operator"], "expires_at": now + 3600}))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+    let secret = oms["token"].as_str().unwrap().to_string();
+    assert_eq!(oms["expires_at"], now + 3600);
+    for scheme in ["bearer", "BEARER", "Bearer"] {
+        let r = app
+            .client
+            .get(app.url("/api/v1/outages"))
+            .header("authorization", format!("{scheme} {secret}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{scheme}");
+    }
+    let list: Value = app.get_json("/api/v1/tokens", &admin).await;
+    let text = list.to_string();
+    assert!(
+        !text.contains(&secret) && !text.contains("token_hash"),
+        "{text}"
+    );
+    let entry = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["id"] == oms["id"])
+        .unwrap();
+    assert_eq!(entry["name"], "OMS");
+    assert_eq!(entry["scopes"], json!(["operator"]));
+    assert!(entry["last_used_at"].as_i64().unwrap() >= now, "{entry}");
+    assert_eq!(entry["revoked_at"], Value::Null);
+    // Past its expiry (the clock moved on) it opens nothing.
+    app.db
+        .execute(&format!(
+            "UPDATE api_tokens SET expires_at = {} WHERE id = {}",
+            now - 1,
+            oms["id"]
+        ))
+        .await;
+    let r = app
+        .client
+        .get(app.url("/api/v1/outages"))
+        .bearer_auth(&secret)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let operator = app
+        .client
+        .get(app.url("/api/v1/tokens"))
+        .header("authorization", "Basic abc")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(operator.status(), 401);
 }

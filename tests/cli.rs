@@ -247,6 +247,14 @@ async fn tenant_import_and_demo(db: Db) {
         demo_again.contains("already present with 5000 facilities"),
         "{demo_again}"
     );
+    // A restart reuses the demo's admin token instead of minting another.
+    let token = |out: &str| {
+        out.lines()
+            .find_map(|l| l.trim().strip_prefix("export TOKEN="))
+            .unwrap_or_else(|| panic!("no token in {out}"))
+            .to_string()
+    };
+    assert_eq!(token(&demo), token(&demo_again));
 
     // The grid: refused whole when it is not a tree, replaced whole when it is.
     let grid = cli.dir.path().join("grid.csv");

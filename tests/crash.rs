@@ -123,6 +123,7 @@ async fn setup(db: Db, toml: &str, n: usize, phone: impl Fn(usize) -> Option<Str
             "oms",
             &[Scope::Operator],
             &secret_hash(&token),
+            None,
             &Actor::system("test"),
         )
         .await

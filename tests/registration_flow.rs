@@ -91,6 +91,14 @@ async fn flow(db: Db) {
         .await
         .unwrap();
     assert_eq!(out.status(), 204);
+    // Twice, or without a session, there is nothing to end.
+    for secret in [Some(session.as_str()), None] {
+        let mut req = app.client.delete(app.url("/api/v1/registration/session"));
+        if let Some(s) = secret {
+            req = req.bearer_auth(s);
+        }
+        assert_eq!(req.send().await.unwrap().status(), 401);
+    }
     let gone = app
         .client
         .get(app.url("/api/v1/registration"))

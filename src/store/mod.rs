@@ -48,7 +48,7 @@ pub use retention::Counts;
 pub use rights::{CodeCheck, SessionRow, SubjectNotice};
 pub use scheduler::{ClaimedJob, JobRow, JobRun};
 pub use sealed::{SEALED_COLUMNS, SealedColumn, SealedValue, Which};
-pub use tenants::{NewTenant, TemplateRow, Tenant, TokenInfo};
+pub use tenants::{NewTenant, TemplateRow, Tenant, TokenInfo, TokenListing};
 
 #[derive(Clone)]
 pub enum Backend {

@@ -50,6 +50,26 @@ pub struct TokenInfo {
     pub scopes: Vec<Scope>,
 }
 
+/// A token as an admin lists it: never its secret.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct TokenListing {
+    pub id: i64,
+    pub name: String,
+    pub scopes: Vec<Scope>,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// Unix seconds, to the minute; null when never used.
+    pub last_used_at: Option<i64>,
+    /// Unix seconds; null for a token that does not expire.
+    pub expires_at: Option<i64>,
+    /// Unix seconds; null while the token is live.
+    pub revoked_at: Option<i64>,
+}
+
+/// How often a token's last use is written: a request a minute at most per token, so a busy
+/// OMS does not turn every call into a write.
+const LAST_USE_GRANULARITY: i64 = 60;
+
 fn join<T: AsRef<str>>(items: impl IntoIterator<Item = T>) -> String {
     items
         .into_iter()
@@ -180,6 +200,7 @@ impl Store {
         name: &str,
         scopes: &[Scope],
         token_hash: &[u8],
+        expires_at: Option<i64>,
         actor: &Actor,
     ) -> anyhow::Result<i64> {
         let scope_list: Vec<&str> = scopes.iter().map(|s| s.as_str()).collect();
@@ -189,19 +210,20 @@ impl Store {
         let id = on_pool!(self, pool => {
             let mut tx = pool.begin_with(begin).await?;
             let id: i64 = sqlx::query_scalar(
-                "INSERT INTO api_tokens (tenant_id, name, token_hash, scopes, created_at)
-                 VALUES ($1, $2, $3, $4, $5) RETURNING id",
+                "INSERT INTO api_tokens (tenant_id, name, token_hash, scopes, created_at, expires_at)
+                 VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
             )
             .bind(tenant_id)
             .bind(name)
             .bind(token_hash)
             .bind(&scopes)
             .bind(now())
+            .bind(expires_at)
             .fetch_one(&mut *tx)
             .await?;
             let entry = NewEntry::new(Some(tenant_id), actor, Action::TokenCreated)
                 .subject(format!("token:{id}"))
-                .details(serde_json::json!({ "name": name, "scopes": scope_list }));
+                .details(serde_json::json!({ "name": name, "scopes": scope_list, "expires_at": expires_at }));
             append_audit!(&mut *tx, self, &[entry]);
             tx.commit().await?;
             id
@@ -209,14 +231,28 @@ impl Store {
         Ok(id)
     }
 
+    /// The live token with this hash (not revoked, not expired); its last use is noted.
     pub async fn token_by_hash(&self, token_hash: &[u8]) -> anyhow::Result<Option<TokenInfo>> {
+        let t = now();
         let info = on_pool!(self, pool => {
             let row = sqlx::query(
-                "SELECT id, tenant_id, name, scopes FROM api_tokens WHERE token_hash = $1 AND revoked_at IS NULL",
+                "SELECT id, tenant_id, name, scopes, last_used_at FROM api_tokens WHERE token_hash = $1 AND revoked_at IS NULL
+                 AND (expires_at IS NULL OR expires_at > $2)",
             )
             .bind(token_hash)
+            .bind(t)
             .fetch_optional(pool)
             .await?;
+            if let Some(r) = &row
+                && r.try_get::<Option<i64>, _>("last_used_at")?.is_none_or(|u| u <= t - LAST_USE_GRANULARITY)
+            {
+                let _writer = self.writer().await;
+                sqlx::query("UPDATE api_tokens SET last_used_at = $1 WHERE id = $2")
+                    .bind(t)
+                    .bind(r.try_get::<i64, _>("id")?)
+                    .execute(pool)
+                    .await?;
+            }
             match row {
                 None => None,
                 Some(row) => Some(TokenInfo {
@@ -228,6 +264,44 @@ impl Store {
             }
         });
         Ok(info)
+    }
+
+    /// Whether any token, live or not, has this hash.
+    pub async fn token_hash_known(&self, token_hash: &[u8]) -> anyhow::Result<bool> {
+        let n: i64 = on_pool!(self, pool => {
+            sqlx::query_scalar("SELECT COUNT(*) FROM api_tokens WHERE token_hash = $1")
+                .bind(token_hash)
+                .fetch_one(pool)
+                .await?
+        });
+        Ok(n > 0)
+    }
+
+    /// The tenant's tokens, newest first, revoked and expired ones too.
+    pub async fn list_tokens(&self, tenant_id: i64) -> anyhow::Result<Vec<TokenListing>> {
+        let list = on_pool!(self, pool => {
+            let mut out = Vec::new();
+            for r in sqlx::query(
+                "SELECT id, name, scopes, created_at, last_used_at, expires_at, revoked_at FROM api_tokens
+                 WHERE tenant_id = $1 ORDER BY id DESC",
+            )
+            .bind(tenant_id)
+            .fetch_all(pool)
+            .await?
+            {
+                out.push(TokenListing {
+                    id: r.try_get("id")?,
+                    name: r.try_get("name")?,
+                    scopes: split(&r.try_get::<String, _>("scopes")?),
+                    created_at: r.try_get("created_at")?,
+                    last_used_at: r.try_get("last_used_at")?,
+                    expires_at: r.try_get("expires_at")?,
+                    revoked_at: r.try_get("revoked_at")?,
+                });
+            }
+            out
+        });
+        Ok(list)
     }
 
     /// Revokes a token of this tenant; false when there is no such live token. Audited as

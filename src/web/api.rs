@@ -26,7 +26,7 @@ use crate::registration::{
 };
 use crate::state::AppState;
 use crate::store::registration::Contact;
-use crate::store::{MoveOutOutcome, Tenant, TokenInfo, VerifyOutcome};
+use crate::store::{MoveOutOutcome, Tenant, TokenInfo, TokenListing, VerifyOutcome};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -35,7 +35,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         ))
         .routes(routes!(move_out))
         .routes(routes!(get_tenant))
-        .routes(routes!(create_token))
+        .routes(routes!(create_token, list_tokens))
         .routes(routes!(revoke_token))
         .routes(routes!(sign_in, sign_out))
         .routes(routes!(get_registration))
@@ -77,14 +77,20 @@ impl TenantAuth {
     }
 }
 
+/// The credentials of `Authorization: Bearer <secret>`; the scheme is case-insensitive, as
+/// HTTP says (RFC 9110, 11.1).
 fn bearer(parts: &Parts) -> Option<&str> {
-    parts
+    let (scheme, secret) = parts
         .headers
         .get(header::AUTHORIZATION)?
         .to_str()
         .ok()?
-        .strip_prefix("Bearer ")
-        .map(str::trim)
+        .trim()
+        .split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| secret.trim())
+        .filter(|s| !s.is_empty())
 }
 
 impl FromRequestParts<AppState> for TenantAuth {
@@ -295,10 +301,15 @@ async fn get_tenant(
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 struct NewToken {
     /// What the token is for, e.g. "CIS nightly load".
+    #[schema(min_length = 1, max_length = 100)]
     name: String,
+    #[schema(min_items = 1)]
     scopes: Vec<Scope>,
+    /// When the token stops working, Unix seconds in the future; absent: never.
+    expires_at: Option<i64>,
 }
 
 #[derive(serde::Serialize, utoipa::ToSchema)]
@@ -307,6 +318,7 @@ struct CreatedToken {
     /// Shown once; only its hash is stored.
     token: String,
     scopes: Vec<Scope>,
+    expires_at: Option<i64>,
 }
 
 /// Create an API token for this tenant.
@@ -330,6 +342,14 @@ async fn create_token(
             "give at least one scope: cis, operator, privacy or admin",
         ));
     }
+    let now = crate::store::now();
+    if let Some(at) = req.expires_at
+        && !(now < at && at < now + 10 * 365 * 86_400)
+    {
+        return Err(ApiError::bad_request(
+            "expires_at must be in the future (Unix seconds), within ten years",
+        ));
+    }
     let token = new_secret("vst");
     let id = state
         .store
@@ -338,6 +358,7 @@ async fn create_token(
             name,
             &req.scopes,
             &secret_hash(&token),
+            req.expires_at,
             &auth.actor(),
         )
         .await?;
@@ -347,8 +368,22 @@ async fn create_token(
             id,
             token,
             scopes: req.scopes,
+            expires_at: req.expires_at,
         }),
     ))
+}
+
+/// List this tenant's API tokens: name, scopes, when made, last used (to the minute),
+/// expiry and revocation; never a secret.
+#[utoipa::path(get, path = "/tokens", tag = "admin",
+    responses((status = 200, body = Vec<TokenListing>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
+    security(("token" = ["admin"])))]
+async fn list_tokens(
+    State(state): State<AppState>,
+    auth: TenantAuth,
+) -> Result<Json<Vec<TokenListing>>, ApiError> {
+    auth.require(Scope::Admin)?;
+    Ok(Json(state.store.list_tokens(auth.tenant.id).await?))
 }
 
 /// Revoke an API token of this tenant.
@@ -440,20 +475,14 @@ async fn sign_in(
     ))
 }
 
-/// Sign out (ends the session).
+/// Sign out (ends the session). Without a live session there is nothing to end: 401.
 #[utoipa::path(delete, path = "/registration/session", tag = "registration",
-    responses((status = 204)), security(("session" = [])))]
+    responses((status = 204), (status = 401, body = ErrorBody)), security(("session" = [])))]
 async fn sign_out(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    RegSession(s): RegSession,
 ) -> Result<StatusCode, ApiError> {
-    if let Some(secret) = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-    {
-        registration::sign_out(&state, secret.trim()).await?;
-    }
+    state.store.delete_session(&s.token_hash).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -236,6 +236,7 @@ impl TestApp {
                 "test",
                 scopes,
                 &secret_hash(&token),
+                None,
                 &Actor::system("test"),
             )
             .await
