@@ -318,13 +318,14 @@ pub struct RegistrationConfig {
     pub attempts_per_facility_per_hour: u32,
     /// The reverse proxies (CIDR networks or single addresses) whose `X-Forwarded-For`
     /// entries are believed; empty: the header is ignored and the socket peer is the client.
+    #[serde(deserialize_with = "trusted_proxies")]
     pub trusted_proxies: TrustedProxies,
     /// The boolean this replaced; any value is refused with a message naming the new key.
     #[serde(
         rename = "trust_forwarded_for",
         deserialize_with = "replaced_by_trusted_proxies"
     )]
-    replaced_trust_forwarded_for: (),
+    replaced_trust_forwarded_for: Removed,
     /// How long a one-time code for the data-subject rights works.
     pub code_ttl_minutes: u32,
     /// Wrong tries one code takes before it stops working.
@@ -343,7 +344,7 @@ impl Default for RegistrationConfig {
             attempts_per_client_per_minute: 30,
             attempts_per_facility_per_hour: 10,
             trusted_proxies: TrustedProxies::default(),
-            replaced_trust_forwarded_for: (),
+            replaced_trust_forwarded_for: Removed,
             code_ttl_minutes: 10,
             code_attempts: 5,
             codes_per_facility_per_hour: 3,
@@ -352,9 +353,21 @@ impl Default for RegistrationConfig {
     }
 }
 
-/// Trusting the first `X-Forwarded-For` entry let a client pick its own address; a file
-/// that still asks for that gets told what replaced it rather than "unknown field".
-fn replaced_by_trusted_proxies<'de, D: serde::Deserializer<'de>>(_: D) -> Result<(), D::Error> {
+fn trusted_proxies<'de, D: serde::Deserializer<'de>>(d: D) -> Result<TrustedProxies, D::Error> {
+    let networks = Vec::<String>::deserialize(d)?;
+    TrustedProxies::parse(&networks)
+        .map_err(|e| serde::de::Error::custom(format!("registration.trusted_proxies: {e}")))
+}
+
+/// Where a removed setting stands in the file's shape: reading any value for it fails, so a
+/// file that still has the key is told what replaced it rather than "unknown field".
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Removed;
+
+/// Trusting the first `X-Forwarded-For` entry let a client pick its own address.
+fn replaced_by_trusted_proxies<'de, D: serde::Deserializer<'de>>(
+    _: D,
+) -> Result<Removed, D::Error> {
     Err(serde::de::Error::custom(
         "registration.trust_forwarded_for was replaced by registration.trusted_proxies: list the networks of your reverse proxies, e.g. trusted_proxies = [\"10.0.0.0/8\", \"127.0.0.1/32\"]; the client is the right-most X-Forwarded-For entry that is not one of them (an empty list, the default, ignores the header)",
     ))
@@ -737,7 +750,7 @@ mod tests {
             ),
             (
                 "[registration]\ntrusted_proxies = [\"10.0.0.0/33\"]\n",
-                "trusted proxy \"10.0.0.0/33\" is not a network such as \"10.0.0.0/8\"",
+                "registration.trusted_proxies: \"10.0.0.0/33\" is not a network such as \"10.0.0.0/8\"",
             ),
             (
                 "[registration]\ntrusted_proxies = [\"10.1.2.3/8\"]\n",

@@ -18,18 +18,17 @@ use ipnet::IpNet;
 
 /// The networks of the reverse proxies whose `X-Forwarded-For` entries are believed. Empty:
 /// the header is ignored and the socket peer is the client.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
-#[serde(try_from = "Vec<String>")]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TrustedProxies(Vec<IpNet>);
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProxyNetworkError {
     #[error(
-        "trusted proxy {0:?} is not a network such as \"10.0.0.0/8\" or \"2001:db8::/32\", nor one address such as \"127.0.0.1\""
+        "{0:?} is not a network such as \"10.0.0.0/8\" or \"2001:db8::/32\", nor one address such as \"127.0.0.1\""
     )]
     Malformed(String),
     #[error(
-        "trusted proxy {given:?} has bits set past its prefix length: write \"{network}\" for the network, or \"{host}\" for the one address"
+        "{given:?} has bits set past its prefix length: write \"{network}\" for the network, or \"{host}\" for the one address"
     )]
     HostBits {
         given: String,
@@ -49,10 +48,6 @@ impl TrustedProxies {
             .map(|n| parse_network(n.as_ref()))
             .collect::<Result<_, _>>()
             .map(Self)
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
     }
 
     fn trusts(&self, ip: IpAddr) -> bool {
@@ -90,13 +85,6 @@ impl TrustedProxies {
             }
         }
         client
-    }
-}
-
-impl TryFrom<Vec<String>> for TrustedProxies {
-    type Error = ProxyNetworkError;
-    fn try_from(networks: Vec<String>) -> Result<Self, Self::Error> {
-        Self::parse(&networks)
     }
 }
 
@@ -192,7 +180,10 @@ mod tests {
         assert!(t.trusts(ip("::1")));
         assert!(!t.trusts(ip("11.0.0.1")));
         assert!(!t.trusts(ip("2001:db9::1")));
-        assert!(TrustedProxies::parse::<&str>(&[]).unwrap().is_empty());
+        assert_eq!(
+            TrustedProxies::parse::<&str>(&[]).unwrap(),
+            TrustedProxies::default()
+        );
     }
 
     #[test]
@@ -212,7 +203,7 @@ mod tests {
         let e = TrustedProxies::parse(&["10.0.0.1/8"]).unwrap_err();
         assert_eq!(
             e.to_string(),
-            "trusted proxy \"10.0.0.1/8\" has bits set past its prefix length: write \"10.0.0.0/8\" for the network, or \"10.0.0.1/32\" for the one address"
+            "\"10.0.0.1/8\" has bits set past its prefix length: write \"10.0.0.0/8\" for the network, or \"10.0.0.1/32\" for the one address"
         );
     }
 

@@ -404,10 +404,7 @@ pub fn sign_in_error(e: SignInError) -> ApiError {
 /// Sign in with the customer number and facility number from the invoice.
 ///
 /// A wrong pair and an unknown facility get the same answer. Attempts are limited per
-/// client (an IPv4 address or IPv6 /64; behind trusted proxies the right-most
-/// `X-Forwarded-For` entry that is not one of them); a facility that has taken many wrong
-/// guesses within the hour refuses clients that guessed wrong themselves, while the right
-/// pair from any other client still signs in.
+/// client address and per facility number.
 #[utoipa::path(post, path = "/registration/session", tag = "registration", request_body = SignIn,
     responses((status = 201, body = SessionCreated), (status = 400, body = ErrorBody),
         (status = 404, body = ErrorBody, description = "no such pair"), (status = 429, body = ErrorBody)))]
