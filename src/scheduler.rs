@@ -265,8 +265,8 @@ impl Scheduler {
             }
             JobKind::UnverifiedEmails => (self.store.expire_unverified_emails(now).await?, None),
             JobKind::Sessions => {
-                // Wrong sign-in guesses are keyed hashes of no tenant's, counted for an hour:
-                // dropped with the sessions, and not in the per-tenant counts.
+                // Wrong sign-in guesses belong to no tenant (their keys are hashes) and count
+                // for an hour: deleted with the sessions, outside the per-tenant counts.
                 let guesses = self
                     .store
                     .delete_wrong_guesses_before(crate::throttle::first_counted_bucket(now))
