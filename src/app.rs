@@ -29,6 +29,7 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
             "wrapped the data key file with the master key; from now on it opens only with the master key: keep that safe too, away from the data directory and its backups"),
         KeyFileOpened::Loaded => {}
     }
+    let throttle = Throttle::new(&config.registration)?;
     let store = Store::connect(&config.database_url).await?;
     let converted = crate::privacy::holders::seal_legacy(&store, &keyring, 1000).await?;
     if converted > 0 {
@@ -82,7 +83,7 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
         store,
         keyring,
         mailer,
-        throttle: Arc::new(Throttle::new()),
+        throttle: Arc::new(throttle),
         directory,
         fanout,
         dispatcher,

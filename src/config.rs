@@ -9,6 +9,7 @@ use anyhow::{Context, bail};
 use serde::Deserialize;
 
 use crate::crypto::MasterKey;
+use crate::domain::client::TrustedProxies;
 use crate::domain::transfer::{CountryCode, Safeguards};
 
 #[derive(Debug, Clone)]
@@ -310,12 +311,21 @@ pub struct RegistrationConfig {
     pub verification_ttl_hours: u32,
     /// How long a household stays signed in after proving the invoice pair.
     pub session_ttl_minutes: u32,
-    /// Sign-in attempts one client address may make per minute.
+    /// Sign-in attempts one client (an IPv4 address, an IPv6 /64) may make per minute.
     pub attempts_per_client_per_minute: u32,
-    /// Sign-in attempts against one facility number per hour, from all clients together.
+    /// Wrong sign-in guesses at one facility number per hour, from all clients together,
+    /// after which a client that has itself guessed wrong may not try it (see `throttle`).
     pub attempts_per_facility_per_hour: u32,
-    /// Take the client address from `X-Forwarded-For` (only behind a trusted proxy).
-    pub trust_forwarded_for: bool,
+    /// The reverse proxies (CIDR networks or single addresses) whose `X-Forwarded-For`
+    /// entries are believed; empty: the header is ignored and the socket peer is the client.
+    #[serde(deserialize_with = "trusted_proxies")]
+    pub trusted_proxies: TrustedProxies,
+    /// The boolean this replaced; any value is refused with a message naming the new key.
+    #[serde(
+        rename = "trust_forwarded_for",
+        deserialize_with = "replaced_by_trusted_proxies"
+    )]
+    replaced_trust_forwarded_for: Removed,
     /// How long a one-time code for the data-subject rights works.
     pub code_ttl_minutes: u32,
     /// Wrong tries one code takes before it stops working.
@@ -333,13 +343,34 @@ impl Default for RegistrationConfig {
             session_ttl_minutes: 30,
             attempts_per_client_per_minute: 30,
             attempts_per_facility_per_hour: 10,
-            trust_forwarded_for: false,
+            trusted_proxies: TrustedProxies::default(),
+            replaced_trust_forwarded_for: Removed,
             code_ttl_minutes: 10,
             code_attempts: 5,
             codes_per_facility_per_hour: 3,
             rights_minutes: 15,
         }
     }
+}
+
+fn trusted_proxies<'de, D: serde::Deserializer<'de>>(d: D) -> Result<TrustedProxies, D::Error> {
+    let networks = Vec::<String>::deserialize(d)?;
+    TrustedProxies::parse(&networks)
+        .map_err(|e| serde::de::Error::custom(format!("registration.trusted_proxies: {e}")))
+}
+
+/// Where a removed setting stands in the file's shape: reading any value for it fails, so a
+/// file that still has the key is told what replaced it rather than "unknown field".
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Removed;
+
+/// Trusting the first `X-Forwarded-For` entry let a client pick its own address.
+fn replaced_by_trusted_proxies<'de, D: serde::Deserializer<'de>>(
+    _: D,
+) -> Result<Removed, D::Error> {
+    Err(serde::de::Error::custom(
+        "registration.trust_forwarded_for was replaced by registration.trusted_proxies: list the networks of your reverse proxies, e.g. trusted_proxies = [\"10.0.0.0/8\", \"127.0.0.1/32\"]; the client is the right-most X-Forwarded-For entry that is not one of them (an empty list, the default, ignores the header)",
+    ))
 }
 
 /// The file's shape: every field optional so a file need only say what differs.
@@ -691,6 +722,51 @@ mod tests {
         assert_eq!(c.registration.verification_ttl_hours, 2);
         assert_eq!(c.registration.session_ttl_minutes, 30);
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn trusted_proxies_are_parsed_and_the_old_boolean_is_refused() {
+        let dir = std::env::temp_dir().join(format!("varsel-cfg-proxies-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("varsel.toml");
+        std::fs::write(
+            &file,
+            "[registration]\ntrusted_proxies = [\"10.0.0.0/8\", \"127.0.0.1/32\", \"2001:db8::/32\"]\n",
+        )
+        .unwrap();
+        let c = Config::from_sources(Some(&file), &[]).unwrap();
+        assert_eq!(
+            c.registration.trusted_proxies,
+            TrustedProxies::parse(&["10.0.0.0/8", "127.0.0.1", "2001:db8::/32"]).unwrap()
+        );
+        for (toml, error) in [
+            (
+                "[registration]\ntrust_forwarded_for = true\n",
+                "registration.trust_forwarded_for was replaced by registration.trusted_proxies",
+            ),
+            (
+                "[registration]\ntrust_forwarded_for = false\n",
+                "trusted_proxies = [\"10.0.0.0/8\"",
+            ),
+            (
+                "[registration]\ntrusted_proxies = [\"10.0.0.0/33\"]\n",
+                "registration.trusted_proxies: \"10.0.0.0/33\" is not a network such as \"10.0.0.0/8\"",
+            ),
+            (
+                "[registration]\ntrusted_proxies = [\"10.1.2.3/8\"]\n",
+                "write \"10.0.0.0/8\" for the network",
+            ),
+            (
+                "[registration]\ntrusted_proxies = \"10.0.0.0/8\"\n",
+                "sequence",
+            ),
+        ] {
+            std::fs::write(&file, toml).unwrap();
+            let e = format!("{:#}", Config::from_sources(Some(&file), &[]).unwrap_err());
+            assert!(e.contains(error), "{toml}: {e}");
+            assert!(e.contains("is not valid"), "names the file: {e}");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

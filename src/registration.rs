@@ -2,10 +2,12 @@
 //! and one e-mail for the facility. The JSON API and the pages both call these functions, so
 //! both follow the same rules.
 
+use std::net::IpAddr;
 use std::time::Duration;
 
 use crate::crypto::{constant_time_eq, new_secret, secret_hash};
 use crate::domain::audit::Actor;
+use crate::domain::client::ClientPrefix;
 use crate::domain::email::Email;
 use crate::domain::ids::{CustomerNumber, FacilityNumber};
 use crate::domain::language::Language;
@@ -16,6 +18,7 @@ use crate::mail::OutgoingMail;
 use crate::state::AppState;
 use crate::store::registration::{Contact, email_field, phone_field};
 use crate::store::{FacilitySummary, SealedContact, Tenant, VerifyOutcome, customer_index};
+use crate::throttle::{self, GuessKeys};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SignInError {
@@ -61,22 +64,20 @@ impl Session {
 }
 
 /// Checks the invoice pair and opens a session; returns the session secret (shown once).
+/// `client` is the address the attempt came from (see `crate::throttle` for the limits).
 pub async fn sign_in(
     state: &AppState,
     tenant: &Tenant,
-    client: &str,
+    client: IpAddr,
     service: &str,
     customer_number: &str,
     facility_number: &str,
 ) -> Result<(String, i64), SignInError> {
     let cfg = &state.config.registration;
+    let client = ClientPrefix::from(client);
     state
         .throttle
-        .hit(
-            &format!("client:{client}"),
-            cfg.attempts_per_client_per_minute,
-            Duration::from_secs(60),
-        )
+        .attempt(client)
         .map_err(SignInError::Throttled)?;
     let service: ServiceKind =
         service
@@ -95,21 +96,18 @@ pub async fn sign_in(
         field: "customer_number",
         message: e.to_string(),
     })?;
-    // Counted per facility number whether or not it exists, so the limit itself reveals
+    // Keyed by the facility number whether or not it exists, so the guard itself reveals
     // nothing about which numbers are real.
-    state
-        .throttle
-        .hit(
-            &format!(
-                "facility:{}:{}:{}",
-                tenant.id,
-                service.as_str(),
-                facility.as_str()
-            ),
-            cfg.attempts_per_facility_per_hour,
-            Duration::from_secs(3600),
-        )
-        .map_err(SignInError::Throttled)?;
+    let guess = GuessKeys::new(&state.keyring, tenant.id, service, &facility, client);
+    let now = crate::store::now();
+    throttle::admit(
+        &state.store,
+        &guess,
+        cfg.attempts_per_facility_per_hour,
+        now,
+    )
+    .await?
+    .map_err(SignInError::Throttled)?;
     let given = customer_index(&state.keyring, tenant.id, &customer);
     let found = state
         .store
@@ -123,10 +121,11 @@ pub async fn sign_in(
         .unwrap_or_else(|| vec![0; given.len()]);
     let matches = constant_time_eq(&stored, &given);
     let Some(facility) = found.filter(|_| matches) else {
+        throttle::wrong_guess(&state.store, &guess, now).await?;
         return Err(SignInError::NoMatch);
     };
     let secret = new_secret("vss");
-    let expires_at = crate::store::now() + i64::from(cfg.session_ttl_minutes) * 60;
+    let expires_at = now + i64::from(cfg.session_ttl_minutes) * 60;
     state
         .store
         .create_session(&secret_hash(&secret), facility.id, expires_at)

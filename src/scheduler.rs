@@ -26,7 +26,8 @@ pub enum JobKind {
     Notices,
     /// E-mail addresses never verified, once their links expired; the expired links.
     UnverifiedEmails,
-    /// Expired registration sessions.
+    /// Expired registration sessions and one-time codes; wrong sign-in guesses past the
+    /// hour they count in.
     Sessions,
     /// Cases closed more than `cases.keep_closed_days` ago.
     Cases,
@@ -263,7 +264,19 @@ impl Scheduler {
                 )
             }
             JobKind::UnverifiedEmails => (self.store.expire_unverified_emails(now).await?, None),
-            JobKind::Sessions => (self.store.delete_expired_sessions(now).await?, None),
+            JobKind::Sessions => {
+                // Wrong sign-in guesses belong to no tenant (their keys are hashes) and count
+                // for an hour: deleted with the sessions, outside the per-tenant counts.
+                let guesses = self
+                    .store
+                    .delete_wrong_guesses_before(crate::throttle::first_counted_bucket(now))
+                    .await?;
+                tracing::debug!(
+                    rows = guesses,
+                    "deleted wrong sign-in guesses past the hour"
+                );
+                (self.store.delete_expired_sessions(now).await?, None)
+            }
             JobKind::Cases => (
                 self.store
                     .delete_closed_cases(now - days(self.config.cases.keep_closed_days))

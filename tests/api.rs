@@ -389,7 +389,8 @@ async fn guessing_is_throttled_per_facility_number(app: &TestApp) {
             "known and unknown numbers are throttled alike: {facility}"
         );
     }
-    // Now even the right pair is refused for this facility until the window ends.
+    // The client that guessed is refused there even with the right pair; the household,
+    // from another address, is not (tests/throttling.rs).
     let resp = app
         .client
         .post(app.url("/api/v1/registration/session"))

@@ -3,6 +3,7 @@
 pub mod audit;
 pub mod case;
 pub mod cause;
+pub mod client;
 pub mod email;
 pub mod facility;
 pub mod geo;

@@ -327,6 +327,13 @@ pub fn build(config: &Config, tenant: &Tenant) -> Record {
             source: "service",
             encrypted_at_rest: false,
         },
+        DataCategory {
+            code: "client_address",
+            description: "The IP address a sign-in comes from (for IPv6, its /64 network), to limit guessing: counted in memory, and after a wrong guess kept for an hour as a keyed HMAC-SHA-256 hash only.".into(),
+            subjects: vec!["registrants"],
+            source: "service",
+            encrypted_at_rest: false,
+        },
     ];
     if directory.is_some() {
         data_subjects.push(item(
@@ -515,6 +522,11 @@ pub fn build(config: &Config, tenant: &Tenant) -> Record {
                 "A one-time code for seeing, downloading, restricting or erasing the data works for {} minutes, once, and is kept only as a keyed hash; it is deleted an hour after it expired.",
                 reg.code_ttl_minutes
             ),
+        },
+        Retention {
+            code: "wrong_guesses",
+            period: None,
+            description: "Wrong sign-in guesses are counted per facility and per client address, both only as keyed hashes, and deleted once they are an hour old.".into(),
         },
         Retention {
             code: "notice_history",

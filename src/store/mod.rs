@@ -21,6 +21,7 @@ mod causes;
 mod facilities;
 pub mod fanout;
 mod grid;
+mod guesses;
 mod notices;
 mod outages;
 mod privacy;
@@ -38,6 +39,7 @@ pub use facilities::{
 };
 pub use fanout::FanoutJob;
 pub use grid::{GridLoad, MissingNode, NodeReach};
+pub use guesses::GuessCounts;
 pub use notices::{ClaimedNotice, Pause, SealedRecipient, SendResult, StatusCounts, StepFacts};
 pub use outages::{
     Affect, OutageChange, OutageRecord, OutageSnapshot, PreviewCounts, REMINDER_JOB, StepRecord,

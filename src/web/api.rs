@@ -459,7 +459,7 @@ async fn sign_in(
     let (session, expires_at) = registration::sign_in(
         &state,
         &tenant,
-        &client,
+        client,
         &req.service,
         &req.customer_number,
         &req.facility_number,

@@ -1,6 +1,6 @@
 //! HTTP: the JSON API (with its OpenAPI document), the subscriber pages and health.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use axum::extract::{ConnectInfo, FromRequestParts, State};
 use axum::http::StatusCode;
@@ -160,31 +160,38 @@ async fn not_found() -> error::ApiError {
     error::ApiError::not_found("no such route; the API is described at /api/openapi.json")
 }
 
-/// The client's address for throttling: the socket peer, or the first `X-Forwarded-For`
-/// hop when the operator says a trusted proxy sits in front.
-pub struct ClientAddr(pub String);
+/// The client's address for the sign-in limits: the socket peer, or when the peer is a
+/// trusted proxy (`registration.trusted_proxies`) the right-most `X-Forwarded-For` entry
+/// that is not one (see `domain::client`).
+pub struct ClientAddr(pub IpAddr);
 
 impl FromRequestParts<AppState> for ClientAddr {
-    type Rejection = std::convert::Infallible;
+    type Rejection = error::ApiError;
     async fn from_request_parts(
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        if state.config.registration.trust_forwarded_for
-            && let Some(first) = parts
-                .headers
-                .get("x-forwarded-for")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.split(',').next())
-        {
-            return Ok(Self(first.trim().to_string()));
-        }
         let peer = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip().to_string())
-            .unwrap_or_else(|| "unknown".into());
-        Ok(Self(peer))
+            .map(|c| c.0.ip())
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "the router is served without the peer's address (into_make_service_with_connect_info)"
+                )
+            })?;
+        let forwarded = parts
+            .headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .map(|v| v.as_bytes());
+        Ok(Self(
+            state
+                .config
+                .registration
+                .trusted_proxies
+                .client(peer, forwarded),
+        ))
     }
 }
 

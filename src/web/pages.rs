@@ -336,7 +336,7 @@ async fn signin_submit(
     let result = registration::sign_in(
         &state,
         &tenant,
-        &client,
+        client,
         &form.service,
         &form.customer_number,
         &form.facility_number,
@@ -344,6 +344,7 @@ async fn signin_submit(
     .await;
     let mut page = Page::new(&q, &headers, Some(tenant.clone()));
     let lang = page.lang;
+    let mut retry_after = None;
     match result {
         Ok((secret, _)) => {
             let secure = if state.config.public_url.starts_with("https://") {
@@ -372,6 +373,7 @@ async fn signin_submit(
                 "throttled",
                 &[("seconds", &wait.as_secs().to_string())],
             ));
+            retry_after = Some(wait.as_secs().max(1));
         }
         Err(SignInError::Invalid { field, message }) => {
             page.status = StatusCode::BAD_REQUEST;
@@ -385,10 +387,15 @@ async fn signin_submit(
         Err(SignInError::Internal(e)) => return internal(lang, e),
     }
     let services = service_choices(&tenant, lang);
-    page.render(
+    let mut resp = page.render(
         "signin.html",
         context! { services => services, form => form },
-    )
+    );
+    if let Some(secs) = retry_after {
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
+    resp
 }
 
 /// The signed-in facility page, optionally with the values a failed form held.
