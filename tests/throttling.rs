@@ -174,10 +174,12 @@ async fn the_household_signs_in_while_its_facility_is_guessed_at(db: Db) {
         .client
         .post(app.url("/t/alvstad?lang=en"))
         .header("x-forwarded-for", guesser)
+        .header("cookie", common::CSRF_COOKIE)
         .form(&[
             ("service", "electricity"),
             ("customer_number", "9998"),
             ("facility_number", "1001"),
+            ("csrf", common::CSRF_TOKEN),
         ])
         .send()
         .await
@@ -200,10 +202,12 @@ async fn the_household_signs_in_while_its_facility_is_guessed_at(db: Db) {
         .client
         .post(app.url("/t/alvstad?lang=en"))
         .header("x-forwarded-for", "2001:db8:77::5")
+        .header("cookie", common::CSRF_COOKIE)
         .form(&[
             ("service", "electricity"),
             ("customer_number", "5001"),
             ("facility_number", "1001"),
+            ("csrf", common::CSRF_TOKEN),
         ])
         .send()
         .await
