@@ -75,19 +75,90 @@ impl Modify for Security {
 
 /// The OpenAPI document, built from the routes themselves.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    let (_, doc) = OpenApiRouter::<AppState>::with_openapi(ApiDoc::openapi())
+    let (_, mut doc) = OpenApiRouter::<AppState>::with_openapi(ApiDoc::openapi())
         .nest("/api/v1", api::router())
         .split_for_parts();
+    common_refusals(&mut doc);
     doc
+}
+
+/// Adds to every operation the refusals the edge and the extractors answer for it, whatever
+/// its handler does: a malformed path, query or body (400), no or a wrong credential (401,
+/// 403 for tokens without the scope), an unknown id in the path (404), a body over its limit
+/// (413) or not of the type taken (415). All in the JSON error shape.
+fn common_refusals(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+    let refusal = |what: &str| {
+        RefOr::T(
+            ResponseBuilder::new()
+                .description(what)
+                .content(
+                    "application/json",
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("ErrorBody")))
+                        .build(),
+                )
+                .build(),
+        )
+    };
+    for (path, item) in doc.paths.paths.iter_mut() {
+        for op in [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let schemes: Vec<String> = op
+                .security
+                .iter()
+                .flatten()
+                .filter_map(|s| serde_json::to_value(s).ok())
+                .filter_map(|v| v.as_object().map(|o| o.keys().cloned().collect::<Vec<_>>()))
+                .flatten()
+                .collect();
+            let has_input =
+                op.request_body.is_some() || op.parameters.as_ref().is_some_and(|p| !p.is_empty());
+            let mut add = |status: &str, what: &str| {
+                op.responses
+                    .responses
+                    .entry(status.to_string())
+                    .or_insert_with(|| refusal(what));
+            };
+            if has_input {
+                add("400", "the path, query or body is malformed or not valid");
+            }
+            if !schemes.is_empty() {
+                add(
+                    "401",
+                    "no credential, or one that is unknown, expired or revoked",
+                );
+            }
+            if schemes.iter().any(|s| s == "token") {
+                add("403", "the token lacks the scope this operation needs");
+            }
+            if path.contains('{') {
+                add("404", "nothing with that id for this tenant");
+            }
+            if op.request_body.is_some() {
+                add("413", "the body is larger than this operation takes");
+                add("415", "the body is not of a type this operation takes");
+            }
+        }
+    }
 }
 
 /// The published shape of a household's data download (`crate::rights::SubjectExport`).
 pub const SUBJECT_EXPORT_SCHEMA: &str = include_str!("../../docs/schemas/subject-export.v1.json");
 
 pub fn router(state: AppState) -> Router {
-    let (api_router, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let (api_router, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest("/api/v1", api::router())
         .split_for_parts();
+    common_refusals(&mut doc);
     let doc = std::sync::Arc::new(doc);
     let router = Router::new()
         .merge(api_router)
