@@ -105,30 +105,19 @@ async fn quiet_hours_hold_what_can_wait(db: Db) {
         .as_second();
     let now = now.as_second();
 
-    // Work next week is announced now, but its notices wait for the window's end.
-    let start = now + 7 * 86_400;
-    let (status, ahead) = post(
-        &app,
-        &token,
-        "/api/v1/outages",
+    // Work an hour long at 3001 from `start`.
+    let work = |start: i64| {
         json!({"service": "electricity", "planned": true, "started_at": start, "etr": start + 3600,
-               "affected": {"facility_numbers": ["3001"]}}),
-    )
-    .await;
+               "affected": {"facility_numbers": ["3001"]}})
+    };
+    // Work next week is announced now, but its notices wait for the window's end.
+    let (status, ahead) = post(&app, &token, "/api/v1/outages", work(now + 7 * 86_400)).await;
     assert_eq!(status, 201, "{ahead}");
     assert_eq!(ahead["step"]["held_until"], end, "{ahead}");
     assert_eq!(ahead["step"]["notices"], 2, "phone and e-mail: {ahead}");
     let ahead_id = ahead["outage_id"].as_i64().unwrap();
     // Work starting before the morning cannot wait.
-    let soon = now + 1800;
-    let (_, tonight) = post(
-        &app,
-        &token,
-        "/api/v1/outages",
-        json!({"service": "electricity", "planned": true, "started_at": soon, "etr": soon + 3600,
-               "affected": {"facility_numbers": ["3001"]}}),
-    )
-    .await;
+    let (_, tonight) = post(&app, &token, "/api/v1/outages", work(now + 1800)).await;
     assert_eq!(tonight["step"]["held_until"], Value::Null, "{tonight}");
     let sent = sms_count(&app, 1).await;
     assert_eq!(sent.len(), 1, "only tonight's work: {sent:?}");

@@ -41,14 +41,7 @@ fn well_formed(t: &str) -> bool {
 }
 
 fn cookie(headers: &HeaderMap) -> Option<&str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == COOKIE)
-        .map(|(_, v)| v)
+    super::pages::cookie(headers, COOKIE)
 }
 
 /// The form's token field; tokens are hex, so they appear in the body as they are.
