@@ -52,7 +52,8 @@ impl StepUrgency {
 
 impl QuietHours {
     /// When the window that `now` falls in ends (the first instant at or after its end
-    /// time, local), or None when `now` is outside it.
+    /// time, local), or None when `now` is outside it. A date the time zone database cannot
+    /// place (none between 2000 and 2100) also gives None: sending at once is the safe side.
     pub fn ends_after(&self, now: Timestamp, zone: &TimeZone) -> Option<Timestamp> {
         let (start, end) = (self.start.time(), self.end.time());
         if start == end {
