@@ -332,7 +332,8 @@ async fn short_interruptions_and_flapping(db: Db) {
     let (_, first) = post(&app, &token, "/api/v1/outages", n1.clone(), None).await;
     let id = first["outage_id"].as_i64().unwrap();
     assert_eq!(first["step"]["notices"], 3, "{first}");
-    let (s, back) = post(&app, &token, &restore(id), json!({}), None).await;
+    // (A JSON `null` body is no body: the defaults.)
+    let (s, back) = post(&app, &token, &restore(id), Value::Null, None).await;
     assert_eq!(s, 201, "{back}");
     assert_eq!(back["step"]["notices"], 0, "nobody heard of it: {back}");
     assert_eq!(

@@ -76,6 +76,18 @@ impl ServiceKind {
     }
 }
 
+/// In the API description: the canonical names (the parser also takes the Nordic words).
+impl utoipa::PartialSchema for ServiceKind {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .enum_values(Some(ServiceKind::all().map(ServiceKind::as_str)))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for ServiceKind {}
+
 impl fmt::Display for ServiceKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())

@@ -18,6 +18,7 @@ use crate::store::{Affect, NodeReach, OutageChange, StepWrite, StepWritten, Tena
 #[serde(deny_unknown_fields)]
 pub struct Declare {
     /// electricity, district_heating, city_fibre or water.
+    #[schema(value_type = ServiceKind)]
     pub service: String,
     /// Planned work announced ahead: `started_at` (in the future) and `etr` (the planned
     /// end) are then required. Registered contacts hear of it now; everyone affected, the

@@ -197,6 +197,7 @@ async fn put_facilities(
 #[derive(Deserialize, utoipa::IntoParams)]
 struct MoveOutQuery {
     /// Needed only when the number exists in several services.
+    #[param(value_type = Option<ServiceKind>)]
     service: Option<String>,
     source: Option<String>,
 }

@@ -27,6 +27,7 @@ struct PageQuery {
     /// previous page's `next_after`).
     after: Option<i64>,
     /// Entries per page, 1 to 1000 (100 if absent).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<i64>,
 }
 

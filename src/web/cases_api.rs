@@ -82,8 +82,10 @@ struct FacilityRef {
 #[serde(deny_unknown_fields)]
 struct NewCaseBody {
     /// access, portability, rectification, erasure, restriction, objection or other
+    #[schema(value_type = CaseKind)]
     kind: String,
     /// web, letter, email, phone or in_person
+    #[schema(value_type = crate::domain::case::ReceivedVia)]
     received_via: String,
     /// The day it arrived (YYYY-MM-DD, tenant's calendar); today if absent. The deadline
     /// runs from it.
@@ -172,11 +174,14 @@ async fn create(
 struct ListQuery {
     /// open (received, in_progress, waiting_for_subject), closed (done, refused), all (the
     /// default) or one state.
+    #[param(pattern = "^(open|closed|all|received|in_progress|waiting_for_subject|done|refused)$")]
     state: Option<String>,
     /// true: only open cases whose deadline has passed.
     overdue: Option<bool>,
+    #[param(value_type = Option<CaseKind>)]
     kind: Option<String>,
     /// Cases per page, 1 to 1000 (100 if absent).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<i64>,
     /// Cases to skip (the previous page's `next_offset`).
     offset: Option<i64>,
@@ -272,7 +277,9 @@ struct ExtendBody {
 struct ChangeBody {
     /// in_progress, waiting_for_subject, done or refused (done and refused close the case
     /// and need `resolution`; done needs the identity checked, except for kind other).
+    #[schema(value_type = Option<crate::domain::case::CaseState>)]
     state: Option<String>,
+    #[schema(value_type = Option<crate::domain::case::IdentityCheck>)]
     identity_check: Option<String>,
     /// Replaces the note (sealed); "" removes it.
     note: Option<String>,

@@ -77,7 +77,7 @@ fn code(raw: &str) -> Result<CauseCode, ApiError> {
 ///
 /// Outages declared before keep the text they were declared with.
 #[utoipa::path(put, path = "/causes/{code}", tag = "admin", operation_id = "put_cause", request_body = CauseBody,
-    params(("code" = String, Path, description = "a lowercase slug, e.g. cable_fire")),
+    params(("code" = String, Path, description = "a lowercase slug, e.g. cable_fire", pattern = "^[a-z][a-z0-9_-]{0,31}$")),
     responses((status = 200, body = CauseView), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
     security(("token" = ["admin"])))]
@@ -105,7 +105,7 @@ async fn put(
 ///
 /// Outages that named the code keep the text they were given.
 #[utoipa::path(delete, path = "/causes/{code}", tag = "admin", operation_id = "delete_cause",
-    params(("code" = String, Path)),
+    params(("code" = String, Path, pattern = "^[a-z][a-z0-9_-]{0,31}$")),
     responses((status = 204), (status = 404, body = ErrorBody, description = "the tenant has no such code or no own text for it"),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
     security(("token" = ["admin"])))]

@@ -97,10 +97,11 @@ fn body<T>(b: JsonBody<T>, needs: &str) -> Result<T, ApiError> {
 
 /// The body of a step that needs none: absent (no body, or no Content-Type) means the
 /// defaults, so `curl -X POST .../restore` does what it says; present, it must be JSON.
-type OptionalBody<T> = Result<Option<Json<T>>, axum::extract::rejection::JsonRejection>;
+type OptionalBody<T> = Result<Option<Json<Option<T>>>, axum::extract::rejection::JsonRejection>;
 
+/// Absent, empty or JSON `null`: the defaults.
 fn optional_body<T: Default>(b: OptionalBody<T>) -> Result<T, ApiError> {
-    b.map(|j| j.map(|Json(v)| v).unwrap_or_default())
+    b.map(|j| j.and_then(|Json(v)| v).unwrap_or_default())
         .map_err(|e| ApiError::json_body(e, None))
 }
 
@@ -161,6 +162,7 @@ async fn preview(
 #[derive(Deserialize, utoipa::IntoParams)]
 struct ListQuery {
     /// active, restored or cancelled
+    #[param(value_type = Option<crate::domain::outage::OutageState>)]
     state: Option<String>,
     /// true: planned outages only; false: unplanned only; absent: both.
     planned: Option<bool>,
