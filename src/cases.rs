@@ -146,16 +146,6 @@ pub struct Desk<'a> {
     pub config: &'a CasesConfig,
 }
 
-fn zone(tenant: &Tenant) -> anyhow::Result<TimeZone> {
-    TimeZone::get(&tenant.time_zone).map_err(|e| {
-        anyhow::anyhow!(
-            "tenant {} has the time zone {:?}, which is unknown: {e}",
-            tenant.slug,
-            tenant.time_zone
-        )
-    })
-}
-
 fn ts(at: i64) -> anyhow::Result<Timestamp> {
     Timestamp::from_second(at).map_err(|e| anyhow::anyhow!("time {at} is out of range: {e}"))
 }
@@ -196,7 +186,7 @@ impl Desk<'_> {
         actor: &Actor,
         now: i64,
     ) -> Result<i64, CaseError> {
-        let zone = zone(tenant)?;
+        let zone = tenant.zone()?;
         let today = case::local_day(ts(now)?, &zone);
         let received_on = new.received_on.unwrap_or(today);
         if received_on > today {
@@ -266,7 +256,7 @@ impl Desk<'_> {
             .case(tenant.id, id)
             .await?
             .ok_or(CaseError::NotFound(id))?;
-        Ok(view(&row, &zone(tenant)?, now)?)
+        Ok(view(&row, &tenant.zone()?, now)?)
     }
 
     /// The case with its note opened; the read is audited (`case.read`) before it is answered.
@@ -297,7 +287,7 @@ impl Desk<'_> {
                     .details(serde_json::json!({ "has_note": note.is_some() })),
             )
             .await?;
-        let mut view = view(&row, &zone(tenant)?, now)?;
+        let mut view = view(&row, &tenant.zone()?, now)?;
         view.note = note;
         Ok(view)
     }
@@ -312,7 +302,7 @@ impl Desk<'_> {
         actor: &Actor,
         now: i64,
     ) -> Result<CaseView, CaseError> {
-        let zone = zone(tenant)?;
+        let zone = tenant.zone()?;
         let row = self
             .store
             .case(tenant.id, id)
@@ -420,7 +410,7 @@ pub async fn list(
     (limit, offset): (i64, i64),
     now: i64,
 ) -> Result<Vec<CaseSummary>, CaseError> {
-    let zone = zone(tenant)?;
+    let zone = tenant.zone()?;
     let states = match state {
         StateFilter::All => Vec::new(),
         StateFilter::Open => CaseState::OPEN.to_vec(),
@@ -503,7 +493,7 @@ pub async fn alarm(store: &Store, alarm: Alarm, key: &str, now: i64) -> anyhow::
         .tenant_by_id(row.tenant_id)
         .await?
         .ok_or_else(|| anyhow::anyhow!("case {id} belongs to no tenant"))?;
-    let today = case::local_day(ts(now)?, &zone(&tenant)?);
+    let today = case::local_day(ts(now)?, &tenant.zone()?);
     let due_on = row.extended_to.unwrap_or(row.deadline_on);
     let days_left = case::days_left(today, due_on);
     let (action, what) = match alarm {

@@ -409,6 +409,12 @@ struct FileConfig {
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 
 impl Config {
+    /// Whether households reach the service over https: cookies are then `Secure` and the
+    /// answers carry HSTS.
+    pub fn https(&self) -> bool {
+        self.public_url.starts_with("https://")
+    }
+
     /// Loads from `file` (if given) and the process environment.
     pub fn load(file: Option<&Path>) -> anyhow::Result<Self> {
         let vars: Vec<(String, String)> = std::env::vars()

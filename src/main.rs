@@ -1609,7 +1609,7 @@ async fn outage(config: Config, cmd: OutageCommand) -> anyhow::Result<()> {
                 o.state.as_str(),
                 o.affected_facilities
             );
-            let zone = jiff::tz::TimeZone::get(&tenant.time_zone)?;
+            let zone = tenant.zone()?;
             let local = |t: i64| -> anyhow::Result<String> {
                 Ok(jiff::Timestamp::from_second(t)?
                     .to_zoned(zone.clone())

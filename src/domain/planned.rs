@@ -61,11 +61,12 @@ impl std::fmt::Display for ClockTime {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn at(zone: &str, local: &str) -> Timestamp {
+    /// A local wall-clock time in `zone` ("2026-03-29T02:30"), as an instant.
+    pub(in crate::domain) fn at(zone: &str, local: &str) -> Timestamp {
         let tz = TimeZone::get(zone).unwrap();
         tz.to_ambiguous_zoned(local.parse().unwrap())
             .compatible()
@@ -73,7 +74,8 @@ mod tests {
             .timestamp()
     }
 
-    fn local(zone: &str, t: Timestamp) -> String {
+    /// An instant as the wall clock in `zone` shows it, with its offset.
+    pub(in crate::domain) fn local(zone: &str, t: Timestamp) -> String {
         t.to_zoned(TimeZone::get(zone).unwrap())
             .strftime("%Y-%m-%d %H:%M %:z")
             .to_string()

@@ -104,6 +104,7 @@ impl std::fmt::Display for QuietHours {
 
 #[cfg(test)]
 mod tests {
+    use super::super::planned::tests::{at, local};
     use super::*;
     use proptest::prelude::*;
 
@@ -111,21 +112,6 @@ mod tests {
         start: ClockTime::at(21, 0),
         end: ClockTime::at(7, 0),
     };
-
-    fn at(zone: &str, local: &str) -> Timestamp {
-        TimeZone::get(zone)
-            .unwrap()
-            .to_ambiguous_zoned(local.parse().unwrap())
-            .compatible()
-            .unwrap()
-            .timestamp()
-    }
-
-    fn local(zone: &str, t: Timestamp) -> String {
-        t.to_zoned(TimeZone::get(zone).unwrap())
-            .strftime("%Y-%m-%d %H:%M %:z")
-            .to_string()
-    }
 
     fn ends(zone: &str, now: &str) -> Option<String> {
         NIGHT

@@ -229,7 +229,7 @@ fn plausible(field: &str, t: Option<i64>) -> Result<(), OutageError> {
 
 /// When planned work starting at `start` is reminded, in the tenant's zone.
 fn reminder_at(state: &AppState, tenant: &Tenant, start: i64) -> Result<i64, OutageError> {
-    let zone = jiff::tz::TimeZone::get(&tenant.time_zone).map_err(anyhow::Error::from)?;
+    let zone = tenant.zone()?;
     let start = jiff::Timestamp::from_second(start).map_err(anyhow::Error::from)?;
     Ok(state
         .config
@@ -248,7 +248,7 @@ fn quiet_hold(
     let Some(window) = state.config.quiet_hours.window() else {
         return Ok(None);
     };
-    let zone = jiff::tz::TimeZone::get(&tenant.time_zone).map_err(anyhow::Error::from)?;
+    let zone = tenant.zone()?;
     let now = jiff::Timestamp::from_second(crate::store::now()).map_err(anyhow::Error::from)?;
     Ok(window.hold(
         urgency,

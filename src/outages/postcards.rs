@@ -3,8 +3,6 @@
 //! the facility's language. Produced on request, never stored: the files hold holders' names
 //! and addresses, so nothing is left to erase afterwards, and each production is audited.
 
-use jiff::tz::TimeZone;
-
 use super::OutageError;
 use crate::domain::audit::{Action, Actor, NewEntry};
 use crate::domain::language::Language;
@@ -91,7 +89,7 @@ pub async fn cards(
     let etr = rec
         .etr
         .ok_or_else(|| OutageError::Conflict("the planned work has no planned end (etr)".into()))?;
-    let zone = TimeZone::get(&tenant.time_zone).map_err(anyhow::Error::from)?;
+    let zone = tenant.zone()?;
     let at = |t: i64| -> Result<jiff::Zoned, OutageError> {
         Ok(jiff::Timestamp::from_second(t)
             .map_err(anyhow::Error::from)?

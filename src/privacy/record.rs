@@ -623,7 +623,7 @@ pub fn build(config: &Config, tenant: &Tenant) -> Record {
             "Erasure at the end of each retention period runs as durable scheduled jobs, once across all instances; `varsel retention status` shows what each run erased.",
         ),
     ];
-    let https = config.public_url.starts_with("https://");
+    let https = config.https();
     security_measures.push(item(
         "session_cookies",
         if https {

@@ -37,6 +37,17 @@ pub struct Tenant {
 
 impl Tenant {
     /// The language used when nothing better is known (first configured one).
+    /// The tenant's time zone, in which its households read every time.
+    pub fn zone(&self) -> anyhow::Result<jiff::tz::TimeZone> {
+        jiff::tz::TimeZone::get(&self.time_zone).map_err(|e| {
+            anyhow::anyhow!(
+                "tenant {} has the time zone {:?}, which is unknown: {e}",
+                self.slug,
+                self.time_zone
+            )
+        })
+    }
+
     pub fn default_language(&self) -> Language {
         self.languages.first().copied().unwrap_or(Language::En)
     }

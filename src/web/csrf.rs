@@ -19,10 +19,7 @@ const FIELD: &str = "csrf";
 
 /// A new token and the `Set-Cookie` that gives it to the browser.
 fn issue(secure: bool) -> (String, Option<HeaderValue>) {
-    let t: String = crate::crypto::random_bytes::<16>()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let t = crate::crypto::hex_encode(&crate::crypto::random_bytes::<16>());
     let set = HeaderValue::from_str(&format!(
         "{COOKIE}={t}; Path=/; HttpOnly; SameSite=Strict{}",
         if secure { "; Secure" } else { "" }
@@ -63,7 +60,7 @@ pub async fn guard(State(state): State<AppState>, req: Request, next: Next) -> R
         if token(req.headers()).is_some() {
             return next.run(req).await;
         }
-        let (t, set) = issue(state.config.public_url.starts_with("https://"));
+        let (t, set) = issue(state.config.https());
         let mut req = req;
         if let Ok(v) = HeaderValue::from_str(&format!("{COOKIE}={t}")) {
             req.headers_mut().append(header::COOKIE, v);

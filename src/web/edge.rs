@@ -53,10 +53,7 @@ struct RandomId;
 
 impl MakeRequestId for RandomId {
     fn make_request_id<B>(&mut self, _: &axum::http::Request<B>) -> Option<RequestId> {
-        let id = crate::crypto::random_bytes::<8>()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<String>();
+        let id = crate::crypto::hex_encode(&crate::crypto::random_bytes::<8>());
         HeaderValue::from_str(&id).ok().map(RequestId::new)
     }
 }

@@ -180,7 +180,7 @@ pub fn router(state: AppState) -> Router {
         .merge(pages::router(state.clone()))
         .merge(webhooks::router())
         .fallback(not_found);
-    let https = state.config.public_url.starts_with("https://");
+    let https = state.config.https();
     edge::stack(router, https).with_state(state)
 }
 

@@ -347,11 +347,7 @@ async fn signin_submit(
     let mut retry_after = None;
     match result {
         Ok((secret, _)) => {
-            let secure = if state.config.public_url.starts_with("https://") {
-                "; Secure"
-            } else {
-                ""
-            };
+            let secure = if state.config.https() { "; Secure" } else { "" };
             let cookie = format!(
                 "{SESSION_COOKIE}={secret}; Path=/t/{slug}; HttpOnly; SameSite=Strict; Max-Age={}{secure}",
                 u64::from(state.config.registration.session_ttl_minutes) * 60
