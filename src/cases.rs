@@ -40,6 +40,9 @@ pub enum CaseError {
     /// What was sent cannot be a case (HTTP 400).
     #[error("{0}")]
     Invalid(String),
+    /// Well formed, but refused by the calendar: a day in the future or too long ago (422).
+    #[error("{0}")]
+    Refused(String),
     /// The change breaks a rule of cases (409 or 422, see `RuleError::is_conflict`).
     #[error(transparent)]
     Rule(#[from] RuleError),
@@ -190,13 +193,13 @@ impl Desk<'_> {
         let today = case::local_day(ts(now)?, &zone);
         let received_on = new.received_on.unwrap_or(today);
         if received_on > today {
-            return Err(CaseError::Invalid(format!(
+            return Err(CaseError::Refused(format!(
                 "received_on {received_on} is in the future (today is {today} in {})",
                 tenant.time_zone
             )));
         }
         if case::add_months(received_on, 12).is_none_or(|d| d < today) {
-            return Err(CaseError::Invalid(format!(
+            return Err(CaseError::Refused(format!(
                 "received_on {received_on} is more than a year ago"
             )));
         }

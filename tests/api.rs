@@ -101,19 +101,23 @@ async fn facilities_upsert_reports_each_row(app: &TestApp) {
     let (_, token) = app.tenant("alvstad", &[Electricity], &[Scope::Cis]).await;
     let mut bad = facility("1003", "5003", "electricity");
     bad["postcode"] = json!("12");
-    let report = app
-        .put_facilities(
-            &token,
-            json!([
-                facility("1001", "5001", "electricity"),
-                facility("1002", "5002", "electricity"),
-                bad,
-                facility("1004", "5004", "water"),
-                facility("1001", "5009", "electricity"),
-                "not an object"
-            ]),
-        )
-        .await;
+    let resp = app
+        .client
+        .put(app.url("/api/v1/facilities"))
+        .bearer_auth(&token)
+        .json(&json!([
+            facility("1001", "5001", "electricity"),
+            facility("1002", "5002", "electricity"),
+            bad,
+            facility("1004", "5004", "water"),
+            facility("1001", "5009", "electricity"),
+            "not an object"
+        ]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 422, "rows were refused");
+    let report: Value = resp.json().await.unwrap();
     assert_eq!(report["received"], 6);
     assert_eq!(report["inserted"], 2);
     let rejected = report["rejected"].as_array().unwrap();
@@ -176,7 +180,7 @@ async fn ndjson_loads_and_unsupported_bodies_are_refused(app: &TestApp) {
         .send()
         .await
         .unwrap();
-    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.status(), 422, "line 3 was refused");
     let report: Value = resp.json().await.unwrap();
     assert_eq!(report["inserted"], 2);
     assert_eq!(report["rejected"][0]["line"], 3);
@@ -785,13 +789,23 @@ async fn tokens_are_listed_expire_and_take_any_scheme_case(app: &TestApp) {
             .send()
     };
     let now = varsel::store::now();
-    for bad in [
-        json!({"name": "x", "scopes": ["operator"], "expires_at": now - 1}),
-        json!({"name": "x", "scopes": ["operator"], "expires_at": now + 20 * 365 * 86_400}),
-        json!({"name": "x", "scopes": []}),
-        json!({"name": "x", "scopes": ["operator"], "secret": "mine"}),
+    // Malformed (400), or well formed but refused by the clock (422).
+    for (bad, status) in [
+        (
+            json!({"name": "x", "scopes": ["operator"], "expires_at": now - 1}),
+            422,
+        ),
+        (
+            json!({"name": "x", "scopes": ["operator"], "expires_at": now + 20 * 365 * 86_400}),
+            422,
+        ),
+        (json!({"name": "x", "scopes": []}), 400),
+        (
+            json!({"name": "x", "scopes": ["operator"], "secret": "mine"}),
+            400,
+        ),
     ] {
-        assert_eq!(create(bad.clone()).await.unwrap().status(), 400, "{bad}");
+        assert_eq!(create(bad.clone()).await.unwrap().status(), status, "{bad}");
     }
     let oms: Value =
         create(json!({"name": "OMS", "scopes": ["operator"], "expires_at": now + 3600}))

@@ -76,6 +76,7 @@ fn refusal(body: &[u8]) -> String {
         .affected
         .validate()
         .expect_err("the area is over a limit")
+        .to_string()
 }
 
 #[test]

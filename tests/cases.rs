@@ -450,7 +450,7 @@ async fn refused_changes_change_nothing_and_closed_cases_stay_closed(app: &TestA
         (json!({"kind": "access"}), 400, "received_via"),
         (
             json!({"kind": "access", "received_via": "web", "received_on": today().tomorrow().unwrap().to_string()}),
-            400,
+            422,
             "in the future",
         ),
         (

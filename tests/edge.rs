@@ -13,6 +13,7 @@ on_both_stores!(
     every_answer_carries_the_security_headers,
     bodies_past_their_limit_are_refused,
     api_refusals_are_json,
+    well_formed_requests_are_refused_by_rule_with_422,
     forms_need_the_pages_token,
 );
 
@@ -194,6 +195,93 @@ async fn api_refusals_are_json(app: &TestApp) {
             "{method} {path}: {v}"
         );
     }
+}
+
+/// 400 says a request does not match the API description; 422 that it does, but a rule
+/// about the tenant's data or the clock refuses it. Whole numbers written as 5.0 match
+/// (JSON Schema's integer), and a page offset at the end of i64 is answered, not a panic.
+async fn well_formed_requests_are_refused_by_rule_with_422(app: &TestApp) {
+    let (_, token) = app
+        .tenant(
+            "alvstad",
+            &[Electricity],
+            &[Scope::Admin, Scope::Operator, Scope::Privacy],
+        )
+        .await;
+    let post = |path: &str, body: Value| {
+        app.client
+            .post(app.url(path))
+            .bearer_auth(&token)
+            .json(&body)
+    };
+    let now = varsel::store::now();
+    for (path, body, status, says) in [
+        (
+            "/api/v1/outages",
+            serde_json::json!({"service": "water", "affected": {"postcodes": ["86332"]}}),
+            422,
+            "not one of this tenant's services",
+        ),
+        (
+            "/api/v1/outages",
+            serde_json::json!({"service": "electricity", "affected": {"facility_numbers": []}}),
+            422,
+            "selects nothing",
+        ),
+        (
+            "/api/v1/outages",
+            serde_json::json!({"service": "electricity", "affected": {"streets": [{"street": "Storgatan", "from": 9.0, "to": 3.0}]}}),
+            422,
+            "from (9) is after to (3)",
+        ),
+        (
+            "/api/v1/outages",
+            serde_json::json!({"service": "electricity", "affected": {"streets": [{"street": "Storgatan", "from": 1.5}]}}),
+            400,
+            "1.5 is not a whole number",
+        ),
+        (
+            "/api/v1/outages",
+            serde_json::json!({"service": "electricity", "planned": true, "started_at": (now - 3600) as f64, "etr": (now + 3600) as f64, "affected": {"postcodes": ["86332"]}}),
+            422,
+            "must start in the future",
+        ),
+        (
+            "/api/v1/tokens",
+            serde_json::json!({"name": "old", "scopes": ["cis"], "expires_at": 946_684_800.0}),
+            422,
+            "must be in the future",
+        ),
+    ] {
+        let r = post(path, body.clone()).send().await.unwrap();
+        assert_eq!(r.status().as_u16(), status, "{path} {body}");
+        let v: Value = r.json().await.unwrap();
+        let code = if status == 422 {
+            "rule_violated"
+        } else {
+            "invalid_input"
+        };
+        assert_eq!(v["error"], code, "{v}");
+        assert!(v["message"].as_str().unwrap().contains(says), "{v}");
+    }
+    let outages: Value = app.get_json("/api/v1/outages", &token).await;
+    assert_eq!(
+        outages.as_array().map(Vec::len),
+        Some(0),
+        "nothing was declared"
+    );
+
+    let page = app
+        .client
+        .get(app.url(&format!("/api/v1/cases?limit=1&offset={}", i64::MAX)))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    let page: Value = page.json().await.unwrap();
+    assert_eq!(page["cases"], serde_json::json!([]));
+    assert_eq!(page["next_offset"], Value::Null);
 }
 
 /// A page sets the token cookie and puts the same token in its forms; a form posted without

@@ -219,9 +219,10 @@ async fn outages_on_a_node_preview_and_refuse_by_the_tree(app: &TestApp) {
         ])
     );
 
-    // A typo in a node id is refused, by preview and declaration alike, and writes nothing.
+    // A typo in a node id is refused (422: well formed, but not in the tree), by preview and
+    // declaration alike, and writes nothing.
     let (status, p) = preview(app, &token, &["F1", "F9"]).await;
-    assert_eq!(status, 400);
+    assert_eq!(status, 422);
     assert!(
         p["message"]
             .as_str()
@@ -237,7 +238,7 @@ async fn outages_on_a_node_preview_and_refuse_by_the_tree(app: &TestApp) {
         .send()
         .await
         .unwrap();
-    assert_eq!(resp.status(), 400);
+    assert_eq!(resp.status(), 422);
     let outages: Value = app.get_json("/api/v1/outages", &token).await;
     assert_eq!(outages.as_array().map(Vec::len), Some(0), "{outages}");
 

@@ -467,21 +467,28 @@ async fn selectors_and_bad_requests(db: Db) {
     let square = json!({"type": "Polygon", "coordinates": [[[16.9, 62.9], [17.1, 62.9], [17.1, 63.05], [16.9, 63.05], [16.9, 62.9]]]});
     let (_, p) = preview(json!({"area": square})).await;
     assert_eq!(p["facilities"], 4, "the polygon leaves out Kyrkogatan 9");
-    for (bad, needle) in [
-        (json!({}), "selects nothing"),
-        (json!({"postcodes": ["1"]}), "postcodes[0]"),
+    // 400: not what the description promises; 422: well formed, but it selects nothing.
+    for (bad, status, needle) in [
+        (json!({}), 422, "selects nothing"),
+        (json!({"postcodes": ["1"]}), 400, "postcodes[0]"),
         (
             json!({"area": {"type": "Point", "coordinates": [17.0, 63.0]}}),
+            422,
             "area",
         ),
-        (json!({"facility_numbers": ["9999"]}), "matches no facility"),
+        (
+            json!({"facility_numbers": ["9999"]}),
+            422,
+            "matches no facility",
+        ),
         (
             json!({"streets": [{"street": "S", "from": 5, "to": 1}]}),
+            422,
             "after",
         ),
     ] {
         let (s, err) = preview(bad.clone()).await;
-        assert_eq!(s, 400, "{bad}");
+        assert_eq!(s, status, "{bad}");
         assert!(
             err["message"].as_str().unwrap().contains(needle),
             "{bad}: {err}"
@@ -522,7 +529,7 @@ async fn selectors_and_bad_requests(db: Db) {
         None,
     )
     .await;
-    assert_eq!(s, 400, "{err}");
+    assert_eq!(s, 422, "a service the tenant does not offer: {err}");
     let (s, _) = post(
         &app,
         &token,
@@ -581,7 +588,7 @@ async fn selectors_and_bad_requests(db: Db) {
         None,
     )
     .await;
-    assert_eq!(s, 400);
+    assert_eq!(s, 422);
     assert_eq!(
         err["message"],
         "an update needs at least one of etr, cause and texts"
@@ -622,7 +629,7 @@ async fn selectors_and_bad_requests(db: Db) {
         None,
     )
     .await;
-    assert_eq!(s, 400, "1001 is no longer affected");
+    assert_eq!(s, 422, "1001 is no longer affected");
 
     // Scopes: a CIS token cannot declare.
     let cis = app
@@ -682,45 +689,54 @@ async fn tenant_templates_replace_the_defaults(db: Db) {
             .starts_with("Älvstad Energi - strömmen är borta sedan"),
         "{saved}"
     );
-    for (path, body, needle) in [
+    // 400: not what the description promises; 422: well formed, but a rule of the channel
+    // or the tenant refuses it.
+    for (path, body, needle, status) in [
         (
             "/api/v1/templates/electricity/start/sv/sms",
             json!({"body": "{{ phone }}"}),
             "variables",
+            400,
         ),
         (
             "/api/v1/templates/electricity/start/sv/sms",
             json!({"body": "{% if %}"}),
             "body",
+            400,
         ),
         (
             "/api/v1/templates/electricity/start/sv/sms",
             json!({"body": "x", "subject": "y"}),
             "no subject",
+            422,
         ),
         (
             "/api/v1/templates/water/start/sv/sms",
             json!({"body": "x"}),
             "not one of this tenant's services",
+            422,
         ),
         (
             "/api/v1/templates/electricity/begin/sv/sms",
             json!({"body": "x"}),
             "step group",
+            400,
         ),
         (
             "/api/v1/templates/electricity/start/nb/sms",
             json!({"body": "x"}),
             "not one of this tenant's languages",
+            422,
         ),
         (
             "/api/v1/templates/electricity/start/sv/fax",
             json!({"body": "x"}),
             "sms or email",
+            400,
         ),
     ] {
         let (s, err) = put(path, body).await;
-        assert_eq!(s, 400, "{path}");
+        assert_eq!(s, status, "{path}");
         assert!(
             err["message"].as_str().unwrap().contains(needle),
             "{path}: {err}"
@@ -1034,7 +1050,7 @@ async fn causes_read_in_each_households_language(db: Db) {
 
     // An unknown code is refused with the codes there are, and nothing is written.
     let (s, err) = declare(json!("lightning")).await;
-    assert_eq!(s, 400);
+    assert_eq!(s, 422);
     let message = err["message"].as_str().unwrap();
     assert!(
         message.starts_with("cause: \"lightning\" is not a cause code of this tenant; use one of equipment_fault, excavation_damage, fallen_tree, overlying_grid, planned_work, snow_and_ice, storm, thunder, unknown"),
@@ -1048,7 +1064,7 @@ async fn causes_read_in_each_households_language(db: Db) {
         None,
     )
     .await;
-    assert_eq!(s, 400);
+    assert_eq!(s, 422);
     let list: Vec<Value> = app.get_json("/api/v1/outages", &token).await;
     assert_eq!(list.len(), 1);
     assert_eq!(list[0]["steps"].as_array().unwrap().len(), 1);
@@ -1071,40 +1087,46 @@ async fn causes_read_in_each_households_language(db: Db) {
     )
     .await;
     assert_eq!(s, 403);
-    for (path, body, needle) in [
+    for (path, body, needle, status) in [
         (
             "/api/v1/causes/Cable%20fire",
             json!({"texts": {"sv": "a", "nb": "b", "en": "c"}}),
             "lowercase letter",
+            400,
         ),
         (
             "/api/v1/causes/cable_fire",
             json!({"texts": {"sv": "kabelbrand", "en": "a cable fire"}}),
             "the nb text is missing",
+            422,
         ),
         (
             "/api/v1/causes/cable_fire",
             json!({"texts": {"sv": "kabelbrand", "nb": " ", "en": "a cable fire"}}),
             "nb text is empty",
+            400,
         ),
         (
             "/api/v1/causes/cable_fire",
             json!({"texts": {"sv": "kabelbrand", "nb": "kabelbrann", "en": "a cable fire."}}),
             "full stop",
+            400,
         ),
         (
             "/api/v1/causes/cable_fire",
             json!({"texts": {"sv": "kabelbrand", "nb": "kabelbrann", "en": "a cable fire", "de": "Kabelbrand"}}),
             "not supported",
+            400,
         ),
         (
             "/api/v1/causes/cable_fire",
             json!({"text": {"sv": "kabelbrand"}}),
             "unknown field",
+            400,
         ),
     ] {
         let (s, err) = send(&app, &token, Method::PUT, path, Some(body.clone())).await;
-        assert_eq!(s, 400, "{body}");
+        assert_eq!(s, status, "{body}");
         assert!(
             err["message"].as_str().unwrap().contains(needle),
             "{body}: {err}"
@@ -1239,7 +1261,7 @@ async fn causes_read_in_each_households_language(db: Db) {
         None,
     )
     .await;
-    assert_eq!(s, 400);
+    assert_eq!(s, 422);
     assert_eq!(
         err["message"],
         "cause: nb is not one of the tenant's languages (sv, en)"
@@ -1252,7 +1274,7 @@ async fn causes_read_in_each_households_language(db: Db) {
         Some(json!({"texts": {"sv": "oväder", "nb": "uvær", "en": "bad weather"}})),
     )
     .await;
-    assert_eq!(s, 400);
+    assert_eq!(s, 422);
     assert!(
         err["message"]
             .as_str()

@@ -330,7 +330,10 @@ async fn announced_then_reminded_once(db: Db) {
         json!({"service": "electricity", "planned": true, "started_at": now - 60, "etr": now + 3600, "affected": {"facility_numbers": ["3001"]}}),
     ] {
         let (status, body) = post(&app, &token, "/api/v1/outages", bad).await;
-        assert_eq!(status, 400, "{body}");
+        assert_eq!(
+            status, 422,
+            "well formed, refused by the rules of planned work: {body}"
+        );
     }
 
     let id = announce(&app, &token, start).await;
@@ -679,8 +682,8 @@ async fn rescheduled_work_tells_everyone_told_and_is_reminded_again(db: Db) {
     let path = format!("/api/v1/outages/{id}/reschedule");
     let new_start = now + 5 * 86_400;
     for (bad, status) in [
-        (json!({"started_at": now - 60, "etr": now + 3600}), 400),
-        (json!({"started_at": new_start, "etr": new_start - 1}), 400),
+        (json!({"started_at": now - 60, "etr": now + 3600}), 422),
+        (json!({"started_at": new_start, "etr": new_start - 1}), 422),
         (json!({"started_at": new_start}), 400),
     ] {
         assert_eq!(post(&app, &token, &path, bad).await.0, status);

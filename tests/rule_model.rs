@@ -272,7 +272,7 @@ async fn the_database_reaches_what_the_rules_say(db: Db) {
                 .await
                 .unwrap();
             if facilities == 0 {
-                assert_eq!(preview.status(), 400, "{case}");
+                assert_eq!(preview.status(), 422, "{case}");
                 continue;
             }
             let preview: Value = preview.json().await.unwrap();

@@ -224,6 +224,19 @@ impl<'de> serde::Deserialize<'de> for CauseInput {
     }
 }
 
+/// A cause text as `parse_text` takes it: something to say, no control character, no full
+/// stop at the end (the notice adds one).
+pub fn texts_schema() -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::schema::ObjectBuilder;
+    crate::domain::language::per_language_schema(
+        ObjectBuilder::new()
+            .min_length(Some(1))
+            .max_length(Some(MAX_TEXT_CHARS))
+            .pattern(Some(r"^[^\x00-\x1f\x7f-\x9f]*[^\s.\x00-\x1f\x7f-\x9f]$")),
+        1,
+    )
+}
+
 impl utoipa::PartialSchema for CauseInput {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
         use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
@@ -236,15 +249,16 @@ impl utoipa::PartialSchema for CauseInput {
                     ))
                     .examples([serde_json::json!("storm")]),
             )
-            .item(
-                ObjectBuilder::new()
-                    .schema_type(Type::Object)
-                    .additional_properties(Some(ObjectBuilder::new().schema_type(Type::String)))
-                    .description(Some(
-                        "Free text per language of the tenant; a language left out gets the text of the tenant's first language.",
-                    ))
-                    .examples([serde_json::json!({"sv": "kabelbrand", "en": "a cable fire"})]),
-            )
+            .item({
+                let mut texts = texts_schema();
+                if let utoipa::openapi::schema::Schema::Object(o) = &mut texts {
+                    o.description = Some(
+                        "Free text per language of the tenant; a language left out gets the text of the tenant's first language.".into(),
+                    );
+                    o.examples = vec![serde_json::json!({"sv": "kabelbrand", "en": "a cable fire"})];
+                }
+                texts
+            })
             .into()
     }
 }

@@ -169,6 +169,25 @@ impl From<Language> for String {
     }
 }
 
+/// The schema of texts keyed by language, `{"sv": ..., "nb": ..., "en": ...}`, each text
+/// described by `text`. The server also takes tags such as "sv-SE"; the description names
+/// the three keys a client needs.
+pub fn per_language_schema(
+    text: utoipa::openapi::schema::ObjectBuilder,
+    min_properties: usize,
+) -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, Type};
+    let text = text.schema_type(Type::String).build();
+    ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .property("sv", text.clone())
+        .property("nb", text.clone())
+        .property("en", text)
+        .additional_properties(Some(AdditionalProperties::FreeForm(false)))
+        .min_properties(Some(min_properties))
+        .into()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -22,3 +22,4 @@ pub mod service;
 pub mod sms_text;
 pub mod transfer;
 pub mod when;
+pub mod whole;

@@ -10,22 +10,80 @@ use crate::domain::facility::Postcode;
 use crate::domain::geo::{Area, GeoJsonText};
 use crate::domain::ids::FacilityNumber;
 
-/// The selector as an operator or OMS sends it.
+/// The selector's texts as the API description shows them; `validate` parses them.
+const FACILITY_NUMBER_PATTERN: &str = "^[A-Za-z0-9-]*[0-9][A-Za-z0-9-]*$";
+const POSTCODE_PATTERN: &str = "^[0-9]{4,5}$";
+
+fn text(max_length: Option<usize>, pattern: &str) -> utoipa::openapi::schema::Object {
+    utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .max_length(max_length)
+        .pattern(Some(pattern))
+        .build()
+}
+
+fn list_of(item: utoipa::openapi::schema::Object) -> utoipa::openapi::schema::Array {
+    utoipa::openapi::schema::ArrayBuilder::new()
+        .items(item)
+        .min_items(Some(1))
+        .build()
+}
+
+fn facility_numbers_schema() -> utoipa::openapi::schema::Array {
+    list_of(text(Some(32), FACILITY_NUMBER_PATTERN))
+}
+
+fn grid_nodes_schema() -> utoipa::openapi::schema::Array {
+    list_of(text(Some(200), r"\S"))
+}
+
+fn postcodes_schema() -> utoipa::openapi::schema::Array {
+    list_of(text(None, POSTCODE_PATTERN))
+}
+
+fn street_postcode_schema() -> utoipa::openapi::schema::Object {
+    text(None, POSTCODE_PATTERN)
+}
+
+/// Why a selector was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SpecError {
+    /// A text that is not what the API description promises (HTTP 400).
+    #[error("{0}")]
+    Malformed(String),
+    /// Well formed, but nothing can be selected with it: no way to select, numbers from
+    /// after to, or an area that cannot be read or used (HTTP 422). An area is a document of
+    /// its own, checked while it is read, which no schema of the request describes.
+    #[error("{0}")]
+    Unusable(String),
+}
+
+const SELECTS_NOTHING: &str =
+    "the selector selects nothing: give facility_numbers, grid_nodes, postcodes, streets or area";
+
+/// The selector as an operator or OMS sends it: at least one of its ways to select (a
+/// selector that selects nothing is refused with 422).
 #[derive(Debug, Clone, Default, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SelectorSpec {
+    /// As on the invoice: letters, digits and hyphens, at least one digit.
     #[serde(default)]
+    #[schema(schema_with = facility_numbers_schema)]
     pub facility_numbers: Vec<String>,
     /// Grid node ids; each takes every facility below it.
     #[serde(default)]
+    #[schema(schema_with = grid_nodes_schema)]
     pub grid_nodes: Vec<String>,
+    /// Four (Norway) or five (Sweden) digits; spaces are also taken ("863 32").
     #[serde(default)]
+    #[schema(schema_with = postcodes_schema)]
     pub postcodes: Vec<String>,
     #[serde(default)]
+    #[schema(min_items = 1)]
     pub streets: Vec<StreetRange>,
     /// A GeoJSON Polygon, MultiPolygon, Feature or FeatureCollection; WGS84 unless a
     /// `crs` member names EPSG:3006 (SWEREF99 TM) or EPSG:2583x (EUREF89 UTM).
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Object, required = false)]
     pub area: Option<GeoJsonText>,
 }
 
@@ -33,9 +91,13 @@ pub struct SelectorSpec {
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StreetRange {
+    #[schema(pattern = r"\S")]
     pub street: String,
+    #[schema(schema_with = street_postcode_schema, required = false)]
     pub postcode: Option<String>,
+    #[serde(default, deserialize_with = "crate::domain::whole::optional")]
     pub from: Option<u32>,
+    #[serde(default, deserialize_with = "crate::domain::whole::optional")]
     pub to: Option<u32>,
     #[serde(default)]
     pub side: Side,
@@ -95,22 +157,36 @@ fn house_number_value(s: &str) -> Option<u32> {
 
 impl SelectorSpec {
     /// Checks every part and says which one is wrong.
-    pub fn validate(&self) -> Result<Selector, String> {
+    /// No way to select is given (all lists empty, no area): well formed, but a step over
+    /// nothing.
+    fn selects_nothing(&self) -> bool {
+        self.facility_numbers.is_empty()
+            && self.grid_nodes.is_empty()
+            && self.postcodes.is_empty()
+            && self.streets.is_empty()
+            && self.area.is_none()
+    }
+
+    pub fn validate(&self) -> Result<Selector, SpecError> {
+        use SpecError::{Malformed, Unusable};
         let mut facility_numbers = HashSet::new();
         for (i, n) in self.facility_numbers.iter().enumerate() {
-            let n = FacilityNumber::parse(n).map_err(|e| format!("facility_numbers[{i}]: {e}"))?;
+            let n = FacilityNumber::parse(n)
+                .map_err(|e| Malformed(format!("facility_numbers[{i}]: {e}")))?;
             facility_numbers.insert(n.as_str().to_string());
         }
         let mut postcodes = HashSet::new();
         for (i, p) in self.postcodes.iter().enumerate() {
-            let p = Postcode::parse(p).map_err(|e| format!("postcodes[{i}]: {e}"))?;
+            let p = Postcode::parse(p).map_err(|e| Malformed(format!("postcodes[{i}]: {e}")))?;
             postcodes.insert(p.as_str().to_string());
         }
         let mut grid_nodes = Vec::new();
         for (i, g) in self.grid_nodes.iter().enumerate() {
             let g = g.trim();
             if g.is_empty() || g.chars().count() > 200 {
-                return Err(format!("grid_nodes[{i}] must be 1 to 200 characters"));
+                return Err(Malformed(format!(
+                    "grid_nodes[{i}] must be 1 to 200 characters"
+                )));
             }
             grid_nodes.push(g.to_string());
         }
@@ -118,33 +194,30 @@ impl SelectorSpec {
         for (i, s) in self.streets.iter().enumerate() {
             let name = fold(&s.street);
             if name.is_empty() {
-                return Err(format!("streets[{i}].street is empty"));
+                return Err(Malformed(format!("streets[{i}].street is empty")));
             }
             let postcode = s
                 .postcode
                 .as_deref()
                 .map(Postcode::parse)
                 .transpose()
-                .map_err(|e| format!("streets[{i}].postcode: {e}"))?
+                .map_err(|e| Malformed(format!("streets[{i}].postcode: {e}")))?
                 .map(|p| p.as_str().to_string());
             let from = s.from.unwrap_or(0);
             let to = s.to.unwrap_or(u32::MAX);
             if from > to {
-                return Err(format!("streets[{i}]: from ({from}) is after to ({to})"));
+                return Err(Unusable(format!(
+                    "streets[{i}]: from ({from}) is after to ({to})"
+                )));
             }
             streets.push((name, postcode, from, to, s.side));
         }
         let area = match &self.area {
             None => None,
-            Some(text) => Some(text.to_area().map_err(|e| format!("area: {e}"))?),
+            Some(text) => Some(text.to_area().map_err(|e| Unusable(format!("area: {e}")))?),
         };
-        if facility_numbers.is_empty()
-            && grid_nodes.is_empty()
-            && postcodes.is_empty()
-            && streets.is_empty()
-            && area.is_none()
-        {
-            return Err("the selector selects nothing: give facility_numbers, grid_nodes, postcodes, streets or area".into());
+        if self.selects_nothing() {
+            return Err(Unusable(SELECTS_NOTHING.into()));
         }
         Ok(Selector {
             facility_numbers,
@@ -281,17 +354,20 @@ mod tests {
 
     #[test]
     fn an_empty_selector_is_refused_and_bad_parts_are_named() {
-        assert!(
-            SelectorSpec::default()
-                .validate()
-                .unwrap_err()
-                .contains("selects nothing")
-        );
+        assert!(matches!(
+            SelectorSpec::default().validate(),
+            Err(SpecError::Unusable(m)) if m.contains("selects nothing")
+        ));
         let bad = SelectorSpec {
             postcodes: vec!["1".into()],
             ..Default::default()
         };
-        assert!(bad.validate().unwrap_err().starts_with("postcodes[0]"));
+        assert!(
+            bad.validate()
+                .unwrap_err()
+                .to_string()
+                .starts_with("postcodes[0]")
+        );
         let range = SelectorSpec {
             streets: vec![StreetRange {
                 street: "Storgatan".into(),
@@ -302,7 +378,7 @@ mod tests {
             }],
             ..Default::default()
         };
-        assert!(range.validate().unwrap_err().contains("after"));
+        assert!(range.validate().unwrap_err().to_string().contains("after"));
     }
 
     #[test]

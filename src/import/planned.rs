@@ -68,6 +68,22 @@ pub struct PlannedReport {
     pub rejected: Vec<WorkOrderError>,
 }
 
+impl PlannedReport {
+    /// A file whose header row cannot be used: nothing was read, and line 1 says why.
+    pub fn unreadable(reason: String) -> Self {
+        PlannedReport {
+            status: ImportStatus::Failed,
+            received: 0,
+            announced: Vec::new(),
+            rejected: vec![WorkOrderError {
+                line: 1,
+                reference: None,
+                reason,
+            }],
+        }
+    }
+}
+
 /// Reads a CSV file with columns from `CSV_COLUMNS`; see `super::read_csv` for the dialect.
 pub fn read_csv(bytes: &[u8]) -> Result<(Rows, Vec<WorkOrderError>), String> {
     let (rows, bad) = super::read_csv(

@@ -9,8 +9,9 @@ use crate::domain::cause::{self, Catalogue, Cause, CauseInput};
 use crate::domain::language::Language;
 use crate::domain::outage::{OutageState, StepKind, UpdateDelta, update_is_material};
 use crate::domain::quiet::StepUrgency;
-use crate::domain::selector::{Selector, SelectorSpec};
+use crate::domain::selector::{Selector, SelectorSpec, SpecError};
 use crate::domain::service::ServiceKind;
+use crate::domain::whole;
 use crate::state::AppState;
 use crate::store::{Affect, NodeReach, OutageChange, StepWrite, StepWritten, Tenant, Texts};
 
@@ -26,14 +27,19 @@ pub struct Declare {
     #[serde(default)]
     pub planned: bool,
     /// Unix seconds; now when absent (required for planned work).
+    #[serde(default, deserialize_with = "whole::optional")]
+    #[schema(minimum = 946_684_800.0, maximum = 4_133_980_799.0)]
     pub started_at: Option<i64>,
     /// Estimated restoration (the planned end, for planned work), Unix seconds.
+    #[serde(default, deserialize_with = "whole::optional")]
+    #[schema(minimum = 946_684_800.0, maximum = 4_133_980_799.0)]
     pub etr: Option<i64>,
     /// A code from the cause catalogue (`GET /api/v1/causes`), e.g. "storm", or free text per
     /// language, e.g. {"sv": "kabelbrand", "en": "a cable fire"}.
     pub cause: Option<CauseInput>,
     /// Free text per language, e.g. {"sv": "...", "en": "..."}.
     #[serde(default)]
+    #[schema(schema_with = notice_texts_schema)]
     pub texts: Texts,
     pub affected: SelectorSpec,
 }
@@ -43,27 +49,33 @@ pub struct Declare {
 pub struct Update {
     /// New estimated restoration (Unix seconds); absent keeps it, null clears it.
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<i64>)]
+    #[schema(value_type = Option<i64>, minimum = 946_684_800.0, maximum = 4_133_980_799.0)]
     pub etr: Option<Option<i64>>,
     /// A code from the cause catalogue (`GET /api/v1/causes`), e.g. "storm", or free text per
     /// language, e.g. {"sv": "kabelbrand", "en": "a cable fire"}. Absent keeps the cause, ""
     /// clears it, and the code the outage already has changes nothing.
     pub cause: Option<CauseInput>,
+    /// Free text per language, e.g. {"sv": "...", "en": "..."}.
+    #[schema(schema_with = notice_texts_schema)]
     pub texts: Option<Texts>,
 }
 
 fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<i64>>, D::Error> {
-    Option::<i64>::deserialize(d).map(Some)
+    whole::optional(d).map(Some)
 }
 
 #[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct End {
     /// When supply came back (restore), Unix seconds; now when absent.
+    #[serde(default, deserialize_with = "whole::optional")]
+    #[schema(minimum = 946_684_800.0, maximum = 4_133_980_799.0)]
     pub at: Option<i64>,
     /// A code from the cause catalogue (`GET /api/v1/causes`), e.g. "storm", or free text per
     /// language, e.g. {"sv": "kabelbrand", "en": "a cable fire"}. Absent keeps the cause.
     pub cause: Option<CauseInput>,
+    /// Free text per language, e.g. {"sv": "...", "en": "..."}.
+    #[schema(schema_with = notice_texts_schema)]
     pub texts: Option<Texts>,
 }
 
@@ -72,8 +84,12 @@ pub struct End {
 #[serde(deny_unknown_fields)]
 pub struct Reschedule {
     /// The new start, Unix seconds; in the future.
+    #[serde(deserialize_with = "whole::required")]
+    #[schema(minimum = 946_684_800.0, maximum = 4_133_980_799.0)]
     pub started_at: i64,
     /// The new planned end, Unix seconds.
+    #[serde(deserialize_with = "whole::required")]
+    #[schema(minimum = 946_684_800.0, maximum = 4_133_980_799.0)]
     pub etr: i64,
 }
 
@@ -123,19 +139,29 @@ impl StepCommand {
     }
 }
 
+/// Longest free text of a notice, per language.
+const MAX_NOTICE_TEXT_CHARS: usize = 500;
+
+fn notice_texts_schema() -> utoipa::openapi::schema::Schema {
+    crate::domain::language::per_language_schema(
+        utoipa::openapi::schema::ObjectBuilder::new().max_length(Some(MAX_NOTICE_TEXT_CHARS)),
+        0,
+    )
+}
+
 fn validate_texts(texts: &Texts, tenant: &Tenant) -> Result<(), OutageError> {
     for (lang, text) in texts {
         let l: Language = lang
             .parse()
             .map_err(|e| OutageError::Invalid(format!("texts: {e}")))?;
         if !tenant.languages.contains(&l) {
-            return Err(OutageError::Invalid(format!(
+            return Err(OutageError::Refused(format!(
                 "texts: {lang} is not one of the tenant's languages"
             )));
         }
-        if text.chars().count() > 500 {
+        if text.chars().count() > MAX_NOTICE_TEXT_CHARS {
             return Err(OutageError::Invalid(format!(
-                "texts.{lang} is longer than 500 characters"
+                "texts.{lang} is longer than {MAX_NOTICE_TEXT_CHARS} characters"
             )));
         }
     }
@@ -153,7 +179,7 @@ async fn resolve_cause(
         CauseInput::Empty | CauseInput::Texts(_) => Catalogue::new([]),
     };
     cause::resolve(given, &catalogue, &tenant.languages)
-        .map_err(|e| OutageError::Invalid(format!("cause: {e}")))
+        .map_err(|e| OutageError::Refused(format!("cause: {e}")))
 }
 
 /// The cause after a step. Not given, or given as the code the outage already has, it stays
@@ -175,8 +201,10 @@ async fn next_cause(
 }
 
 fn parse_selector(spec: &SelectorSpec) -> Result<Selector, OutageError> {
-    spec.validate()
-        .map_err(|e| OutageError::Invalid(format!("affected: {e}")))
+    spec.validate().map_err(|e| match e {
+        SpecError::Malformed(m) => OutageError::Invalid(format!("affected: {m}")),
+        SpecError::Unusable(m) => OutageError::Refused(format!("affected: {m}")),
+    })
 }
 
 fn parse_service(tenant: &Tenant, s: &str) -> Result<ServiceKind, OutageError> {
@@ -184,7 +212,7 @@ fn parse_service(tenant: &Tenant, s: &str) -> Result<ServiceKind, OutageError> {
         .parse()
         .map_err(|e| OutageError::Invalid(format!("service: {e}")))?;
     if !tenant.services.contains(&service) {
-        return Err(OutageError::Invalid(format!(
+        return Err(OutageError::Refused(format!(
             "service {} is not one of this tenant's services",
             service.as_str()
         )));
@@ -284,12 +312,12 @@ pub(super) async fn declaration(
         match (req.started_at, req.etr) {
             (Some(start), Some(_)) if start > now => {}
             (Some(_), Some(_)) => {
-                return Err(OutageError::Invalid(
+                return Err(OutageError::Refused(
                     "planned work must start in the future; declare an outage that has begun without \"planned\"".into(),
                 ));
             }
             _ => {
-                return Err(OutageError::Invalid(
+                return Err(OutageError::Refused(
                     "planned work needs started_at (its start) and etr (its planned end)".into(),
                 ));
             }
@@ -301,7 +329,7 @@ pub(super) async fn declaration(
     if let Some(etr) = req.etr
         && etr < started_at
     {
-        return Err(OutageError::Invalid(
+        return Err(OutageError::Refused(
             "etr is before the outage started".into(),
         ));
     }
@@ -379,7 +407,7 @@ pub(super) async fn grid_reach(
         .map(|r| r.node_id.as_str())
         .collect();
     if !unknown.is_empty() {
-        return Err(OutageError::Invalid(format!(
+        return Err(OutageError::Refused(format!(
             "unknown grid node {}: neither the topology nor any {} facility has it (GET /api/v1/grid-nodes lists the tree)",
             unknown.join(", "),
             service.as_str()
@@ -495,7 +523,7 @@ pub async fn step(
     let affect = match &command {
         StepCommand::Update(u) => {
             if u.etr.is_none() && u.cause.is_none() && u.texts.is_none() {
-                return Err(OutageError::Invalid(
+                return Err(OutageError::Refused(
                     "an update needs at least one of etr, cause and texts".into(),
                 ));
             }
@@ -530,7 +558,7 @@ pub async fn step(
             let at = e.at.unwrap_or_else(crate::store::now);
             plausible("at", Some(at))?;
             if at < cur.started_at {
-                return Err(OutageError::Invalid(
+                return Err(OutageError::Refused(
                     "the end is before the outage started".into(),
                 ));
             }
@@ -567,17 +595,17 @@ pub async fn step(
             plausible("started_at", Some(r.started_at))?;
             plausible("etr", Some(r.etr))?;
             if r.started_at <= now {
-                return Err(OutageError::Invalid(
+                return Err(OutageError::Refused(
                     "started_at must be in the future".into(),
                 ));
             }
             if r.etr <= r.started_at {
-                return Err(OutageError::Invalid(
+                return Err(OutageError::Refused(
                     "etr (the planned end) must be after started_at".into(),
                 ));
             }
             if r.started_at == cur.started_at && Some(r.etr) == cur.etr {
-                return Err(OutageError::Invalid(
+                return Err(OutageError::Refused(
                     "those are the times the work already has".into(),
                 ));
             }
@@ -671,7 +699,7 @@ async fn write(
             ));
         }
         StepWritten::NothingSelected => {
-            return Err(OutageError::Invalid(
+            return Err(OutageError::Refused(
                 match kind {
                     StepKind::Declared | StepKind::Announced => {
                         "the selector matches no facility of this service"

@@ -26,8 +26,13 @@ use crate::store::StepRecord;
 
 #[derive(Debug, thiserror::Error)]
 pub enum OutageError {
+    /// The request does not say what a step needs (HTTP 400).
     #[error("{0}")]
     Invalid(String),
+    /// Well formed, but refused by a rule about the tenant's data, the outage's state or
+    /// the clock (HTTP 422): a service the tenant does not offer, a start in the past.
+    #[error("{0}")]
+    Refused(String),
     #[error("no outage {0}")]
     NotFound(i64),
     #[error("{0}")]

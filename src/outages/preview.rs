@@ -58,7 +58,7 @@ pub async fn preview(
         .preview_step(&d.write, Affect::Add(&d.selector))
         .await?
         .ok_or_else(|| {
-            OutageError::Invalid("the selector matches no facility of this service".into())
+            OutageError::Refused("the selector matches no facility of this service".into())
         })?;
     // The directory is not asked: a preview sends nothing, so it may fetch no numbers. It
     // counts the addresses the declaration would look up, under their facility's language.

@@ -141,12 +141,15 @@ struct SourceQuery {
 ///
 /// Send a JSON array (`Content-Type: application/json`) or one object per line
 /// (`application/x-ndjson`). Good rows go in (one transaction), bad ones are listed with
-/// their position and reason. A changed customer number erases the facility's subscription.
+/// their position and reason: the answer is 200 when every row went in, 422 when any was
+/// refused (the good rows went in all the same). A changed customer number erases the
+/// facility's subscription.
 #[utoipa::path(put, path = "/facilities", tag = "cis",
     request_body(content = Vec<crate::domain::facility::RawFacility>, description = "facilities", content_type = "application/json"),
     params(SourceQuery),
     responses(
-        (status = 200, body = ImportReport, description = "what happened to each row"),
+        (status = 200, body = ImportReport, description = "every row went in"),
+        (status = 422, body = ImportReport, description = "rows refused, by line under `rejected`; the others went in"),
         (status = 400, body = ErrorBody, description = "the body is not a JSON array / NDJSON"),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
     security(("token" = ["cis"])))]
@@ -156,7 +159,7 @@ async fn put_facilities(
     Query(q): Query<SourceQuery>,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<Json<ImportReport>, ApiError> {
+) -> Result<(StatusCode, Json<ImportReport>), ApiError> {
     auth.require(Scope::Cis)?;
     let content_type = headers
         .get(header::CONTENT_TYPE)
@@ -191,7 +194,13 @@ async fn put_facilities(
     .await?;
     tracing::info!(tenant = %auth.tenant.slug, inserted = report.inserted, updated = report.updated,
         unchanged = report.unchanged, rejected = report.rejected.len(), "facilities upserted");
-    Ok(Json(report))
+    // An empty array refuses nothing: a CIS with nothing new to say is not an error.
+    let status = if report.rejected.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    };
+    Ok((status, Json(report)))
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -213,7 +222,7 @@ struct MoveOutResponse {
 /// Erases the facility's subscription at once and clears the holder's details; the next
 /// holder registers anew once the CIS reports them.
 #[utoipa::path(post, path = "/facilities/{number}/move-out", tag = "cis",
-    params(("number" = String, Path, description = "facility number"), MoveOutQuery),
+    params(("number" = String, Path, description = "facility number: letters, digits and hyphens, at least one digit", max_length = 32, pattern = "^[A-Za-z0-9-]*[0-9][A-Za-z0-9-]*$"), MoveOutQuery),
     responses(
         (status = 200, body = MoveOutResponse),
         (status = 404, body = ErrorBody), (status = 409, body = ErrorBody, description = "give ?service="),
@@ -305,11 +314,12 @@ async fn get_tenant(
 #[serde(deny_unknown_fields)]
 struct NewToken {
     /// What the token is for, e.g. "CIS nightly load".
-    #[schema(min_length = 1, max_length = 100)]
+    #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
     name: String,
     #[schema(min_items = 1)]
     scopes: Vec<Scope>,
     /// When the token stops working, Unix seconds in the future; absent: never.
+    #[serde(default, deserialize_with = "crate::domain::whole::optional")]
     expires_at: Option<i64>,
 }
 
@@ -324,7 +334,7 @@ struct CreatedToken {
 
 /// Create an API token for this tenant.
 #[utoipa::path(post, path = "/tokens", tag = "admin", request_body = NewToken,
-    responses((status = 201, body = CreatedToken), (status = 400, body = ErrorBody),
+    responses((status = 422, body = ErrorBody, description = "well formed, but refused by a rule about the tenant's data, the outage's state or the clock; nothing changed"), (status = 201, body = CreatedToken), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
     security(("token" = ["admin"])))]
 async fn create_token(
@@ -347,7 +357,7 @@ async fn create_token(
     if let Some(at) = req.expires_at
         && !(now < at && at < now + 10 * 365 * 86_400)
     {
-        return Err(ApiError::bad_request(
+        return Err(ApiError::refused(
             "expires_at must be in the future (Unix seconds), within ten years",
         ));
     }

@@ -25,6 +25,7 @@ const MAX_LIMIT: i64 = 1_000;
 struct PageQuery {
     /// Entries with a greater id than this (0, or absent, for the first page; then the
     /// previous page's `next_after`).
+    #[param(minimum = 0)]
     after: Option<i64>,
     /// Entries per page, 1 to 1000 (100 if absent).
     #[param(minimum = 1, maximum = 1000)]

@@ -37,6 +37,7 @@ fn case_error(e: CaseError) -> ApiError {
     match e {
         CaseError::NotFound(id) => ApiError::not_found(format!("no case {id}")),
         CaseError::Invalid(m) => ApiError::bad_request(m),
+        CaseError::Refused(m) => ApiError::refused(m),
         CaseError::Rule(r) => {
             let code = match &r {
                 RuleError::Closed(_) => "case_closed",
@@ -74,7 +75,10 @@ fn day(field: &str, text: &str) -> Result<jiff::civil::Date, ApiError> {
 #[serde(deny_unknown_fields)]
 struct FacilityRef {
     /// electricity, district_heating, city_fibre or water
+    #[schema(value_type = ServiceKind)]
     service: String,
+    /// As on the invoice: letters, digits and hyphens, at least one digit.
+    #[schema(max_length = 32, pattern = "^[A-Za-z0-9-]*[0-9][A-Za-z0-9-]*$")]
     facility_number: String,
 }
 
@@ -89,9 +93,11 @@ struct NewCaseBody {
     received_via: String,
     /// The day it arrived (YYYY-MM-DD, tenant's calendar); today if absent. The deadline
     /// runs from it.
+    #[schema(format = Date)]
     received_on: Option<String>,
     /// not_checked (default), invoice_pair_and_code, identity_document, signed_letter or
     /// known_customer
+    #[schema(value_type = Option<crate::domain::case::IdentityCheck>)]
     identity_check: Option<String>,
     facility: Option<FacilityRef>,
     /// Free text about the request, e.g. who wrote and what they ask; may hold personal
@@ -184,6 +190,7 @@ struct ListQuery {
     #[param(minimum = 1, maximum = 1000)]
     limit: Option<i64>,
     /// Cases to skip (the previous page's `next_offset`).
+    #[param(minimum = 0)]
     offset: Option<i64>,
 }
 
@@ -239,7 +246,10 @@ async fn list(
         )
         .await
         .map_err(case_error)?;
-    let next_offset = (cases.len() as i64 == limit).then_some(offset + limit);
+    // Past i64::MAX there is no next page to point to, and no case either.
+    let next_offset = (cases.len() as i64 == limit)
+        .then(|| offset.checked_add(limit))
+        .flatten();
     Ok(Json(CasesPage { cases, next_offset }))
 }
 
@@ -267,6 +277,7 @@ async fn show(
 struct ExtendBody {
     /// The new last day (YYYY-MM-DD): after the deadline, at most two months beyond it
     /// (three months from receipt with the default one-month deadline).
+    #[schema(format = Date)]
     to: String,
     /// Why, as the requester is told (no personal data: it is stored in clear).
     reason: String,

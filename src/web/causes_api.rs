@@ -66,6 +66,7 @@ async fn list(
 struct CauseBody {
     /// One text for each of the tenant's languages, e.g. {"sv": "kabelbrand", "en": "a cable
     /// fire"}: lower-case where the sentence needs it, no full stop, at most 200 characters.
+    #[schema(schema_with = cause::texts_schema)]
     texts: BTreeMap<String, String>,
 }
 
@@ -78,7 +79,7 @@ fn code(raw: &str) -> Result<CauseCode, ApiError> {
 /// Outages declared before keep the text they were declared with.
 #[utoipa::path(put, path = "/causes/{code}", tag = "admin", operation_id = "put_cause", request_body = CauseBody,
     params(("code" = String, Path, description = "a lowercase slug, e.g. cable_fire", pattern = "^[a-z][a-z0-9_-]{0,31}$")),
-    responses((status = 200, body = CauseView), (status = 400, body = ErrorBody),
+    responses((status = 422, body = ErrorBody, description = "well formed, but refused by a rule about the tenant's data, the outage's state or the clock; nothing changed"), (status = 200, body = CauseView), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
     security(("token" = ["admin"])))]
 async fn put(
@@ -91,8 +92,9 @@ async fn put(
     let code = code(&raw)?;
     let Json(b) = body.map_err(|e| ApiError::json_body(e, None))?;
     let texts = cause::parse_texts(b.texts.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .and_then(|t| cause::entry_texts(t, &auth.tenant.languages))
         .map_err(|e| ApiError::bad_request(format!("texts: {e}")))?;
+    let texts = cause::entry_texts(texts, &auth.tenant.languages)
+        .map_err(|e| ApiError::refused(format!("texts: {e}")))?;
     state.store.put_cause(auth.tenant.id, &code, &texts).await?;
     let catalogue = state.store.cause_catalogue(auth.tenant.id).await?;
     let entry = catalogue

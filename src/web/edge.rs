@@ -19,6 +19,7 @@ use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::middleware::{Next, from_fn};
 use axum::response::{IntoResponse, Response};
+use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::compression::CompressionLayer;
 use tower_http::request_id::{
     MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
@@ -110,11 +111,26 @@ fn span(req: &Request) -> tracing::Span {
     tracing::info_span!("request", method = %req.method(), route, id)
 }
 
+/// A handler that panicked is a bug; the client gets the JSON error shape instead of a
+/// dropped connection, and the process goes on serving everyone else. The panic message is
+/// not logged here (the panic hook already printed where it happened) nor sent.
+fn panicked(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    tracing::error!("a request handler panicked; answered 500");
+    ApiError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal",
+        "the server met an error it did not expect; the request may not have taken effect",
+    )
+    .into_response()
+}
+
 /// Wraps the whole router: `https` says whether the public URL is (HSTS then).
 pub fn stack(router: Router<AppState>, https: bool) -> Router<AppState> {
     let header = |name: HeaderName, value: &'static str| {
         SetResponseHeaderLayer::if_not_present(name, HeaderValue::from_static(value))
     };
+    // Innermost, so the answer to a panic still passes the headers and the trace span.
+    let router = router.layer(CatchPanicLayer::custom(panicked));
     let router = if https {
         router.layer(header(
             header::STRICT_TRANSPORT_SECURITY,

@@ -56,6 +56,13 @@ impl ApiError {
         }
     }
 
+    /// Well formed (it matches the API description) but refused by a rule about its
+    /// content, the tenant's data or the clock: 422, where 400 means the request does not
+    /// match the description at all.
+    pub fn refused(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, "rule_violated", message)
+    }
+
     pub fn not_found(message: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, "not_found", message)
     }

@@ -61,6 +61,7 @@ const WORK_ORDERS_MAX_BODY: usize = 4 * 1024 * 1024;
 fn outage_error(e: OutageError) -> ApiError {
     match e {
         OutageError::Invalid(m) => ApiError::bad_request(m),
+        OutageError::Refused(m) => ApiError::refused(m),
         OutageError::NotFound(id) => ApiError::not_found(format!("no outage {id}")),
         OutageError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "conflict", m),
         OutageError::Internal(e) => e.into(),
@@ -122,8 +123,8 @@ fn step_response(o: StepOutcome) -> (StatusCode, Json<StepOutcome>) {
 /// recipient and channel, all in one transaction, before anything is sent. Repeating the
 /// request with the same `Idempotency-Key` answers 200 with the first result.
 #[utoipa::path(post, path = "/outages", tag = "outages", request_body = Declare,
-    params(("Idempotency-Key" = Option<String>, Header, description = "makes retries safe")),
-    responses((status = 201, body = StepOutcome), (status = 200, body = StepOutcome, description = "replayed"),
+    params(("Idempotency-Key" = Option<String>, Header, description = "makes retries safe", max_length = 200, pattern = "^[!-~]([ -~]*[!-~])?$")),
+    responses((status = 422, body = ErrorBody, description = "well formed, but refused by a rule about the tenant's data, the outage's state or the clock; nothing changed"), (status = 201, body = StepOutcome), (status = 200, body = StepOutcome, description = "replayed"),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
     security(("token" = ["operator"])))]
 async fn declare(
@@ -144,7 +145,7 @@ async fn declare(
 /// Preview a declaration: affected facilities, recipients per channel, and each text with its
 /// SMS encoding and parts. Nothing is written.
 #[utoipa::path(post, path = "/outages/preview", tag = "outages", request_body = Declare,
-    responses((status = 200, body = Preview), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)),
+    responses((status = 422, body = ErrorBody, description = "well formed, but refused by a rule about the tenant's data, the outage's state or the clock; nothing changed"), (status = 200, body = Preview), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)),
     security(("token" = ["operator"])))]
 async fn preview(
     State(state): State<AppState>,
@@ -274,7 +275,7 @@ async fn take_step(
 /// New estimated restoration, cause or text. Households hear of it only when the change is
 /// material (the ETR moves at least `outages.material_etr_minutes`, or cause or text change).
 #[utoipa::path(post, path = "/outages/{id}/updates", tag = "outages", request_body = Update, params(("id" = i64, Path)),
-    responses((status = 201, body = StepOutcome), (status = 409, body = ErrorBody), (status = 404, body = ErrorBody)),
+    responses((status = 422, body = ErrorBody, description = "well formed, but refused by a rule about the tenant's data, the outage's state or the clock; nothing changed"), (status = 201, body = StepOutcome), (status = 409, body = ErrorBody), (status = 404, body = ErrorBody)),
     security(("token" = ["operator"])))]
 async fn update(
     State(state): State<AppState>,
@@ -295,7 +296,7 @@ async fn update(
 
 /// More facilities are affected: they get the declaration.
 #[utoipa::path(post, path = "/outages/{id}/extend", tag = "outages", request_body = Change, params(("id" = i64, Path)),
-    responses((status = 201, body = StepOutcome), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)),
+    responses((status = 422, body = ErrorBody, description = "well formed, but refused by a rule about the tenant's data, the outage's state or the clock; nothing changed"), (status = 201, body = StepOutcome), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)),
     security(("token" = ["operator"])))]
 async fn extend(
     State(state): State<AppState>,
@@ -316,7 +317,7 @@ async fn extend(
 
 /// Some facilities have their supply back early: they get the "back" notice.
 #[utoipa::path(post, path = "/outages/{id}/release", tag = "outages", request_body = Change, params(("id" = i64, Path)),
-    responses((status = 201, body = StepOutcome), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)),
+    responses((status = 422, body = ErrorBody, description = "well formed, but refused by a rule about the tenant's data, the outage's state or the clock; nothing changed"), (status = 201, body = StepOutcome), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)),
     security(("token" = ["operator"])))]
 async fn release(
     State(state): State<AppState>,
@@ -340,7 +341,7 @@ async fn release(
 /// Postcards printed before show the old times: the `Link` header points to the postcards
 /// summary, whose `reprint_warning` says so, and the print job is to be sent again.
 #[utoipa::path(post, path = "/outages/{id}/reschedule", tag = "outages", request_body = Reschedule, params(("id" = i64, Path)),
-    responses((status = 201, body = StepOutcome,
+    responses((status = 422, body = ErrorBody, description = "well formed, but refused by a rule about the tenant's data, the outage's state or the clock; nothing changed"), (status = 201, body = StepOutcome,
             headers(("Link" = String, description = "the postcards summary (`rel=\"related\"`): cards printed before show the old times"))),
         (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody, description = "not planned work, or it has started")),
@@ -368,7 +369,7 @@ async fn reschedule(
 
 /// The outage is over: every facility still affected gets the "back" notice.
 #[utoipa::path(post, path = "/outages/{id}/restore", tag = "outages", request_body(content = Option<End>, description = "optional: without a body, now and the outage's cause and texts"), params(("id" = i64, Path)),
-    responses((status = 201, body = StepOutcome), (status = 409, body = ErrorBody), (status = 404, body = ErrorBody)),
+    responses((status = 422, body = ErrorBody, description = "well formed, but refused by a rule about the tenant's data, the outage's state or the clock; nothing changed"), (status = 201, body = StepOutcome), (status = 409, body = ErrorBody), (status = 404, body = ErrorBody)),
     security(("token" = ["operator"])))]
 async fn restore(
     State(state): State<AppState>,
@@ -389,7 +390,7 @@ async fn restore(
 
 /// The outage was declared in error: households get an apology; pending notices are superseded.
 #[utoipa::path(post, path = "/outages/{id}/cancel", tag = "outages", request_body(content = Option<End>, description = "optional"), params(("id" = i64, Path)),
-    responses((status = 201, body = StepOutcome), (status = 409, body = ErrorBody), (status = 404, body = ErrorBody)),
+    responses((status = 422, body = ErrorBody, description = "well formed, but refused by a rule about the tenant's data, the outage's state or the clock; nothing changed"), (status = 201, body = StepOutcome), (status = 409, body = ErrorBody), (status = 404, body = ErrorBody)),
     security(("token" = ["operator"])))]
 async fn cancel(
     State(state): State<AppState>,
@@ -421,8 +422,7 @@ async fn cancel(
     request_body(content = String, description = "the work-order CSV file", content_type = "text/csv"),
     responses(
         (status = 200, body = PlannedReport, description = "every row announced, now or by an earlier load"),
-        (status = 422, body = PlannedReport, description = "rows refused, by line under `rejected`; those under `announced` went in"),
-        (status = 400, body = ErrorBody, description = "no valid header row: nothing announced"),
+        (status = 422, body = PlannedReport, description = "rows refused, by line under `rejected`; those under `announced` went in (none when the header row is unusable: line 1 says why)"),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 413, body = ErrorBody, description = "the file is larger than 4 MiB"),
         (status = 415, body = ErrorBody, description = "the body is not text/csv")),
@@ -457,7 +457,15 @@ async fn planned_import(
         ),
         _ => ApiError::bad_request(e.body_text()),
     })?;
-    let read = work_orders::read_csv(&body).map_err(ApiError::bad_request)?;
+    // A file without the columns is refused for its content, as a row is, so it gets the
+    // same report.
+    let read = match work_orders::read_csv(&body) {
+        Ok(read) => read,
+        Err(reason) => {
+            let report = PlannedReport::unreadable(reason);
+            return Ok((super::load_status(report.status), Json(report)));
+        }
+    };
     let report = work_orders::import(&state, &auth.tenant, &actor(&auth), read, &|_| {})
         .await
         .map_err(outage_error)?;

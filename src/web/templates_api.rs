@@ -34,6 +34,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 #[derive(Deserialize, utoipa::IntoParams)]
 struct ListQuery {
+    #[param(value_type = Option<ServiceKind>)]
     service: Option<String>,
 }
 
@@ -47,10 +48,16 @@ async fn list(
     Query(q): Query<ListQuery>,
 ) -> Result<Json<Vec<TemplateRow>>, ApiError> {
     auth.require(Scope::Operator)?;
+    let service = q
+        .service
+        .as_deref()
+        .map(str::parse::<ServiceKind>)
+        .transpose()
+        .map_err(|e| ApiError::bad_request(format!("service: {e}")))?;
     Ok(Json(
         state
             .store
-            .templates(auth.tenant.id, q.service.as_deref())
+            .templates(auth.tenant.id, service.map(ServiceKind::as_str))
             .await?,
     ))
 }
@@ -62,7 +69,7 @@ struct TemplateBody {
     /// text, facilities; text, {{ }}, if, for, ~, comparisons, tests and the filters lower,
     /// upper, title, capitalize, trim, default, length, first, last, int, round, abs and
     /// string (docs/notice-texts.md). At most 2,000 characters.
-    #[schema(max_length = 2000)]
+    #[schema(min_length = 1, max_length = 2000, pattern = r"\S")]
     body: String,
     /// E-mail subject (e-mail templates only), written as the body is.
     #[schema(max_length = 2000)]
@@ -95,7 +102,7 @@ fn key(
         .parse()
         .map_err(|e| ApiError::bad_request(format!("service: {e}")))?;
     if !auth.tenant.services.contains(&service) {
-        return Err(ApiError::bad_request(format!(
+        return Err(ApiError::refused(format!(
             "service {} is not one of this tenant's services",
             service.as_str()
         )));
@@ -105,7 +112,7 @@ fn key(
         .parse()
         .map_err(|e| ApiError::bad_request(format!("language: {e}")))?;
     if !auth.tenant.languages.contains(&language) {
-        return Err(ApiError::bad_request(format!(
+        return Err(ApiError::refused(format!(
             "language {} is not one of this tenant's languages",
             language.as_str()
         )));
@@ -146,9 +153,9 @@ fn refusal(what: &str, e: TemplateError) -> ApiError {
 /// of more than 6 parts, an e-mail body of more than 20,000 characters or a subject of more
 /// than 200, or a rendering that runs out of fuel, is refused (`template_limit`).
 #[utoipa::path(put, path = "/templates/{service}/{group}/{language}/{channel}", tag = "admin", request_body = TemplateBody,
-    params(("service" = String, Path), ("group" = String, Path, description = "start, update, end, cancel, planned, reminder or rescheduled"),
-        ("language" = String, Path), ("channel" = String, Path, description = "sms or email")),
-    responses((status = 200, body = Saved),
+    params(("service" = ServiceKind, Path), ("group" = String, Path, description = "start, update, end, cancel, planned, reminder or rescheduled", pattern = "^(start|update|end|cancel|planned|reminder|rescheduled)$"),
+        ("language" = String, Path, pattern = "^(sv|nb|en)$"), ("channel" = String, Path, description = "sms or email", pattern = "^(sms|email)$")),
+    responses((status = 422, body = ErrorBody, description = "well formed, but refused by a rule about the tenant's data, the outage's state or the clock; nothing changed"), (status = 200, body = Saved),
         (status = 400, body = ErrorBody, description = "the template does not render (`invalid_input`) or renders past a limit (`template_limit`); nothing is saved"),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 503, body = ErrorBody, description = "the template could not be checked in time (`busy`); nothing is saved, try again")),
@@ -163,7 +170,7 @@ async fn put(
     let k = key(&auth, path)?;
     let Json(b) = body.map_err(|e| ApiError::json_body(e, None))?;
     if k.channel == Channel::Sms && b.subject.is_some() {
-        return Err(ApiError::bad_request(
+        return Err(ApiError::refused(
             "an SMS has no subject; leave subject out",
         ));
     }
@@ -245,8 +252,10 @@ async fn put(
 
 /// Remove the tenant's text so our default applies again.
 #[utoipa::path(delete, path = "/templates/{service}/{group}/{language}/{channel}", tag = "admin",
-    params(("service" = String, Path), ("group" = String, Path), ("language" = String, Path), ("channel" = String, Path)),
-    responses((status = 204), (status = 404, body = ErrorBody)),
+    params(("service" = ServiceKind, Path), ("group" = String, Path, pattern = "^(start|update|end|cancel|planned|reminder|rescheduled)$"),
+        ("language" = String, Path, pattern = "^(sv|nb|en)$"), ("channel" = String, Path, pattern = "^(sms|email)$")),
+    responses((status = 204), (status = 404, body = ErrorBody),
+        (status = 422, body = ErrorBody, description = "a service or language the tenant does not use")),
     security(("token" = ["admin"])))]
 async fn delete(
     State(state): State<AppState>,
