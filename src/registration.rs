@@ -284,8 +284,10 @@ pub enum SetEmailError {
 }
 
 /// A direct message for the outbox, sealed with the tenant's data key under a fresh id:
-/// the address (`bidx` its blind index, for the limit per address) and the text, which
-/// holds the link or the code.
+/// the address (`normalized` as the limit per address counts it: E.164, or the lower-case
+/// e-mail) and the text, which holds the link or the code. The limit's key is a keyed hash
+/// of its own, not the subscriptions' blind index, so the hour it is kept after a contact
+/// is removed does not keep that contact findable.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn direct_message(
     state: &AppState,
@@ -293,7 +295,7 @@ pub(crate) fn direct_message(
     kind: DirectKind,
     channel: Channel,
     sender: &str,
-    (address, bidx): (&str, Vec<u8>),
+    (address, normalized): (&str, &str),
     body: &DirectBody,
     expires_at: i64,
 ) -> anyhow::Result<NewDirect> {
@@ -308,10 +310,9 @@ pub(crate) fn direct_message(
         // The system's own registrations (the demo) have no session to count.
         session_hash: (s.token_hash != [0; 32]).then(|| s.token_hash.to_vec()),
         sender: sender.to_string(),
-        recipient: SealedContact {
-            sealed: keyring.seal_for(s.tenant_id, recipient_field(id), address)?,
-            bidx,
-        },
+        recipient: keyring.seal_for(s.tenant_id, recipient_field(id), address)?,
+        limit_key: (kind != DirectKind::Replaced)
+            .then(|| keyring.blind_index(s.tenant_id, "direct_limit", normalized)),
         body: keyring.seal_for(s.tenant_id, body_field(id), &serde_json::to_string(body)?)?,
         expires_at,
     })
@@ -369,7 +370,7 @@ pub async fn set_email(
         DirectKind::Verification,
         Channel::Email,
         &tenant.sms_sender_id,
-        (email.as_str(), sealed.bidx.clone()),
+        (email.as_str(), &email.normalized()),
         &body,
         expires_at,
     )?;
@@ -508,12 +509,10 @@ async fn queue_replaced(state: &AppState, s: Session, old: Previous) -> anyhow::
     ];
     let expires_at =
         crate::store::now() + i64::from(state.config.dispatch.give_up_after_minutes) * 60;
-    let keyring = &state.keyring;
-    let (channel, address, bidx, body) = match &old {
+    let (channel, address, body) = match &old {
         Previous::Phone(phone) => (
             Channel::Sms,
             phone.e164().to_string(),
-            keyring.blind_index(s.tenant_id, "phone", phone.e164()),
             DirectBody {
                 subject: None,
                 text: i18n::format(lang, "replaced_sms", &args),
@@ -522,7 +521,6 @@ async fn queue_replaced(state: &AppState, s: Session, old: Previous) -> anyhow::
         Previous::Email(email) => (
             Channel::Email,
             email.as_str().to_string(),
-            keyring.blind_index(s.tenant_id, "email", &email.normalized()),
             DirectBody {
                 subject: Some(i18n::format(lang, "replaced_mail_subject", &args)),
                 text: i18n::format(lang, "replaced_mail_body", &args),
@@ -535,7 +533,8 @@ async fn queue_replaced(state: &AppState, s: Session, old: Previous) -> anyhow::
         DirectKind::Replaced,
         channel,
         &tenant.sms_sender_id,
-        (&address, bidx),
+        // Not limited: no key to count it by.
+        (&address, ""),
         &body,
         expires_at,
     )?;

@@ -158,7 +158,7 @@ pub async fn send_code(
         ("code", code.as_str()),
         ("minutes", minutes.as_str()),
     ];
-    let (address, sent_to, body) = match channel {
+    let (address, normalized, sent_to, body) = match channel {
         CodeChannel::Sms => {
             let clear = state
                 .keyring
@@ -170,7 +170,12 @@ pub async fn send_code(
                 subject: None,
                 text: i18n::format(lang, "code_sms", &args),
             };
-            (phone.e164().to_string(), phone.masked(), body)
+            (
+                phone.e164().to_string(),
+                phone.e164().to_string(),
+                phone.masked(),
+                body,
+            )
         }
         CodeChannel::Email => {
             let clear = state
@@ -183,7 +188,12 @@ pub async fn send_code(
                 subject: Some(i18n::format(lang, "code_mail_subject", &args)),
                 text: i18n::format(lang, "code_mail_body", &args),
             };
-            (email.as_str().to_string(), email.masked(), body)
+            (
+                email.as_str().to_string(),
+                email.normalized(),
+                email.masked(),
+                body,
+            )
         }
     };
     let message = direct_message(
@@ -195,8 +205,7 @@ pub async fn send_code(
             CodeChannel::Email => Channel::Email,
         },
         &tenant.sms_sender_id,
-        // The subscription's blind index: the same value the address has everywhere.
-        (&address, sealed.bidx.clone()),
+        (&address, &normalized),
         &body,
         expires_at,
     )?;

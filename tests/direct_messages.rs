@@ -178,6 +178,9 @@ async fn the_fourth_message_within_the_hour_is_refused(db: Db) {
     // One facility: two more addresses, then a third is refused, also in a new session.
     for address in ["b@example.com", "c@example.com"] {
         assert_eq!(put_email(&app, &sessions[0], address).await.0, 202);
+        // Sent before the next replaces it (a link not yet sent when its address is
+        // replaced is withdrawn: it would no longer work).
+        app.settle_direct().await;
     }
     assert_eq!(put_email(&app, &sessions[0], "d@example.com").await.0, 429);
     let again = sign_in(&app, 1).await;
@@ -317,11 +320,9 @@ async fn the_outbox_forgets_what_it_sent(db: Db) {
         .await;
     app.settle_direct().await;
     let rows = outbox(&app).await;
-    assert_eq!(
-        rows.iter().map(|r| r.0.as_str()).collect::<Vec<_>>(),
-        ["sent", "expired"],
-        "{rows:?}"
-    );
+    let mut statuses: Vec<&str> = rows.iter().map(|r| r.0.as_str()).collect();
+    statuses.sort_unstable();
+    assert_eq!(statuses, ["expired", "sent"], "{rows:?}");
     assert_eq!(sealed_rows(&app).await, 0);
 
     let secrets = [

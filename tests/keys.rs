@@ -16,7 +16,6 @@ use varsel::domain::recipients::Channel;
 use varsel::domain::scope::Scope;
 use varsel::domain::service::ServiceKind::Electricity;
 use varsel::store::direct::{body_field, recipient_field};
-use varsel::store::registration::SealedContact;
 use varsel::store::{DirectKind, NewDirect, SEALED_COLUMNS, SealedValue, Store, Which};
 
 const DIRECTORY: &str = "street,house_number,postcode,phone\nStorgatan,2,12345,070-999 00 02\nStorgatan,2,12345,070-999 00 22\n";
@@ -114,12 +113,10 @@ async fn sealed_town(db: Db, legacy: bool) -> TestApp {
         channel: Channel::Email,
         session_hash: None,
         sender: "Test".into(),
-        recipient: SealedContact {
-            sealed: ring
-                .seal_for(alvstad.id, recipient_field(id), "held@example.com")
-                .unwrap(),
-            bidx: ring.blind_index(alvstad.id, "email", "held@example.com"),
-        },
+        recipient: ring
+            .seal_for(alvstad.id, recipient_field(id), "held@example.com")
+            .unwrap(),
+        limit_key: Some(ring.blind_index(alvstad.id, "direct_limit", "held@example.com")),
         body: ring
             .seal_for(alvstad.id, body_field(id), WAITING_BODY)
             .unwrap(),

@@ -7,9 +7,12 @@
 -- tenant's data key; the associated data is `direct_messages:<column>:<id>`, so the id is
 -- chosen by the writer before sealing. Both are nulled as soon as the message is sent,
 -- refused for good or past the life of its secret; the row itself (the facility, the
--- session hash and the recipient's blind index, no clear value) stays an hour to count the
--- limits per session, facility and address, then goes. Erasure and move-out delete the
--- facility's rows; a deleted facility or tenant takes them along.
+-- session hash and `limit_key`, no clear value) stays the hour it is counted in for the
+-- limits per session, facility and address, then goes. `limit_key` is a keyed hash of the
+-- address under its own name ("direct_limit"), not the subscriptions' blind index, so a
+-- contact the household removed cannot be looked up by it; it is NULL for the notice to a
+-- replaced contact, which is not limited. Erasure and move-out delete the facility's rows;
+-- a deleted facility or tenant takes them along.
 CREATE TABLE direct_messages (
     id INTEGER PRIMARY KEY,
     tenant_id INTEGER NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
@@ -18,7 +21,7 @@ CREATE TABLE direct_messages (
     channel TEXT NOT NULL,
     session_hash BLOB,
     sender TEXT NOT NULL,
-    recipient_bidx BLOB NOT NULL,
+    limit_key BLOB,
     recipient_ct BLOB,
     recipient_key INTEGER,
     body_ct BLOB,
@@ -34,5 +37,5 @@ CREATE TABLE direct_messages (
 );
 CREATE INDEX direct_messages_due ON direct_messages (status, next_attempt_at);
 CREATE INDEX direct_messages_facility ON direct_messages (facility_id, created_at);
-CREATE INDEX direct_messages_recipient ON direct_messages (tenant_id, recipient_bidx, created_at);
+CREATE INDEX direct_messages_address ON direct_messages (tenant_id, limit_key, created_at);
 CREATE INDEX direct_messages_session ON direct_messages (session_hash, created_at);

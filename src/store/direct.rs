@@ -2,12 +2,12 @@
 //! notice to a replaced contact): written by the request, sealed, before anything is sent;
 //! claimed and sent by the dispatcher's urgent lane (`crate::dispatch::direct`).
 //!
-//! The same rows count the limits per session, facility and address: a sent row keeps its
-//! blind index and session hash (never a clear value) for the hour it is counted in.
+//! The same rows count the limits per session, facility and address: a sent row keeps a
+//! keyed hash of the address (`limit_key`, never the subscriptions' blind index) and the
+//! session hash, never a clear or sealed value, for the hour it is counted in.
 
 use sqlx::Row;
 
-use super::registration::SealedContact;
 use super::{SendResult, Store, now, on_pool};
 use crate::crypto::{FieldRef, Sealed, random_bytes};
 use crate::domain::recipients::Channel;
@@ -79,7 +79,10 @@ pub struct NewDirect {
     pub session_hash: Option<Vec<u8>>,
     /// The SMS sender id (unused for e-mail).
     pub sender: String,
-    pub recipient: SealedContact,
+    pub recipient: Sealed,
+    /// A keyed hash of the address for the limit per address (`limit_key`); none for a
+    /// message that is not limited.
+    pub limit_key: Option<Vec<u8>>,
     /// The subject and text (JSON), sealed: they hold the link or the code.
     pub body: Sealed,
     /// When its secret stops working: an unsent message is useless after that.
@@ -137,17 +140,19 @@ macro_rules! write_direct {
                     .fetch_all(&mut *conn)
                     .await?,
             );
-            windows.push(
-                sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-                    "{COUNTED} AND tenant_id = $2 AND recipient_bidx = $3 ORDER BY created_at DESC LIMIT $4"
-                )))
-                .bind(at - LIMIT_WINDOW)
-                .bind(msg.tenant_id)
-                .bind(&msg.recipient.bidx)
-                .bind(limit)
-                .fetch_all(&mut *conn)
-                .await?,
-            );
+            if let Some(key) = &msg.limit_key {
+                windows.push(
+                    sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                        "{COUNTED} AND tenant_id = $2 AND limit_key = $3 ORDER BY created_at DESC LIMIT $4"
+                    )))
+                    .bind(at - LIMIT_WINDOW)
+                    .bind(msg.tenant_id)
+                    .bind(key)
+                    .bind(limit)
+                    .fetch_all(&mut *conn)
+                    .await?,
+                );
+            }
             if let Some(session) = &msg.session_hash {
                 windows.push(
                     sqlx::query_scalar(sqlx::AssertSqlSafe(format!("{COUNTED} AND session_hash = $2 ORDER BY created_at DESC LIMIT $3")))
@@ -190,7 +195,7 @@ macro_rules! write_direct {
                 (DirectKind::Code, None) | (DirectKind::Replaced, _) => {}
             }
             sqlx::query(
-                "INSERT INTO direct_messages (id, tenant_id, facility_id, kind, channel, session_hash, sender, recipient_bidx,
+                "INSERT INTO direct_messages (id, tenant_id, facility_id, kind, channel, session_hash, sender, limit_key,
                     recipient_ct, recipient_key, body_ct, body_key, status, attempts, next_attempt_at, created_at, expires_at)
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 'pending', 0, $13, $13, $14)",
             )
@@ -201,9 +206,9 @@ macro_rules! write_direct {
             .bind(msg.channel.as_str())
             .bind(msg.session_hash.as_deref())
             .bind(&msg.sender)
-            .bind(&msg.recipient.bidx)
-            .bind(&msg.recipient.sealed.ciphertext)
-            .bind(msg.recipient.sealed.key_id)
+            .bind(msg.limit_key.as_deref())
+            .bind(&msg.recipient.ciphertext)
+            .bind(msg.recipient.key_id)
             .bind(&msg.body.ciphertext)
             .bind(msg.body.key_id)
             .bind(at)

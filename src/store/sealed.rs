@@ -150,7 +150,7 @@ pub const SEALED_COLUMNS: [SealedColumn; 8] = [
         table: "direct_messages",
         column: "recipient",
         id: "id",
-        bidx: true,
+        bidx: false,
         tenant: Some("tenant_id"),
         field: direct_recipient,
     },
