@@ -2,8 +2,9 @@
 //! server (aiosmtpd) and a real SMS API (46elks' protocol), on both stores: a mail server
 //! that is down delays the link and it arrives once when it is back; the fourth message
 //! within the hour to one address (from any facility) or for one facility is refused with
-//! 429 and nothing is written or sent; codes go by SMS and mail through the outbox; and the
-//! outbox keeps no address, link or code once a message is sent, expired or erased.
+//! 429 and nothing is written or sent; codes go by SMS and mail through the outbox; the
+//! outbox keeps no address, link or code once a message is sent, expired or erased; and a
+//! claim cut short is taken over once its lease runs out.
 
 mod common;
 
@@ -364,6 +365,28 @@ async fn the_outbox_forgets_what_it_sent(db: Db) {
     app.finish().await;
 }
 
+/// Two claims at once take a message once; a claim whose instance died (its lease never
+/// recorded) is taken over when the lease runs out, and the message goes once.
+async fn a_claim_cut_short_is_taken_over(db: Db) {
+    let toml = "[dispatch]\nenabled = false\nlease_seconds = 1\n";
+    let app = TestApp::spawn_full(db, &[], toml).await;
+    town(&app, 1).await;
+    let session = sign_in(&app, 1).await;
+    assert_eq!(put_email(&app, &session, "lease@example.com").await.0, 202);
+    let store = &app.state.store;
+    let (a, b) = tokio::join!(store.claim_direct(10, 1), store.claim_direct(10, 1));
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert_eq!(a.len() + b.len(), 1, "claimed once: {a:?} {b:?}");
+    // That claim is never recorded, as if its instance died while sending.
+    assert!(app.sink("email.jsonl").is_empty());
+    app.settle_direct().await;
+    let mails = app.sink("email.jsonl");
+    assert_eq!(mails.len(), 1, "{mails:?}");
+    assert_eq!(mails[0]["to"], "lease@example.com");
+    assert_eq!(outbox(&app).await[0].0, "sent");
+    app.finish().await;
+}
+
 macro_rules! both {
     ($($name:ident),*) => {
         mod sqlite { $(
@@ -381,5 +404,6 @@ both!(
     a_link_waits_for_the_mail_server_and_arrives_once,
     the_fourth_message_within_the_hour_is_refused,
     codes_go_through_the_outbox,
-    the_outbox_forgets_what_it_sent
+    the_outbox_forgets_what_it_sent,
+    a_claim_cut_short_is_taken_over
 );
