@@ -334,6 +334,10 @@ pub struct RegistrationConfig {
     pub codes_per_facility_per_hour: u32,
     /// How long a session that proved a code may see, download, restrict and erase.
     pub rights_minutes: u32,
+    /// Verification links and one-time codes sent within an hour per session, per facility
+    /// and per address (counted in the database, so across instances); one more is refused
+    /// with 429 and nothing is written or sent.
+    pub messages_per_hour: u32,
 }
 
 impl Default for RegistrationConfig {
@@ -349,6 +353,7 @@ impl Default for RegistrationConfig {
             code_attempts: 5,
             codes_per_facility_per_hour: 3,
             rights_minutes: 15,
+            messages_per_hour: 3,
         }
     }
 }
@@ -548,6 +553,9 @@ impl Config {
             bail!(
                 "registration.code_ttl_minutes, code_attempts, codes_per_facility_per_hour and rights_minutes must be at least 1"
             );
+        }
+        if r.messages_per_hour == 0 {
+            bail!("registration.messages_per_hour must be at least 1");
         }
         if fc.retention.notice_days == 0 || fc.retention.every_minutes == 0 {
             bail!("retention.notice_days and retention.every_minutes must be at least 1");

@@ -317,6 +317,7 @@ async fn register_households(state: &AppState, tenant_id: i64) -> anyhow::Result
                     &secret_hash(&link),
                     crate::store::now() + 3600,
                     &Actor::household(f.id),
+                    None,
                 )
                 .await?;
             registration::verify(state, &link).await?;

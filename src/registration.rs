@@ -6,18 +6,22 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use crate::crypto::{constant_time_eq, new_secret, secret_hash};
+use crate::dispatch::DirectBody;
 use crate::domain::audit::Actor;
 use crate::domain::client::ClientPrefix;
 use crate::domain::email::Email;
 use crate::domain::ids::{CustomerNumber, FacilityNumber};
 use crate::domain::language::Language;
 use crate::domain::phone::{PhoneNumber, Region};
+use crate::domain::recipients::Channel;
 use crate::domain::service::ServiceKind;
 use crate::i18n;
-use crate::mail::OutgoingMail;
 use crate::state::AppState;
+use crate::store::direct::{body_field, new_direct_id, recipient_field};
 use crate::store::registration::{Contact, email_field, phone_field};
-use crate::store::{FacilitySummary, SealedContact, Tenant, VerifyOutcome, customer_index};
+use crate::store::{
+    DirectKind, FacilitySummary, NewDirect, SealedContact, Tenant, VerifyOutcome, customer_index,
+};
 use crate::throttle::{self, GuessKeys};
 
 #[derive(Debug, thiserror::Error)]
@@ -268,11 +272,50 @@ pub enum EmailOutcome {
 
 #[derive(Debug, thiserror::Error)]
 pub enum SetEmailError {
-    /// The address is stored (unverified) but the verification mail did not go out.
-    #[error("the verification e-mail could not be sent: {0}")]
-    MailFailed(crate::dispatch::redact::Failure),
+    /// `registration.messages_per_hour` went within the hour for this session, facility or
+    /// address: nothing was saved or sent.
+    #[error(
+        "{0} verification or code messages were sent within the hour for this session, facility or address; try again in {minutes} minutes",
+        minutes = .1.as_secs().div_ceil(60)
+    )]
+    Limited(u32, Duration),
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
+}
+
+/// A direct message for the outbox, sealed with the tenant's data key under a fresh id:
+/// the address (`normalized` as the limit per address counts it: E.164, or the lower-case
+/// e-mail) and the text, which holds the link or the code. The limit's key is a keyed hash
+/// of its own, not the subscriptions' blind index, so the hour it is kept after a contact
+/// is removed does not keep that contact findable.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn direct_message(
+    state: &AppState,
+    s: Session,
+    kind: DirectKind,
+    channel: Channel,
+    sender: &str,
+    (address, normalized): (&str, &str),
+    body: &DirectBody,
+    expires_at: i64,
+) -> anyhow::Result<NewDirect> {
+    let id = new_direct_id();
+    let keyring = &state.keyring;
+    Ok(NewDirect {
+        id,
+        tenant_id: s.tenant_id,
+        facility_id: s.facility_id,
+        kind,
+        channel,
+        // The system's own registrations (the demo) have no session to count.
+        session_hash: (s.token_hash != [0; 32]).then(|| s.token_hash.to_vec()),
+        sender: sender.to_string(),
+        recipient: keyring.seal_for(s.tenant_id, recipient_field(id), address)?,
+        limit_key: (kind != DirectKind::Replaced)
+            .then(|| keyring.blind_index(s.tenant_id, "direct_limit", normalized)),
+        body: keyring.seal_for(s.tenant_id, body_field(id), &serde_json::to_string(body)?)?,
+        expires_at,
+    })
 }
 
 pub async fn set_email(
@@ -306,17 +349,6 @@ pub async fn set_email(
     let link = new_secret("vsv");
     let hours = state.config.registration.verification_ttl_hours;
     let expires_at = crate::store::now() + i64::from(hours) * 3600;
-    state
-        .store
-        .set_email_pending(
-            s.tenant_id,
-            s.facility_id,
-            &sealed,
-            &secret_hash(&link),
-            expires_at,
-            &Actor::household(s.facility_id),
-        )
-        .await?;
     let url = format!(
         "{}/verify/{link}?lang={}",
         state.config.public_url,
@@ -328,16 +360,42 @@ pub async fn set_email(
         ("hours", hours.as_str()),
         ("link", url.as_str()),
     ];
-    state
-        .mailer
-        .send(OutgoingMail {
-            to: email,
-            subject: i18n::format(lang, "mail_verify_subject", &args),
-            body: i18n::format(lang, "mail_verify_body", &args),
-        })
-        .await
-        .map_err(SetEmailError::MailFailed)?;
-    tracing::info!(facility_id = s.facility_id, email = ?email, "verification link sent");
+    let body = DirectBody {
+        subject: Some(i18n::format(lang, "mail_verify_subject", &args)),
+        text: i18n::format(lang, "mail_verify_body", &args),
+    };
+    let message = direct_message(
+        state,
+        s,
+        DirectKind::Verification,
+        Channel::Email,
+        &tenant.sms_sender_id,
+        (email.as_str(), &email.normalized()),
+        &body,
+        expires_at,
+    )?;
+    let per_hour = state.config.registration.messages_per_hour;
+    if let Some(wait) = state
+        .store
+        .set_email_pending(
+            s.tenant_id,
+            s.facility_id,
+            &sealed,
+            &secret_hash(&link),
+            expires_at,
+            &Actor::household(s.facility_id),
+            Some((&message, per_hour)),
+        )
+        .await?
+    {
+        tracing::info!(facility_id = s.facility_id, email = ?email, "verification link refused: limit reached");
+        return Err(SetEmailError::Limited(
+            per_hour,
+            Duration::from_secs(wait.unsigned_abs()),
+        ));
+    }
+    state.dispatcher.direct_written();
+    tracing::info!(facility_id = s.facility_id, email = ?email, "verification link queued");
     if let Some(old) = previous {
         tell_replaced(state, s, old).await;
     }
@@ -355,6 +413,13 @@ pub async fn remove(state: &AppState, s: Session, what: Contact) -> anyhow::Resu
             &Actor::household(s.facility_id),
         )
         .await?;
+    if what == Contact::Email {
+        // A link still waiting to go is for an address that is gone.
+        state
+            .store
+            .withdraw_direct(s.facility_id, DirectKind::Verification)
+            .await?;
+    }
     if let (true, Some(old)) = (removed, previous) {
         tell_replaced(state, s, old).await;
     }
@@ -417,68 +482,68 @@ async fn previous_contact(
 
 /// Tells a replaced or removed contact that it no longer gets the tenant's notices, so a
 /// household whose number someone else replaced with the invoice pair alone learns of it.
-/// Sent once, now: the old contact is erased by the change, and keeping it to try again
-/// would keep personal data of someone who is no longer a subscriber. Whether it went is
-/// audited and logged (the class of a failure, never the contact).
+/// Written to the outbox (not limited: it protects the household) and sent with retries
+/// for `dispatch.give_up_after_minutes`; the row forgets the old contact once it is sent.
+/// That it was queued is audited; a failure to queue it is logged (the class, never the
+/// contact), as the change itself is already saved.
 async fn tell_replaced(state: &AppState, s: Session, old: Previous) {
-    let tenant = match state.store.tenant_by_id(s.tenant_id).await {
-        Ok(Some(t)) => t,
-        Ok(None) => {
-            tracing::error!(
-                tenant_id = s.tenant_id,
-                "the tenant of a live session is gone"
-            );
-            return;
-        }
-        Err(e) => {
-            tracing::error!(error = format!("{e:#}"), "cannot tell a replaced contact");
-            return;
-        }
-    };
+    if let Err(e) = queue_replaced(state, s, old).await {
+        tracing::error!(
+            facility_id = s.facility_id,
+            error = format!("{e:#}"),
+            "cannot tell a replaced contact"
+        );
+    }
+}
+
+async fn queue_replaced(state: &AppState, s: Session, old: Previous) -> anyhow::Result<()> {
+    let tenant = state
+        .store
+        .tenant_by_id(s.tenant_id)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("the tenant {} of a live session is gone", s.tenant_id))?;
     let lang = tenant.default_language();
     let args = [
         ("tenant", tenant.name.as_str()),
         ("contact", tenant.privacy_contact.as_str()),
     ];
-    let (channel, sent) = match &old {
+    let expires_at =
+        crate::store::now() + i64::from(state.config.dispatch.give_up_after_minutes) * 60;
+    let (channel, address, body) = match &old {
         Previous::Phone(phone) => (
-            "sms",
-            state
-                .dispatcher
-                .send_direct_sms(
-                    &tenant.sms_sender_id,
-                    phone,
-                    &i18n::format(lang, "replaced_sms", &args),
-                )
-                .await
-                .map(|_| ()),
+            Channel::Sms,
+            phone.e164().to_string(),
+            DirectBody {
+                subject: None,
+                text: i18n::format(lang, "replaced_sms", &args),
+            },
         ),
         Previous::Email(email) => (
-            "email",
-            state
-                .mailer
-                .send(OutgoingMail {
-                    to: email,
-                    subject: i18n::format(lang, "replaced_mail_subject", &args),
-                    body: i18n::format(lang, "replaced_mail_body", &args),
-                })
-                .await,
+            Channel::Email,
+            email.as_str().to_string(),
+            DirectBody {
+                subject: Some(i18n::format(lang, "replaced_mail_subject", &args)),
+                text: i18n::format(lang, "replaced_mail_body", &args),
+            },
         ),
     };
-    let outcome = match &sent {
-        Ok(()) => "sent".to_string(),
-        Err(f) => {
-            tracing::warn!(facility_id = s.facility_id, channel, error = %f,
-                "the replaced contact could not be told");
-            format!("failed: {}", f.class.as_str())
-        }
-    };
-    if let Err(e) = crate::audit::replaced_contact_told(&state.store, s, channel, &outcome).await {
-        tracing::error!(
-            error = format!("{e:#}"),
-            "cannot audit the notice to a replaced contact"
-        );
-    }
+    let message = direct_message(
+        state,
+        s,
+        DirectKind::Replaced,
+        channel,
+        &tenant.sms_sender_id,
+        // Not limited: no key to count it by.
+        (&address, ""),
+        &body,
+        expires_at,
+    )?;
+    state
+        .store
+        .enqueue_direct(&message, state.config.registration.messages_per_hour)
+        .await?;
+    state.dispatcher.direct_written();
+    crate::audit::replaced_contact_told(&state.store, s, channel.as_str(), "queued").await
 }
 
 pub async fn verify(state: &AppState, link: &str) -> anyhow::Result<VerifyOutcome> {

@@ -5,20 +5,22 @@
 //! person who only found an invoice cannot read or remove someone else's data. The JSON API
 //! and the pages both call these functions.
 
+use std::time::Duration;
+
 use crate::crypto::{hex_encode, random_bytes};
-use crate::dispatch::redact::Failure;
+use crate::dispatch::DirectBody;
 use crate::domain::audit::Actor;
 use crate::domain::case::{CaseKind, IdentityCheck, ReceivedVia};
 use crate::domain::email::Email;
 use crate::domain::language::Language;
 use crate::domain::phone::PhoneNumber;
+use crate::domain::recipients::Channel;
 use crate::i18n;
-use crate::mail::OutgoingMail;
 use crate::privacy::record;
-use crate::registration::Session;
+use crate::registration::{Session, direct_message};
 use crate::state::AppState;
 use crate::store::registration::{email_field, phone_field};
-use crate::store::{CodeCheck, Tenant};
+use crate::store::{CodeCheck, DirectKind, Tenant};
 
 /// Where a one-time code goes.
 #[derive(
@@ -55,8 +57,13 @@ pub enum RightsError {
     NoContact(CodeChannel),
     #[error("{0} codes were sent for this facility in the last hour; try again later")]
     TooManyCodes(u32),
-    #[error("the code could not be sent: {0}")]
-    SendFailed(Failure),
+    /// `registration.messages_per_hour` went within the hour for this session, facility or
+    /// address: no code was made or sent.
+    #[error(
+        "{0} verification or code messages were sent within the hour for this session, facility or address; try again in {minutes} minutes",
+        minutes = .1.as_secs().div_ceil(60)
+    )]
+    Limited(u32, Duration),
     #[error("the code is six digits")]
     Malformed,
     #[error("wrong code; {0} tries left")]
@@ -145,24 +152,13 @@ pub async fn send_code(
     }
     let code = format!("{:06}", u64::from_le_bytes(random_bytes::<8>()) % 1_000_000);
     let expires_at = now + i64::from(cfg.code_ttl_minutes) * 60;
-    state
-        .store
-        .create_access_code(
-            s.tenant_id,
-            s.facility_id,
-            &s.token_hash,
-            &code_hash(state, s, &code),
-            channel.as_str(),
-            expires_at,
-        )
-        .await?;
     let minutes = cfg.code_ttl_minutes.to_string();
     let args = [
         ("tenant", tenant.name.as_str()),
         ("code", code.as_str()),
         ("minutes", minutes.as_str()),
     ];
-    let sent_to = match channel {
+    let (address, normalized, sent_to, body) = match channel {
         CodeChannel::Sms => {
             let clear = state
                 .keyring
@@ -170,16 +166,16 @@ pub async fn send_code(
                 .map_err(anyhow::Error::from)?;
             let phone = PhoneNumber::from_stored(&clear)
                 .map_err(|e| anyhow::anyhow!("a stored number does not parse: {e}"))?;
-            state
-                .dispatcher
-                .send_direct_sms(
-                    &tenant.sms_sender_id,
-                    &phone,
-                    &i18n::format(lang, "code_sms", &args),
-                )
-                .await
-                .map_err(RightsError::SendFailed)?;
-            phone.masked()
+            let body = DirectBody {
+                subject: None,
+                text: i18n::format(lang, "code_sms", &args),
+            };
+            (
+                phone.e164().to_string(),
+                phone.e164().to_string(),
+                phone.masked(),
+                body,
+            )
         }
         CodeChannel::Email => {
             let clear = state
@@ -188,22 +184,54 @@ pub async fn send_code(
                 .map_err(anyhow::Error::from)?;
             let email = Email::parse(&clear)
                 .map_err(|e| anyhow::anyhow!("a stored e-mail does not parse: {e}"))?;
-            state
-                .mailer
-                .send(OutgoingMail {
-                    to: &email,
-                    subject: i18n::format(lang, "code_mail_subject", &args),
-                    body: i18n::format(lang, "code_mail_body", &args),
-                })
-                .await
-                .map_err(RightsError::SendFailed)?;
-            email.masked()
+            let body = DirectBody {
+                subject: Some(i18n::format(lang, "code_mail_subject", &args)),
+                text: i18n::format(lang, "code_mail_body", &args),
+            };
+            (
+                email.as_str().to_string(),
+                email.normalized(),
+                email.masked(),
+                body,
+            )
         }
     };
+    let message = direct_message(
+        state,
+        s,
+        DirectKind::Code,
+        match channel {
+            CodeChannel::Sms => Channel::Sms,
+            CodeChannel::Email => Channel::Email,
+        },
+        &tenant.sms_sender_id,
+        (&address, &normalized),
+        &body,
+        expires_at,
+    )?;
+    if let Some(wait) = state
+        .store
+        .create_access_code(
+            s.tenant_id,
+            s.facility_id,
+            &s.token_hash,
+            &code_hash(state, s, &code),
+            channel.as_str(),
+            expires_at,
+            (&message, cfg.messages_per_hour),
+        )
+        .await?
+    {
+        return Err(RightsError::Limited(
+            cfg.messages_per_hour,
+            Duration::from_secs(wait.unsigned_abs()),
+        ));
+    }
+    state.dispatcher.direct_written();
     tracing::info!(
         facility_id = s.facility_id,
         channel = channel.as_str(),
-        "one-time code sent"
+        "one-time code queued"
     );
     Ok(CodeSent {
         channel,

@@ -185,6 +185,7 @@ async fn household_registers_in_the_browser(db: Db) {
     b.expect("#message", "a***@example.com").await;
 
     // The verification mail went to the sink; open its link in the browser and confirm.
+    app.settle_direct().await;
     let sink = std::fs::read_to_string(app.dir.path().join("sink/email.jsonl")).unwrap();
     assert_eq!(sink.lines().count(), 1, "{sink}");
     let mail: Value = serde_json::from_str(sink.lines().last().unwrap()).unwrap();
@@ -232,8 +233,9 @@ async fn household_registers_in_the_browser(db: Db) {
     app.finish().await;
 }
 
-/// The last six-digit code the SMS sink received.
-fn last_sms_code(app: &TestApp) -> String {
+/// The last six-digit code the SMS sink received, once the outbox has sent it.
+async fn last_sms_code(app: &TestApp) -> String {
+    app.settle_direct().await;
     let sink = std::fs::read_to_string(app.dir.path().join("sink/sms.jsonl")).unwrap();
     let sms: Value = serde_json::from_str(sink.lines().last().unwrap()).unwrap();
     let body = sms["body"].as_str().unwrap().to_string();
@@ -267,7 +269,7 @@ async fn household_uses_its_rights_in_the_browser(db: Db) {
 
     b.click("#send-code").await;
     b.expect("#message", "Vi har sendt en kode").await;
-    let code = last_sms_code(&app);
+    let code = last_sms_code(&app).await;
     let wrong = if code == "000000" { "111111" } else { "000000" };
     b.fill("#code", wrong).await;
     b.click("#confirm-code").await;
@@ -291,6 +293,7 @@ async fn household_uses_its_rights_in_the_browser(db: Db) {
     b.fill("#phone", "070-765 43 21").await;
     b.click("#save-phone").await;
     b.expect("#current-phone", "+46 70*** **21").await;
+    app.settle_direct().await;
     let sink = std::fs::read_to_string(app.dir.path().join("sink/sms.jsonl")).unwrap();
     let told: Value = serde_json::from_str(sink.lines().last().unwrap()).unwrap();
     assert_eq!(told["to"], "+46701234567");

@@ -12,11 +12,16 @@ use std::process::{Command, Output};
 use common::{Db, TestApp};
 use serde_json::{Value, json};
 use varsel::crypto::{Keyring, tenant_key_id};
+use varsel::domain::recipients::Channel;
 use varsel::domain::scope::Scope;
 use varsel::domain::service::ServiceKind::Electricity;
-use varsel::store::{SEALED_COLUMNS, SealedValue, Store, Which};
+use varsel::store::direct::{body_field, recipient_field};
+use varsel::store::{DirectKind, NewDirect, SEALED_COLUMNS, SealedValue, Store, Which};
 
 const DIRECTORY: &str = "street,house_number,postcode,phone\nStorgatan,2,12345,070-999 00 02\nStorgatan,2,12345,070-999 00 22\n";
+
+/// The text of the verification mail waiting in the town's outbox.
+const WAITING_BODY: &str = r#"{"subject":"Bekräfta","text":"https://example.com/verify/vsv_x"}"#;
 
 /// The tenant keys' column: what the key file wraps.
 const TENANT_KEYS: usize = 4;
@@ -24,7 +29,8 @@ const TENANT_KEYS: usize = 4;
 /// Every kind of sealed value: in tenant 1 (alvstad) registered phones (1001, 1003), a
 /// verified and an unverified e-mail (1003, 1001), the two directory numbers at 1002's
 /// address (no phone registered there) kept for an outage, and the three holders; in tenant
-/// 2 (norrkraft) one holder. Each tenant's data key is wrapped with key 1 of the key file.
+/// 2 (norrkraft) one holder, and a verification mail of 1001 waiting in the outbox. Each
+/// tenant's data key is wrapped with key 1 of the key file.
 /// With `legacy`, every value is then re-sealed with key 1 of the key file, as versions
 /// before tenant keys left them.
 async fn sealed_town(db: Db, legacy: bool) -> TestApp {
@@ -82,6 +88,44 @@ async fn sealed_town(db: Db, legacy: bool) -> TestApp {
         .await
         .unwrap();
     assert_eq!(r.status(), 201);
+    // A link still waiting for the mail server (the dispatcher is off here).
+    let alvstad = app
+        .state
+        .store
+        .tenant_by_slug("alvstad")
+        .await
+        .unwrap()
+        .unwrap();
+    let facility = app
+        .state
+        .store
+        .facility_by_invoice(alvstad.id, Electricity, &"1001".parse().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let ring = &app.state.keyring;
+    let id = 77;
+    let waiting = NewDirect {
+        id,
+        tenant_id: alvstad.id,
+        facility_id: facility.id,
+        kind: DirectKind::Verification,
+        channel: Channel::Email,
+        session_hash: None,
+        sender: "Test".into(),
+        recipient: ring
+            .seal_for(alvstad.id, recipient_field(id), "held@example.com")
+            .unwrap(),
+        limit_key: Some(ring.blind_index(alvstad.id, "direct_limit", "held@example.com")),
+        body: ring
+            .seal_for(alvstad.id, body_field(id), WAITING_BODY)
+            .unwrap(),
+        expires_at: i64::MAX,
+    };
+    assert_eq!(
+        app.state.store.enqueue_direct(&waiting, 3).await.unwrap(),
+        None
+    );
     if legacy {
         let ring = &app.state.keyring;
         for col in SEALED_COLUMNS.iter().filter(|c| c.table != "tenant_keys") {
@@ -175,6 +219,11 @@ fn expected(data: impl Fn(i64) -> i64, wrap: i64) -> BTreeMap<String, Vec<(i64, 
         ),
         ("facilities.holder".to_string(), holders),
         (
+            "direct_messages.recipient".to_string(),
+            on(1, &["held@example.com"]),
+        ),
+        ("direct_messages.body".to_string(), on(1, &[WAITING_BODY])),
+        (
             "tenant_keys.key".to_string(),
             vec![(wrap, "data key".to_string()); 2],
         ),
@@ -213,7 +262,7 @@ async fn rotation_reaches_every_sealed_value(db: Db) {
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stdout}{stderr}");
     assert!(
-        stdout.contains("new data key 2; re-sealed 13 values."),
+        stdout.contains("new data key 2; re-sealed 15 values."),
         "{stdout}"
     );
     assert!(stdout.contains("retired 1 old key(s)."), "{stdout}");
@@ -305,7 +354,7 @@ async fn retiring_waits_for_every_value(db: Db) {
     let (stdout, stderr) = text(&out);
     assert!(!out.status.success(), "{stdout}{stderr}");
     assert!(
-        stdout.contains("continued the rotation to data key 2; re-sealed 12 values."),
+        stdout.contains("continued the rotation to data key 2; re-sealed 14 values."),
         "{stdout}"
     );
     assert!(

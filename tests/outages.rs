@@ -66,6 +66,7 @@ async fn town(app: &TestApp) -> String {
                 .await
                 .unwrap();
             assert_eq!(r.status(), 202);
+            app.settle_direct().await;
             if facility != "1002" {
                 let sink =
                     std::fs::read_to_string(app.dir.path().join("sink/email.jsonl")).unwrap();

@@ -34,9 +34,11 @@ use crate::mail::{Mailer, OutgoingMail};
 use crate::store::{ClaimedNotice, Pause, SendResult, StepFacts, Store};
 use crate::texts::{self, Custom, StepGroup, TextFacts};
 
+mod direct;
 pub mod providers;
 pub mod redact;
 
+pub use direct::DirectBody;
 pub use providers::{NamedProvider, SmsProvider};
 use redact::{Failure, FailureClass};
 
@@ -125,6 +127,8 @@ pub struct Dispatcher {
     texts: tokio::sync::Mutex<HashMap<TextKey, Text>>,
     facts: tokio::sync::Mutex<HashMap<i64, Arc<StepFacts>>>,
     wakeup: Arc<Notify>,
+    /// Wakes the urgent lane (`direct`) when a request has written a message.
+    direct_wakeup: Notify,
 }
 
 impl Dispatcher {
@@ -155,49 +159,13 @@ impl Dispatcher {
             texts: tokio::sync::Mutex::new(HashMap::new()),
             facts: tokio::sync::Mutex::new(HashMap::new()),
             wakeup,
+            direct_wakeup: Notify::new(),
         }
     }
 
-    /// Sends one SMS now, outside the outbox: a one-time code, worth something only while
-    /// the person waits for it (they ask again if it fails), or the notice to a replaced
-    /// number, which is not kept to try again. Paused providers are skipped; the others are
-    /// tried in order, at the contract's rate.
-    pub async fn send_direct_sms(
-        &self,
-        from: &str,
-        to: &PhoneNumber,
-        text: &str,
-    ) -> Result<providers::Accepted, Failure> {
-        let now = crate::store::now();
-        let mut last = None;
-        for p in &self.sms {
-            let paused = self
-                .pauses
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .get(&p.name)
-                .is_some_and(|x| x.pause.until > now);
-            if paused {
-                continue;
-            }
-            self.sms_rate.acquire().await;
-            match p.provider.send(from, to, text).await {
-                Ok(accepted) => return Ok(accepted),
-                Err(failure) => last = Some(failure),
-            }
-        }
-        Err(last.unwrap_or_else(|| {
-            Failure::new(
-                FailureClass::Temporary,
-                "varsel",
-                None,
-                "every SMS provider is paused",
-            )
-        }))
-    }
-
-    /// Runs `dispatch.workers` claim-send-record loops per channel until `stop` is notified;
-    /// each loop finishes the batch it is sending first.
+    /// Runs `dispatch.workers` claim-send-record loops per channel, and the urgent lane's
+    /// one for direct messages, until `stop` is notified; each loop finishes the batch it is
+    /// sending first.
     pub async fn run(self: Arc<Self>, stop: Arc<Notify>) {
         let (tell, stopped) = tokio::sync::watch::channel(false);
         let mut set = JoinSet::new();
@@ -206,6 +174,7 @@ impl Dispatcher {
                 set.spawn(self.clone().work(channel, stopped.clone()));
             }
         }
+        set.spawn(self.clone().work_direct(stopped.clone()));
         stop.notified().await;
         // Fails only when every worker has ended already: nothing left to tell.
         if tell.send(true).is_err() {
@@ -460,7 +429,7 @@ impl Dispatcher {
                         error = format!("{e:#}"),
                         "cannot render a notice text; retrying"
                     );
-                    results.push((n.id, self.retry(&n, "text unavailable")));
+                    results.push((n.id, self.retry(n.attempts, "text unavailable")));
                     continue;
                 }
             };
@@ -486,11 +455,11 @@ impl Dispatcher {
         results
     }
 
-    fn retry(&self, n: &ClaimedNotice, error: &str) -> SendResult {
+    fn retry(&self, attempts: i64, error: &str) -> SendResult {
         SendResult::Retry {
             at: crate::store::now()
                 + backoff(
-                    n.attempts,
+                    attempts,
                     self.cfg.backoff_seconds,
                     self.cfg.max_backoff_seconds,
                 ),
@@ -591,7 +560,7 @@ impl Dispatcher {
         {
             tracing::error!(notice = n.id, tenant, error = %e,
                 "the tenant's data key cannot be read; the notice waits");
-            return self.retry(n, "contact cannot be opened (tenant data key)");
+            return self.retry(n.attempts, "contact cannot be opened (tenant data key)");
         }
         let address = match self.keyring.open(recipient.field, &recipient.sealed) {
             Ok(a) => a,
@@ -600,7 +569,7 @@ impl Dispatcher {
                 // or the time budget runs out.
                 tracing::error!(notice = n.id, facility = n.facility_id, error = %e,
                     "a contact cannot be opened with the data keys; the notice waits");
-                return self.retry(n, "contact cannot be opened (data key)");
+                return self.retry(n.attempts, "contact cannot be opened (data key)");
             }
         };
         match n.channel {
@@ -628,7 +597,15 @@ impl Dispatcher {
                             provider_id: accepted.id,
                         }
                     }
-                    Err(failure) => self.failed(n, Channel::Sms, &provider.name, failure).await,
+                    Err(failure) => {
+                        self.failed(
+                            ("notice", n.id, n.attempts),
+                            Channel::Sms,
+                            &provider.name,
+                            failure,
+                        )
+                        .await
+                    }
                 }
             }
             Channel::Email => {
@@ -658,20 +635,24 @@ impl Dispatcher {
                             provider_id: None,
                         }
                     }
-                    Err(failure) => self.failed(n, Channel::Email, MAIL, failure).await,
+                    Err(failure) => {
+                        self.failed(("notice", n.id, n.attempts), Channel::Email, MAIL, failure)
+                            .await
+                    }
                 }
             }
         }
     }
 
-    /// What a failed send means for its notice and its sender. Refusals of this message
-    /// fail it (the sender did answer). Throttling and temporary failures pause an SMS
-    /// provider, whose trouble is every notice's, but only retry the one e-mail, whose 4xx
-    /// is usually about one mailbox. Refused credentials pause either: a wrong password must
-    /// not fail a storm's notices.
+    /// What a failed send means for its message (a notice or a direct message, sent for
+    /// the `attempts`th time) and its sender. Refusals of this message fail it (the sender
+    /// did answer). Throttling and temporary failures pause an SMS provider, whose trouble
+    /// is every message's, but only retry the one e-mail, whose 4xx is usually about one
+    /// mailbox. Refused credentials pause either: a wrong password must not fail a storm's
+    /// notices.
     async fn failed(
         &self,
-        n: &ClaimedNotice,
+        (what, id, attempts): (&'static str, i64, i64),
         channel: Channel,
         sender: &str,
         failure: Failure,
@@ -679,7 +660,7 @@ impl Dispatcher {
         match failure.class {
             FailureClass::InvalidRecipient | FailureClass::Permanent => {
                 self.answered(sender).await;
-                tracing::info!(notice = n.id, error = %failure, "a notice was refused for good");
+                tracing::info!(kind = what, id, error = %failure, "refused for good");
                 SendResult::Failed {
                     error: failure.to_string(),
                 }
@@ -689,11 +670,12 @@ impl Dispatcher {
                 // its probe).
                 self.answered(sender).await;
                 tracing::warn!(
-                    notice = n.id,
+                    kind = what,
+                    id,
                     error = %failure,
-                    "the mail server did not take a notice; retrying"
+                    "the mail server did not take it; retrying"
                 );
-                self.retry(n, &failure.to_string())
+                self.retry(attempts, &failure.to_string())
             }
             FailureClass::Temporary | FailureClass::Throttled | FailureClass::Auth => {
                 let at = self.pause(channel, sender, &failure).await;

@@ -287,7 +287,7 @@ fn placeholders(rows: usize, cols: usize, offset: usize) -> String {
     s
 }
 
-/// Deletes a facility's subscription, sessions and pending verifications inside the caller's
+/// Deletes a facility's subscription, sessions, pending verifications and direct messages inside the caller's
 /// transaction, after its notices forgot the contacts (`$forget`: `forget_sql` of the
 /// store); evaluates to whether a subscription existed.
 macro_rules! erase_subscription {
@@ -309,6 +309,11 @@ macro_rules! erase_subscription {
             .execute(&mut *conn)
             .await?;
         sqlx::query("DELETE FROM email_verifications WHERE facility_id = $1")
+            .bind($facility_id)
+            .execute(&mut *conn)
+            .await?;
+        // Links, codes and notices to replaced contacts, sent or not.
+        sqlx::query("DELETE FROM direct_messages WHERE facility_id = $1")
             .bind($facility_id)
             .execute(&mut *conn)
             .await?;

@@ -18,6 +18,7 @@ use sqlx::sqlite::{
 mod audit;
 pub mod cases;
 mod causes;
+pub mod direct;
 mod facilities;
 pub mod fanout;
 mod grid;
@@ -33,6 +34,7 @@ mod sealed;
 mod selection;
 mod tenants;
 
+pub use direct::{ClaimedDirect, DirectKind, NewDirect};
 pub use facilities::{
     ConvertedFacility, FacilityAuth, FacilitySummary, LegacyFacility, MoveOutOutcome,
     UpsertSummary, customer_index, holder_field, open_holder, seal_holder,

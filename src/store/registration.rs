@@ -3,6 +3,7 @@
 use sqlx::Row;
 
 use super::audit::append_audit;
+use super::direct::{NewDirect, write_direct};
 use super::{Store, now, on_pool};
 use crate::crypto::{FieldRef, Sealed};
 use crate::domain::audit::{Action, Actor, NewEntry, facility_subject};
@@ -153,7 +154,11 @@ impl Store {
     }
 
     /// Sets (or replaces) the facility's e-mail as unverified and stores its verification link;
-    /// links sent for an earlier address stop working. Audited as `email.set`.
+    /// links sent for an earlier address stop working. Audited as `email.set`. With a
+    /// `message` (the mail carrying the link, and the limit per hour), the message is
+    /// written to the outbox in the same transaction, or, when a limit is reached, nothing
+    /// is written and the answer is `Some(seconds)` until one more is allowed.
+    #[allow(clippy::too_many_arguments)]
     pub async fn set_email_pending(
         &self,
         tenant_id: i64,
@@ -162,12 +167,19 @@ impl Store {
         link_hash: &[u8],
         expires_at: i64,
         actor: &Actor,
-    ) -> anyhow::Result<()> {
+        message: Option<(&NewDirect, u32)>,
+    ) -> anyhow::Result<Option<i64>> {
         let at = now();
         let forget = self.forget_contact_sql(Channel::Email);
         let _writer = self.writer().await;
         on_pool!(self, pool => {
             let mut tx = pool.begin_with(self.begin_write()).await?;
+            if let Some((message, per_hour)) = message
+                && let Some(wait) = write_direct!(&mut *tx, self, message, i64::from(per_hour))
+            {
+                tx.rollback().await?;
+                return Ok(Some(wait));
+            }
             let replaced = forget_replaced!(&mut *tx, facility_id, "email_bidx", &email.bidx, &forget);
             sqlx::query(
                 "INSERT INTO subscriptions (facility_id, tenant_id, email_ct, email_key, email_bidx, email_verified_at, created_at, updated_at)
@@ -204,7 +216,7 @@ impl Store {
             append_audit!(&mut *tx, self, &[entry]);
             tx.commit().await?;
         });
-        Ok(())
+        Ok(None)
     }
 
     /// Removes the phone or the e-mail (`column` is "phone" or "email"); the row goes when

@@ -4,6 +4,7 @@
 use sqlx::Row;
 
 use super::audit::append_audit;
+use super::direct::{NewDirect, write_direct};
 use super::{Store, now, on_pool};
 use crate::domain::audit::{Action, Actor, NewEntry, facility_subject};
 
@@ -60,7 +61,10 @@ impl Store {
     }
 
     /// Keeps a new code for the session; any code it asked for before stops working.
-    /// Audited as `rights.code_sent` with the channel (never the contact).
+    /// Audited as `rights.code_sent` with the channel (never the contact). The message
+    /// carrying the code is written to the outbox in the same transaction, unless a limit
+    /// (per hour) is reached: then nothing is written and the answer is `Some(seconds)`
+    /// until one more is allowed.
     #[allow(clippy::too_many_arguments)]
     pub async fn create_access_code(
         &self,
@@ -70,7 +74,8 @@ impl Store {
         code_hash: &[u8],
         channel: &str,
         expires_at: i64,
-    ) -> anyhow::Result<()> {
+        (message, per_hour): (&NewDirect, u32),
+    ) -> anyhow::Result<Option<i64>> {
         let at = now();
         let entry = NewEntry::new(
             Some(tenant_id),
@@ -82,6 +87,10 @@ impl Store {
         let _writer = self.writer().await;
         on_pool!(self, pool => {
             let mut tx = pool.begin_with(self.begin_write()).await?;
+            if let Some(wait) = write_direct!(&mut *tx, self, message, i64::from(per_hour)) {
+                tx.rollback().await?;
+                return Ok(Some(wait));
+            }
             sqlx::query("UPDATE access_codes SET used_at = $1 WHERE session_hash = $2 AND used_at IS NULL")
                 .bind(at)
                 .bind(session_hash)
@@ -102,7 +111,7 @@ impl Store {
             append_audit!(&mut *tx, self, &[entry]);
             tx.commit().await?;
         });
-        Ok(())
+        Ok(None)
     }
 
     /// Checks `code_hash` against the session's live code. The try is counted before the

@@ -84,12 +84,20 @@ fn facility_holder(facility_id: i64, _: &[u8]) -> FieldRef<'static> {
     holder_field(facility_id)
 }
 
+fn direct_recipient(id: i64, _: &[u8]) -> FieldRef<'static> {
+    super::direct::recipient_field(id)
+}
+
+fn direct_body(id: i64, _: &[u8]) -> FieldRef<'static> {
+    super::direct::body_field(id)
+}
+
 fn tenant_key(tenant_id: i64, _: &[u8]) -> FieldRef<'static> {
     tenant_key_field(tenant_id)
 }
 
 /// Every column that holds sealed values.
-pub const SEALED_COLUMNS: [SealedColumn; 6] = [
+pub const SEALED_COLUMNS: [SealedColumn; 8] = [
     SealedColumn {
         table: "subscriptions",
         column: "phone",
@@ -137,6 +145,22 @@ pub const SEALED_COLUMNS: [SealedColumn; 6] = [
         bidx: false,
         tenant: Some("tenant_id"),
         field: case_note,
+    },
+    SealedColumn {
+        table: "direct_messages",
+        column: "recipient",
+        id: "id",
+        bidx: false,
+        tenant: Some("tenant_id"),
+        field: direct_recipient,
+    },
+    SealedColumn {
+        table: "direct_messages",
+        column: "body",
+        id: "id",
+        bidx: false,
+        tenant: Some("tenant_id"),
+        field: direct_body,
     },
 ];
 

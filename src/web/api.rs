@@ -560,9 +560,14 @@ struct EmailSet {
 }
 
 /// Set or replace the facility's e-mail; it stays inactive until the link mailed to it is opened.
+///
+/// The mail with the link is written to the outbox with the address and sent from there,
+/// with retries while the mail server is down; the link works for
+/// `registration.verification_ttl_hours`.
 #[utoipa::path(put, path = "/registration/email", tag = "registration", request_body = EmailBody,
-    responses((status = 202, body = EmailSet), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-        (status = 502, body = ErrorBody, description = "saved, but the verification mail could not be sent")),
+    responses((status = 202, body = EmailSet, description = "saved; the verification mail is in the outbox and goes out with retries"),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 429, body = ErrorBody, description = "`registration.messages_per_hour` verification or code messages went within the hour for this session, facility or address; nothing was saved or sent (see `Retry-After`)")),
     security(("session" = [])))]
 async fn put_email(
     State(state): State<AppState>,
@@ -582,14 +587,14 @@ async fn put_email(
     let outcome = registration::set_email(&state, &tenant, s, &email, lang)
         .await
         .map_err(|e| match e {
-            SetEmailError::MailFailed(err) => {
-                tracing::warn!(error = %err, "verification mail failed");
-                ApiError::new(
-                    StatusCode::BAD_GATEWAY,
-                    "mail_failed",
-                    "the address is saved but the verification mail could not be sent; try again later",
+            SetEmailError::Limited(_, wait) => ApiError {
+                retry_after: Some(wait.as_secs().max(1)),
+                ..ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "too_many_messages",
+                    e.to_string(),
                 )
-            }
+            },
             SetEmailError::Internal(e) => e.into(),
         })?;
     Ok((

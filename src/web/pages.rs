@@ -558,12 +558,21 @@ async fn email_submit(
                 Redirect::to(&format!("/t/{slug}/facility?m=email_already_verified"))
                     .into_response()
             }
-            Err(SetEmailError::MailFailed(e)) => {
-                tracing::warn!(error = %e, "verification mail failed");
-                page.status = StatusCode::BAD_GATEWAY;
-                page.error = Some(i18n::text(lang, "mail_send_failed"));
-                // The address is kept in the field: saving it again is the way to retry.
-                render_facility(&state, page, session, "", &input).await
+            Err(SetEmailError::Limited(_, wait)) => {
+                let minutes = wait.as_secs().div_ceil(60).max(1);
+                page.status = StatusCode::TOO_MANY_REQUESTS;
+                page.error = Some(i18n::format(
+                    lang,
+                    "messages_limited",
+                    &[("minutes", &minutes.to_string())],
+                ));
+                // The address is kept in the field: saving it again later is the way on.
+                let mut resp = render_facility(&state, page, session, "", &input).await;
+                resp.headers_mut().insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from(wait.as_secs().max(1)),
+                );
+                resp
             }
             Err(SetEmailError::Internal(e)) => internal(lang, e),
         },

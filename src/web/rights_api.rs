@@ -33,14 +33,10 @@ pub fn rights_error(e: RightsError) -> ApiError {
             retry_after: Some(3600),
             ..ApiError::new(StatusCode::TOO_MANY_REQUESTS, "throttled", msg)
         },
-        RightsError::SendFailed(f) => {
-            tracing::warn!(error = %f, "a one-time code could not be sent");
-            ApiError::new(
-                StatusCode::BAD_GATEWAY,
-                "send_failed",
-                "the code could not be sent just now; try again in a minute",
-            )
-        }
+        RightsError::Limited(_, wait) => ApiError {
+            retry_after: Some(wait.as_secs().max(1)),
+            ..ApiError::new(StatusCode::TOO_MANY_REQUESTS, "too_many_messages", msg)
+        },
         RightsError::Malformed => ApiError::bad_request(msg),
         RightsError::WrongCode(_) => {
             ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "wrong_code", msg)
@@ -68,11 +64,13 @@ struct CodeRequest {
 ///
 /// The code works for `registration.code_ttl_minutes` (10), in this session only, once, and
 /// for `registration.code_attempts` (5) tries; a new request replaces it. At most
-/// `registration.codes_per_facility_per_hour` (3) are sent per facility.
+/// `registration.codes_per_facility_per_hour` (3) are sent per facility, and at most
+/// `registration.messages_per_hour` (3) codes and verification links per session, facility
+/// and address. The message is written to the outbox and sent from there, with retries.
 #[utoipa::path(post, path = "/registration/code", tag = "registration", request_body = CodeRequest,
     responses((status = 202, body = CodeSent), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 409, body = ErrorBody, description = "nothing registered on that channel"),
-        (status = 429, body = ErrorBody), (status = 502, body = ErrorBody, description = "the message could not be sent")),
+        (status = 429, body = ErrorBody, description = "too many codes or messages within the hour; nothing was sent (see `Retry-After`)")),
     security(("session" = [])))]
 async fn send_code(
     State(state): State<AppState>,

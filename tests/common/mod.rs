@@ -261,6 +261,8 @@ impl TestApp {
             .await
             .unwrap();
         assert_eq!(r.status(), 200, "registering {phone}");
+        // A replaced number is told through the outbox.
+        self.settle_direct().await;
     }
 
     pub async fn put_facilities(&self, token: &str, body: serde_json::Value) -> serde_json::Value {
@@ -312,6 +314,21 @@ impl TestApp {
             .await
             .unwrap();
         assert_eq!(resp.status(), 202, "{:?}", resp.text().await);
+        self.settle_direct().await;
+    }
+
+    /// Waits until the outbox of direct messages (verification links, one-time codes,
+    /// notices to replaced contacts) has nothing left to send, sending what is due itself
+    /// beside the dispatcher (or instead of it, when a test turned it off).
+    pub async fn settle_direct(&self) {
+        for _ in 0..300 {
+            if self.state.store.unsent_direct().await.unwrap() == 0 {
+                return;
+            }
+            self.state.dispatcher.send_due_direct().await.unwrap();
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("direct messages were still unsent after 30 s");
     }
 
     /// The link in the latest mail in the sink (the verification link just sent).

@@ -4,7 +4,8 @@ received, to a file in the given directory. Prints "READY <port>" once it listen
 Recipients whose local part starts with a word get that word's refusal, quoting the address
 the way real servers do: unknown (550 5.1.1), full (552 5.2.2), later (451 4.3.0), slow
 (450 4.7.1). With --auth-fail 1,3 it offers AUTH (over plain text: it is a test) and
-refuses the first and third logins with 535, taking any other."""
+refuses the first and third logins with 535, taking any other. With --port it listens
+there rather than on a free port of its choosing."""
 
 import argparse
 import os
@@ -59,11 +60,15 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("directory")
     parser.add_argument("--auth-fail")
+    # A given port: a server that comes up where the service already expects one.
+    parser.add_argument("--port", type=int)
     args = parser.parse_args()
     # The controller checks it is up by connecting to its port, so it needs a real one.
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = args.port
+    if port is None:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
     auth = {}
     if args.auth_fail is not None:
         auth = {"authenticator": Refuse(args.auth_fail), "auth_require_tls": False}

@@ -70,7 +70,7 @@ fn rights_message(lang: Language, e: &RightsError) -> (StatusCode, String) {
     let key = match e {
         RightsError::NoContact(_) => (StatusCode::CONFLICT, "rights_no_channel"),
         RightsError::TooManyCodes(_) => (StatusCode::TOO_MANY_REQUESTS, "rights_too_many_codes"),
-        RightsError::SendFailed(_) => (StatusCode::BAD_GATEWAY, "rights_send_failed"),
+        RightsError::Limited(..) => (StatusCode::TOO_MANY_REQUESTS, "messages_limited"),
         RightsError::Malformed => (StatusCode::BAD_REQUEST, "rights_code_malformed"),
         RightsError::WrongCode(_) => (StatusCode::UNPROCESSABLE_ENTITY, "rights_code_wrong"),
         RightsError::CodeSpent | RightsError::NoCode => (StatusCode::GONE, "rights_code_spent"),
@@ -82,6 +82,10 @@ fn rights_message(lang: Language, e: &RightsError) -> (StatusCode, String) {
     let mut text = i18n::text(lang, key.1);
     if let RightsError::WrongCode(left) = e {
         text = i18n::format(lang, "rights_code_wrong", &[("left", &left.to_string())]);
+    }
+    if let RightsError::Limited(_, wait) = e {
+        let minutes = wait.as_secs().div_ceil(60).max(1).to_string();
+        text = i18n::format(lang, "messages_limited", &[("minutes", &minutes)]);
     }
     (key.0, text)
 }
@@ -115,11 +119,15 @@ pub(super) async fn send_code(
         Ok(_) => Redirect::to(&format!("/t/{slug}/my-data?m=code_sent")).into_response(),
         Err(RightsError::Internal(e)) => internal(lang, e),
         Err(e) => {
-            if let RightsError::SendFailed(f) = &e {
-                tracing::warn!(error = %f, "a one-time code could not be sent");
-            }
             refuse(&mut page, &e);
-            super::render_facility(&state, page, session, "", "").await
+            let mut resp = super::render_facility(&state, page, session, "", "").await;
+            if let RightsError::Limited(_, wait) = &e {
+                resp.headers_mut().insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from(wait.as_secs().max(1)),
+                );
+            }
+            resp
         }
     }
 }
