@@ -1028,9 +1028,8 @@ mod tests {
 
     #[test]
     fn case_settings_are_validated() {
-        let dir = std::env::temp_dir().join(format!("varsel-cfg-cases-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let file = dir.join("varsel.toml");
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("varsel.toml");
         for (toml, error) in [
             ("[cases]\ndeadline_months = 0\n", "at least 1"),
             ("[cases]\nkeep_closed_days = 0\n", "at least 1"),
@@ -1050,14 +1049,12 @@ mod tests {
         assert_eq!(c.cases.deadline_months, 2);
         assert_eq!(c.cases.remind_days_before, 0);
         assert_eq!(c.cases.keep_closed_days, 1095);
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
     fn environment_overrides_file_which_overrides_defaults() {
-        let dir = std::env::temp_dir().join(format!("varsel-cfg-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let file = dir.join("varsel.toml");
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("varsel.toml");
         std::fs::write(
             &file,
             "data_dir = \"/srv/varsel\"\nlisten = \"0.0.0.0:9000\"\n[registration]\nverification_ttl_hours = 2\n",
@@ -1070,14 +1067,12 @@ mod tests {
         assert_eq!(c.listen.to_string(), "127.0.0.1:7000");
         assert_eq!(c.registration.verification_ttl_hours, 2);
         assert_eq!(c.registration.session_ttl_minutes, 30);
-        std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]
     fn trusted_proxies_are_parsed_and_the_old_boolean_is_refused() {
-        let dir = std::env::temp_dir().join(format!("varsel-cfg-proxies-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let file = dir.join("varsel.toml");
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("varsel.toml");
         std::fs::write(
             &file,
             "[registration]\ntrusted_proxies = [\"10.0.0.0/8\", \"127.0.0.1/32\", \"2001:db8::/32\"]\n",
@@ -1115,7 +1110,6 @@ mod tests {
             assert!(e.contains(error), "{toml}: {e}");
             assert!(e.contains("is not valid"), "names the file: {e}");
         }
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     /// The sample's value at a key, as the text of its variable.
@@ -1214,9 +1208,8 @@ mod tests {
 
     #[test]
     fn variables_override_the_file_key_by_key() {
-        let dir = std::env::temp_dir().join(format!("varsel-cfg-layer-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let file = dir.join("varsel.toml");
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("varsel.toml");
         std::fs::write(
             &file,
             "[sms]\nprovider = \"twilio\"\nusername = \"AC1\"\npassword = \"file\"\n[sms.secondary]\nprovider = \"kannel\"\nusername = \"k\"\npassword = \"k\"\n[quiet_hours]\nenabled = true\n",
@@ -1241,7 +1234,6 @@ mod tests {
             ]),
         )
         .unwrap();
-        std::fs::remove_dir_all(&dir).unwrap();
         assert_eq!(c.sms.provider, SmsProvider::Twilio);
         assert_eq!(c.sms.username.as_deref(), Some("AC1"));
         assert_eq!(c.sms.password, Some(Secret::new("from-env")));
@@ -1321,12 +1313,10 @@ mod tests {
         for kind in [DirectoryKind::File, DirectoryKind::Http] {
             assert_eq!(serde_json::to_value(kind).unwrap(), kind.as_str());
         }
-        let dir = std::env::temp_dir().join(format!("varsel-cfg-enum-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let file = dir.join("varsel.toml");
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("varsel.toml");
         std::fs::write(&file, "[sms.secondary]\nprovider = \"smpp\"\n").unwrap();
         let e = format!("{:#}", Config::from_sources(Some(&file), &[]).unwrap_err());
-        std::fs::remove_dir_all(&dir).unwrap();
         assert!(e.contains("is not valid"), "{e}");
         assert!(
             e.contains("unknown variant `smpp`, expected one of `sink`, `46elks`, `twilio`, `sinch`, `kannel`"),
