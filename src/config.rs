@@ -970,6 +970,10 @@ fn layered(file: Option<&Path>, vars: &[(String, String)]) -> anyhow::Result<Fil
             continue;
         }
         let Some(key) = keys.iter().find(|k| k.var == *name) else {
+            let single = name.replace("__", "_");
+            if keys.iter().any(|k| k.var == single) {
+                bail!("unknown environment variable {name}: did you mean {single}?");
+            }
             bail!(
                 "unknown environment variable {name}: a setting's variable is VARSEL_ and its key, section first, joined with _ in upper case (VARSEL_SMS_PROVIDER for provider in [sms]); docs/configuration.md lists them all"
             );
@@ -990,15 +994,20 @@ fn layered(file: Option<&Path>, vars: &[(String, String)]) -> anyhow::Result<Fil
         let refused: Vec<String> = set
             .iter()
             .filter_map(|one| {
-                merged(std::slice::from_ref(one))
-                    .err()
-                    .map(|e| format!("{} ({}): {}", one.0.var, one.0.key(), without_key(&e)))
+                merged(std::slice::from_ref(one)).err().map(|e| {
+                    format!(
+                        "{} ({}) is not valid: {}",
+                        one.0.var,
+                        one.0.key(),
+                        without_key(&e)
+                    )
+                })
             })
             .collect();
         if refused.is_empty() {
             together.context("the VARSEL_* variables are not valid together")
         } else {
-            anyhow!("not valid: {}", refused.join("; "))
+            anyhow!("{}", refused.join("; "))
         }
     })
 }
@@ -1290,7 +1299,7 @@ mod tests {
             |v: &[(&str, &str)]| format!("{:#}", Config::from_sources(None, &vars(v)).unwrap_err());
         assert_eq!(
             err(&[("VARSEL_SMS_PROVIDER", "46elk")]),
-            "not valid: VARSEL_SMS_PROVIDER (sms.provider): unknown variant `46elk`, expected one of `sink`, `46elks`, `twilio`, `sinch`, `kannel`"
+            "VARSEL_SMS_PROVIDER (sms.provider) is not valid: unknown variant `46elk`, expected one of `sink`, `46elks`, `twilio`, `sinch`, `kannel`"
         );
         assert!(
             err(&[
@@ -1298,7 +1307,7 @@ mod tests {
                 ("VARSEL_DIRECTORY_URL", "https://dir.example"),
             ])
             .contains(
-                "VARSEL_DIRECTORY_KIND (directory.kind): unknown variant `ldap`, expected `file` or `http`"
+                "VARSEL_DIRECTORY_KIND (directory.kind) is not valid: unknown variant `ldap`, expected `file` or `http`"
             )
         );
         for provider in [
@@ -1338,12 +1347,13 @@ mod tests {
         );
         let negative = err(&[("VARSEL_DISPATCH_WORKERS", "-1")]);
         assert!(
-            negative.starts_with("not valid: VARSEL_DISPATCH_WORKERS (dispatch.workers): "),
+            negative.starts_with("VARSEL_DISPATCH_WORKERS (dispatch.workers) is not valid: "),
             "{negative}"
         );
         let clock = err(&[("VARSEL_PLANNED_REMINDER_TIME", "25:00")]);
         assert!(
-            clock.starts_with("not valid: VARSEL_PLANNED_REMINDER_TIME (planned.reminder_time): "),
+            clock
+                .starts_with("VARSEL_PLANNED_REMINDER_TIME (planned.reminder_time) is not valid: "),
             "{clock}"
         );
         let proxies = err(&[("VARSEL_REGISTRATION_TRUSTED_PROXIES", "10.0.0.1/8")]);
@@ -1351,6 +1361,10 @@ mod tests {
             proxies.contains("VARSEL_REGISTRATION_TRUSTED_PROXIES")
                 && proxies.contains("write \"10.0.0.0/8\" for the network"),
             "{proxies}"
+        );
+        assert_eq!(
+            err(&[("VARSEL_QUIET_HOURS__START", "22:00")]),
+            "unknown environment variable VARSEL_QUIET_HOURS__START: did you mean VARSEL_QUIET_HOURS_START?"
         );
         assert!(
             err(&[("VARSEL_SMS_SECONDARY_SECONDARY_PROVIDER", "sink")])
