@@ -30,7 +30,7 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
         KeyFileOpened::Loaded => {}
     }
     let throttle = Throttle::new(&config.registration)?;
-    let store = Store::connect(&config.database_url).await?;
+    let store = Store::connect(config.database_url.expose()).await?;
     let converted = crate::privacy::holders::seal_legacy(&store, &keyring, 1000).await?;
     if converted > 0 {
         tracing::info!(
@@ -39,7 +39,7 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
         );
     }
     let mailer = Mailer::new(
-        config.smtp_url.as_deref(),
+        config.smtp_url.as_ref().map(crate::config::Secret::expose),
         &config.mail_from,
         &config.sink_dir(),
     )?;
@@ -50,8 +50,8 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
         config
             .sms
             .webhook_secret
-            .as_deref()
-            .map(|secret| (webhooks.as_str(), secret)),
+            .as_ref()
+            .map(|secret| (webhooks.as_str(), secret.expose())),
     )?;
     let directory: Option<Arc<dyn crate::directory::Directory>> = match &config.directory {
         Some(d) => Some(Arc::from(crate::directory::from_config(d)?)),

@@ -1,22 +1,102 @@
 //! The one typed configuration: embedded defaults, then an optional TOML file, then
 //! `VARSEL_*` environment variables, each overriding the one before. `varsel serve` works with
 //! no file and no variables at all. Every setting is described in docs/configuration.md.
+//!
+//! Every key of the file has a variable, derived from the file's shape rather than listed:
+//! `VARSEL_`, then the key's path (section first) joined with `_`, upper case, so
+//! `[quiet_hours] start` is `VARSEL_QUIET_HOURS_START`. The keys and their types come from
+//! [`FileConfig::sample`], which names a value for every key, so a new key cannot be added
+//! without its variable.
 
+use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, bail};
-use serde::Deserialize;
+use anyhow::{Context, anyhow, bail};
+use serde::{Deserialize, Serialize};
 
 use crate::crypto::MasterKey;
 use crate::domain::client::TrustedProxies;
 use crate::domain::transfer::{CountryCode, Safeguards};
 
+/// A setting that is a credential or carries one (a password, a secret, a URL with a
+/// password in it): `Debug` prints `***`, so a configuration that reaches a log, an error or
+/// a panic message gives nothing away. Read it with [`Secret::expose`] where it is used.
+/// `Serialize` writes the value: the configuration is serialized only to walk its keys.
+#[derive(Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// The SMS providers Varsel speaks to; `sink` writes each message to a local file.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmsProvider {
+    #[default]
+    Sink,
+    #[serde(rename = "46elks")]
+    Elks46,
+    Twilio,
+    Sinch,
+    Kannel,
+}
+
+impl SmsProvider {
+    /// The name the configuration, the webhooks and the records of processing use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SmsProvider::Sink => "sink",
+            SmsProvider::Elks46 => "46elks",
+            SmsProvider::Twilio => "twilio",
+            SmsProvider::Sinch => "sinch",
+            SmsProvider::Kannel => "kannel",
+        }
+    }
+}
+
+impl fmt::Display for SmsProvider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Where directory numbers come from: a CSV file read at start, or an HTTP service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DirectoryKind {
+    File,
+    Http,
+}
+
+impl DirectoryKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DirectoryKind::File => "file",
+            DirectoryKind::Http => "http",
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub data_dir: PathBuf,
     pub listen: SocketAddr,
-    pub database_url: String,
+    pub database_url: Secret,
     pub key_file: PathBuf,
     /// Wraps the key file; from `VARSEL_MASTER_KEY` or `VARSEL_MASTER_KEY_FILE` only, so it
     /// never sits in a configuration file next to the data.
@@ -24,7 +104,7 @@ pub struct Config {
     /// Base URL households reach the service at; links in e-mails start with it.
     pub public_url: String,
     /// `smtp://` or `smtps://` URL; `None` writes e-mails to the sink instead.
-    pub smtp_url: Option<String>,
+    pub smtp_url: Option<Secret>,
     /// Who runs the SMTP server, for the records of processing.
     pub smtp: SmtpConfig,
     pub mail_from: String,
@@ -41,13 +121,15 @@ pub struct Config {
 }
 
 /// Quiet hours (see `domain::quiet`): notices that can wait are held through the night.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct QuietHoursConfig {
     /// Off: every notice goes at once.
     pub enabled: bool,
     /// Local clock times (each tenant's zone); the window may run past midnight.
+    #[serde(serialize_with = "display")]
     pub start: crate::domain::planned::ClockTime,
+    #[serde(serialize_with = "display")]
     pub end: crate::domain::planned::ClockTime,
     /// An update that moves the estimated restoration by this much or more goes at once;
     /// a smaller move waits for the morning.
@@ -76,10 +158,11 @@ impl QuietHoursConfig {
 }
 
 /// Planned work: when its day-before reminder goes, and how early postcards must be posted.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct PlannedConfig {
     /// Local clock time (the tenant's zone) on the day before the start; default 18:00.
+    #[serde(serialize_with = "display")]
     pub reminder_time: crate::domain::planned::ClockTime,
     /// Working days the post needs: postcards produced closer to the start carry a warning.
     pub postcard_lead_days: u32,
@@ -95,7 +178,7 @@ impl Default for PlannedConfig {
 }
 
 /// Data-subject request cases (see docs/cases.md).
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct CasesConfig {
     /// Months from receipt to the answer's deadline (GDPR art. 12(3): one).
@@ -119,7 +202,7 @@ impl Default for CasesConfig {
 
 /// How long personal data is kept once its purpose is served, and how often the scheduler
 /// looks for what is due. (Directory numbers: `outages.directory_days`.)
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct RetentionConfig {
     /// Notices are anonymised this many days after they were written: the outage, step,
@@ -139,7 +222,7 @@ impl Default for RetentionConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct OutagesConfig {
     /// An update notifies households when the estimated restoration moves at least this
@@ -177,7 +260,7 @@ impl Default for OutagesConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct DispatchConfig {
     /// Run the dispatcher in `varsel serve`; turn off for API-only instances.
@@ -216,15 +299,14 @@ impl Default for DispatchConfig {
 }
 
 /// Which SMS provider sends, with the settings of its contract.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct SmsConfig {
-    /// `sink` (a local file) or `46elks`.
-    pub provider: String,
+    pub provider: SmsProvider,
     /// The provider's API base URL (a regional endpoint or a test server).
     pub url: Option<String>,
     pub username: Option<String>,
-    pub password: Option<String>,
+    pub password: Option<Secret>,
     /// Messages per second the contract allows.
     pub rate_per_second: u32,
     pub timeout_ms: u64,
@@ -233,11 +315,12 @@ pub struct SmsConfig {
     /// keeps failing, up to `max_pause_seconds`.
     pub pause_seconds: u32,
     pub max_pause_seconds: u32,
-    /// A second provider that takes the traffic while the primary is paused.
+    /// A second provider that takes the traffic while the primary is paused; it has no
+    /// secondary of its own.
     pub secondary: Option<Box<SmsConfig>>,
     /// Secret path segment of the delivery-report webhooks
     /// (`<public_url>/webhooks/<provider>/<secret>`); without it no reports are asked for.
-    pub webhook_secret: Option<String>,
+    pub webhook_secret: Option<Secret>,
     /// The company that handles the numbers for this provider, where it does so, and what
     /// makes a transfer outside the EU/EEA lawful; known providers have defaults (see
     /// `privacy::record`), anything else is flagged in the records of processing.
@@ -249,7 +332,7 @@ pub struct SmsConfig {
 impl Default for SmsConfig {
     fn default() -> Self {
         Self {
-            provider: "sink".into(),
+            provider: SmsProvider::Sink,
             url: None,
             username: None,
             password: None,
@@ -267,15 +350,15 @@ impl Default for SmsConfig {
 }
 
 /// Where mobile numbers listed at an address come from.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct DirectoryConfig {
     /// `file` (a CSV of street, house_number, postcode, phone) or `http`.
-    pub kind: String,
+    pub kind: DirectoryKind,
     pub file: Option<PathBuf>,
     pub url: Option<String>,
     /// Sent as `Authorization: Bearer <token>`.
-    pub token: Option<String>,
+    pub token: Option<Secret>,
     #[serde(default = "default_directory_batch")]
     pub batch_size: usize,
     #[serde(default = "default_directory_timeout")]
@@ -288,7 +371,7 @@ pub struct DirectoryConfig {
 
 /// The company running the SMTP server e-mails go through (`smtp_url`), for the records of
 /// processing.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct SmtpConfig {
     pub processor: Option<String>,
@@ -304,7 +387,7 @@ fn default_directory_timeout() -> u64 {
     5_000
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct RegistrationConfig {
     /// How long an e-mail verification link works.
@@ -319,11 +402,13 @@ pub struct RegistrationConfig {
     /// The reverse proxies (CIDR networks or single addresses) whose `X-Forwarded-For`
     /// entries are believed; empty: the header is ignored and the socket peer is the client.
     #[serde(deserialize_with = "trusted_proxies")]
+    #[serde(serialize_with = "display_list")]
     pub trusted_proxies: TrustedProxies,
     /// The boolean this replaced; any value is refused with a message naming the new key.
     #[serde(
         rename = "trust_forwarded_for",
-        deserialize_with = "replaced_by_trusted_proxies"
+        deserialize_with = "replaced_by_trusted_proxies",
+        skip_serializing
     )]
     replaced_trust_forwarded_for: Removed,
     /// How long a one-time code for the data-subject rights works.
@@ -378,16 +463,24 @@ fn replaced_by_trusted_proxies<'de, D: serde::Deserializer<'de>>(
     ))
 }
 
+fn display<T: fmt::Display, S: serde::Serializer>(value: &T, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(value)
+}
+
+fn display_list<S: serde::Serializer>(value: &TrustedProxies, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(value.networks().iter().map(ToString::to_string))
+}
+
 /// The file's shape: every field optional so a file need only say what differs.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 struct FileConfig {
     data_dir: Option<PathBuf>,
     listen: Option<String>,
-    database_url: Option<String>,
+    database_url: Option<Secret>,
     key_file: Option<PathBuf>,
     public_url: Option<String>,
-    smtp_url: Option<String>,
+    smtp_url: Option<Secret>,
     #[serde(default)]
     smtp: SmtpConfig,
     mail_from: Option<String>,
@@ -411,6 +504,114 @@ struct FileConfig {
     directory: Option<DirectoryConfig>,
 }
 
+impl FileConfig {
+    /// A value for every key of the file, each unlike its default. The variables are derived
+    /// from its shape (see the module's comment), and the tests set each one to its value
+    /// here and see it arrive: a key without a value here has no variable and fails them.
+    fn sample() -> Self {
+        let sms = |provider, url: &str| SmsConfig {
+            provider,
+            url: Some(url.into()),
+            username: Some("u0123456789abcdef".into()),
+            password: Some(Secret::new("sms-password")),
+            rate_per_second: 50,
+            timeout_ms: 5_000,
+            pause_seconds: 2,
+            max_pause_seconds: 600,
+            secondary: None,
+            webhook_secret: Some(Secret::new("webhook-secret-0123456789")),
+            processor: Some("SMS AB".into()),
+            processor_country: CountryCode::parse("SE").ok(),
+            transfer_safeguard: Safeguards::parse("scc").ok(),
+        };
+        Self {
+            data_dir: Some("/var/lib/varsel".into()),
+            listen: Some("0.0.0.0:9000".into()),
+            database_url: Some(Secret::new(
+                "postgres://varsel:db-password@db.internal:5432/varsel",
+            )),
+            key_file: Some("/etc/varsel/keys.json".into()),
+            public_url: Some("https://avbrott.example.se".into()),
+            smtp_url: Some(Secret::new(
+                "smtp://varsel:smtp-password@smtp.example.se:587?tls=required",
+            )),
+            smtp: SmtpConfig {
+                processor: Some("Mail AB".into()),
+                processor_country: CountryCode::parse("SE").ok(),
+                transfer_safeguard: Safeguards::parse("adequacy").ok(),
+            },
+            mail_from: Some("Älvstad Energi <avbrott@example.se>".into()),
+            log: Some("varsel=debug".into()),
+            registration: RegistrationConfig {
+                verification_ttl_hours: 24,
+                session_ttl_minutes: 20,
+                attempts_per_client_per_minute: 60,
+                attempts_per_facility_per_hour: 20,
+                trusted_proxies: TrustedProxies::parse(&["10.0.0.0/8", "127.0.0.1/32"])
+                    .unwrap_or_default(),
+                replaced_trust_forwarded_for: Removed,
+                code_ttl_minutes: 5,
+                code_attempts: 3,
+                codes_per_facility_per_hour: 2,
+                rights_minutes: 10,
+                messages_per_hour: 5,
+            },
+            retention: RetentionConfig {
+                notice_days: 30,
+                every_minutes: 15,
+            },
+            planned: PlannedConfig {
+                reminder_time: crate::domain::planned::ClockTime::at(17, 30),
+                postcard_lead_days: 7,
+            },
+            quiet_hours: QuietHoursConfig {
+                enabled: false,
+                start: crate::domain::planned::ClockTime::at(22, 0),
+                end: crate::domain::planned::ClockTime::at(6, 30),
+                urgent_etr_minutes: 90,
+            },
+            cases: CasesConfig {
+                deadline_months: 2,
+                remind_days_before: 7,
+                keep_closed_days: 730,
+            },
+            outages: OutagesConfig {
+                material_etr_minutes: 15,
+                fanout_chunk: 5_000,
+                fanout_lease_seconds: 60,
+                directory_days: 3,
+                short_interruption_minutes: 3,
+                reopen_within_minutes: 20,
+            },
+            dispatch: DispatchConfig {
+                enabled: false,
+                batch_size: 500,
+                workers: 4,
+                concurrency: 16,
+                lease_seconds: 120,
+                give_up_after_minutes: 360,
+                backoff_seconds: 10,
+                max_backoff_seconds: 600,
+            },
+            sms: SmsConfig {
+                secondary: Some(Box::new(sms(SmsProvider::Kannel, "http://kannel:13013"))),
+                ..sms(SmsProvider::Elks46, "https://api.46elks.com")
+            },
+            directory: Some(DirectoryConfig {
+                kind: DirectoryKind::Http,
+                file: Some("/var/lib/varsel/directory.csv".into()),
+                url: Some("https://directory.example.se/lookup".into()),
+                token: Some(Secret::new("directory-token")),
+                batch_size: 200,
+                timeout_ms: 3_000,
+                processor: Some("Directory AB".into()),
+                processor_country: CountryCode::parse("NO").ok(),
+                transfer_safeguard: Safeguards::parse("bcr").ok(),
+            }),
+        }
+    }
+}
+
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 
 impl Config {
@@ -431,17 +632,7 @@ impl Config {
     /// Builds the configuration from a file and a list of variables; separate from the
     /// process environment so tests can exercise it.
     pub fn from_sources(file: Option<&Path>, vars: &[(String, String)]) -> anyhow::Result<Self> {
-        let fc: FileConfig = match file {
-            None => FileConfig::default(),
-            Some(path) => {
-                let text = std::fs::read_to_string(path).with_context(|| {
-                    format!("cannot read the configuration file {}", path.display())
-                })?;
-                toml::from_str(&text).with_context(|| {
-                    format!("the configuration file {} is not valid", path.display())
-                })?
-            }
-        };
+        let fc = layered(file, vars)?;
         let var = |name: &str| -> Option<String> {
             vars.iter()
                 .rev()
@@ -449,52 +640,24 @@ impl Config {
                 .map(|(_, v)| v.clone())
                 .filter(|v| !v.trim().is_empty())
         };
-        let known = [
-            "VARSEL_CONFIG",
-            "VARSEL_DATA_DIR",
-            "VARSEL_LISTEN",
-            "VARSEL_DATABASE_URL",
-            "VARSEL_KEY_FILE",
-            "VARSEL_MASTER_KEY",
-            "VARSEL_MASTER_KEY_FILE",
-            "VARSEL_PUBLIC_URL",
-            "VARSEL_SMTP_URL",
-            "VARSEL_MAIL_FROM",
-            "VARSEL_LOG",
-            "VARSEL_SMS_PROVIDER",
-            "VARSEL_SMS_URL",
-            "VARSEL_SMS_USERNAME",
-            "VARSEL_SMS_PASSWORD",
-            "VARSEL_SMS_WEBHOOK_SECRET",
-        ];
-        // VARSEL_TEST_* belong to the test suite, not to the service.
-        if let Some((k, _)) = vars
-            .iter()
-            .find(|(k, _)| !known.contains(&k.as_str()) && !k.starts_with("VARSEL_TEST_"))
-        {
-            bail!(
-                "unknown environment variable {k}; known ones are {}",
-                known.join(", ")
-            );
-        }
-
-        let data_dir = var("VARSEL_DATA_DIR")
-            .map(PathBuf::from)
-            .or(fc.data_dir)
+        let data_dir = fc
+            .data_dir
             .unwrap_or_else(|| PathBuf::from("./varsel-data"));
-        let listen_text = var("VARSEL_LISTEN")
-            .or(fc.listen)
-            .unwrap_or_else(|| DEFAULT_LISTEN.into());
+        let listen_text = fc.listen.unwrap_or_else(|| DEFAULT_LISTEN.into());
         let listen: SocketAddr = listen_text.parse().with_context(|| {
             format!("listen {listen_text:?} is not an address:port such as 127.0.0.1:8080")
         })?;
-        let database_url = var("VARSEL_DATABASE_URL")
-            .or(fc.database_url)
-            .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("varsel.db").display()));
-        let key_file = var("VARSEL_KEY_FILE")
-            .map(PathBuf::from)
-            .or(fc.key_file)
-            .unwrap_or_else(|| data_dir.join("keys.json"));
+        let database_url = fc.database_url.unwrap_or_else(|| {
+            Secret::new(format!("sqlite://{}", data_dir.join("varsel.db").display()))
+        });
+        let url = database_url.expose();
+        if !["sqlite:", "postgres://", "postgresql://"]
+            .iter()
+            .any(|scheme| url.starts_with(scheme))
+        {
+            bail!("database_url must start with sqlite:// or postgres://");
+        }
+        let key_file = fc.key_file.unwrap_or_else(|| data_dir.join("keys.json"));
         let master_key = match (var("VARSEL_MASTER_KEY"), var("VARSEL_MASTER_KEY_FILE")) {
             (None, None) => None,
             (Some(_), Some(_)) => {
@@ -512,29 +675,25 @@ impl Config {
                 )
             }
         };
-        let public_url = var("VARSEL_PUBLIC_URL")
-            .or(fc.public_url)
-            .unwrap_or_else(|| format!("http://{listen}"));
+        let public_url = fc.public_url.unwrap_or_else(|| format!("http://{listen}"));
         if !(public_url.starts_with("http://") || public_url.starts_with("https://")) {
             bail!("public_url {public_url:?} must start with http:// or https://");
         }
-        let smtp_url = var("VARSEL_SMTP_URL").or(fc.smtp_url);
+        let smtp_url = fc.smtp_url;
         if let Some(url) = &smtp_url
-            && !(url.starts_with("smtp://") || url.starts_with("smtps://"))
+            && !(url.expose().starts_with("smtp://") || url.expose().starts_with("smtps://"))
         {
             bail!(
                 "smtp_url must start with smtp:// or smtps:// (for example smtp://user:pass@mail.example.com:587?tls=required)"
             );
         }
-        let mail_from = var("VARSEL_MAIL_FROM")
-            .or(fc.mail_from)
+        let mail_from = fc
+            .mail_from
             .unwrap_or_else(|| "Varsel <varsel@localhost>".into());
         mail_from
             .parse::<lettre::message::Mailbox>()
             .with_context(|| format!("mail_from {mail_from:?} is not a mailbox such as \"Varsel <noreply@example.com>\""))?;
-        let log = var("VARSEL_LOG")
-            .or(fc.log)
-            .unwrap_or_else(|| "info".into());
+        let log = fc.log.unwrap_or_else(|| "info".into());
         let r = &fc.registration;
         if r.verification_ttl_hours == 0 || r.session_ttl_minutes == 0 {
             bail!("registration.verification_ttl_hours and session_ttl_minutes must be at least 1");
@@ -570,17 +729,11 @@ impl Config {
         if c.remind_days_before > 27 {
             bail!("cases.remind_days_before must be at most 27: within the shortest month");
         }
-        let mut sms = fc.sms;
-        if let Some(p) = var("VARSEL_SMS_PROVIDER") {
-            sms.provider = p;
-        }
-        sms.url = var("VARSEL_SMS_URL").or(sms.url);
-        sms.username = var("VARSEL_SMS_USERNAME").or(sms.username);
-        sms.password = var("VARSEL_SMS_PASSWORD").or(sms.password);
-        sms.webhook_secret = var("VARSEL_SMS_WEBHOOK_SECRET").or(sms.webhook_secret);
+        let sms = fc.sms;
         if let Some(secret) = &sms.webhook_secret
-            && (secret.len() < 16
+            && (secret.expose().len() < 16
                 || !secret
+                    .expose()
                     .chars()
                     .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'))
         {
@@ -591,6 +744,9 @@ impl Config {
         check_sms(&sms, "sms")?;
         if let Some(second) = &sms.secondary {
             check_sms(second, "sms.secondary")?;
+            if second.secondary.is_some() {
+                bail!("sms.secondary has no secondary of its own: two providers at most");
+            }
         }
         if sms.rate_per_second == 0 {
             bail!("sms.rate_per_second must be at least 1");
@@ -610,12 +766,14 @@ impl Config {
             bail!("outages.fanout_chunk and outages.fanout_lease_seconds must be at least 1");
         }
         if let Some(dir) = &fc.directory {
-            match dir.kind.as_str() {
-                "file" if dir.file.is_some() => {}
-                "http" if dir.url.is_some() => {}
-                "file" => bail!("directory.kind file needs directory.file"),
-                "http" => bail!("directory.kind http needs directory.url"),
-                other => bail!("directory.kind {other:?} is not supported; use file or http"),
+            match dir.kind {
+                DirectoryKind::File if dir.file.is_none() => {
+                    bail!("directory.kind file needs directory.file")
+                }
+                DirectoryKind::Http if dir.url.is_none() => {
+                    bail!("directory.kind http needs directory.url")
+                }
+                DirectoryKind::File | DirectoryKind::Http => {}
             }
         }
         Ok(Self {
@@ -651,9 +809,9 @@ fn check_sms(sms: &SmsConfig, key: &str) -> anyhow::Result<()> {
     if sms.pause_seconds == 0 || sms.max_pause_seconds < sms.pause_seconds {
         bail!("{key}.pause_seconds must be at least 1 and at most {key}.max_pause_seconds");
     }
-    match sms.provider.as_str() {
-        "sink" => Ok(()),
-        "46elks" | "twilio" | "sinch" | "kannel" => {
+    match sms.provider {
+        SmsProvider::Sink => Ok(()),
+        SmsProvider::Elks46 | SmsProvider::Twilio | SmsProvider::Sinch | SmsProvider::Kannel => {
             if sms.username.is_none() || sms.password.is_none() {
                 bail!(
                     "{key}.provider {} needs {key}.username and {key}.password (46elks: API user and password; twilio: account SID and auth token; sinch: service plan id and API token; kannel: sendsms user and password)",
@@ -662,10 +820,205 @@ fn check_sms(sms: &SmsConfig, key: &str) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        other => bail!(
-            "{key}.provider {other:?} is not supported; use sink, 46elks, twilio, sinch or kannel"
-        ),
     }
+}
+
+/// The variables that are no key of the file: the file's own path (read by the command
+/// line), and the master key, which must never sit in a file next to the data it guards.
+const ENV_ONLY: [&str; 3] = [
+    "VARSEL_CONFIG",
+    "VARSEL_MASTER_KEY",
+    "VARSEL_MASTER_KEY_FILE",
+];
+
+/// What a variable's text becomes: the type its key has in the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Text,
+    Integer,
+    Boolean,
+    /// Comma-separated.
+    List,
+}
+
+/// One key of the file and the variable that sets it.
+#[derive(Debug, Clone)]
+struct EnvKey {
+    var: String,
+    path: Vec<String>,
+    kind: Kind,
+}
+
+impl EnvKey {
+    fn key(&self) -> String {
+        self.path.join(".")
+    }
+
+    fn value(&self, text: &str) -> anyhow::Result<toml::Value> {
+        let trimmed = text.trim();
+        let refuse = |takes: &str| {
+            anyhow!(
+                "{} ({}) is {trimmed:?}, but it takes {takes}",
+                self.var,
+                self.key()
+            )
+        };
+        Ok(match self.kind {
+            Kind::Text => toml::Value::String(text.to_string()),
+            Kind::Integer => toml::Value::Integer(
+                trimmed
+                    .parse()
+                    .map_err(|_| refuse("a whole number such as 30"))?,
+            ),
+            Kind::Boolean => match trimmed.to_ascii_lowercase().as_str() {
+                "true" => toml::Value::Boolean(true),
+                "false" => toml::Value::Boolean(false),
+                _ => return Err(refuse("true or false")),
+            },
+            Kind::List => toml::Value::Array(
+                trimmed
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|item| !item.is_empty())
+                    .map(|item| toml::Value::String(item.to_string()))
+                    .collect(),
+            ),
+        })
+    }
+
+    /// Sets the key in the file's table, making its sections as needed.
+    fn put(&self, table: &mut toml::Table, value: toml::Value) -> anyhow::Result<()> {
+        let (last, sections) = self
+            .path
+            .split_last()
+            .with_context(|| format!("{} names no key", self.var))?;
+        let mut at = table;
+        for name in sections {
+            at = match at
+                .entry(name.clone())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+            {
+                toml::Value::Table(inner) => inner,
+                _ => bail!(
+                    "{} sets a key of [{name}], which is not a section",
+                    self.var
+                ),
+            };
+        }
+        at.insert(last.clone(), value);
+        Ok(())
+    }
+}
+
+/// Every key of the file with its variable: the sample's shape, walked.
+fn env_keys() -> anyhow::Result<Vec<EnvKey>> {
+    let shape = serde_json::to_value(FileConfig::sample())
+        .context("the configuration's sample does not serialize")?;
+    let mut keys = Vec::new();
+    walk(&shape, &mut Vec::new(), &mut keys);
+    Ok(keys)
+}
+
+fn walk(value: &serde_json::Value, path: &mut Vec<String>, keys: &mut Vec<EnvKey>) {
+    use serde_json::Value as J;
+    let kind = match value {
+        J::Object(fields) => {
+            for (name, inner) in fields {
+                path.push(name.clone());
+                walk(inner, path, keys);
+                path.pop();
+            }
+            return;
+        }
+        // What the sample leaves out is no setting: `sms.secondary.secondary`.
+        J::Null => return,
+        J::String(_) => Kind::Text,
+        J::Number(_) => Kind::Integer,
+        J::Bool(_) => Kind::Boolean,
+        J::Array(_) => Kind::List,
+    };
+    keys.push(EnvKey {
+        var: format!("VARSEL_{}", path.join("_").to_ascii_uppercase()),
+        path: path.clone(),
+        kind,
+    });
+}
+
+/// An error of the file's shape without the `in `key`` line the TOML reader adds: the
+/// variable and its key are named already.
+fn without_key(e: &anyhow::Error) -> String {
+    format!("{e:#}")
+        .lines()
+        .filter(|line| !line.starts_with("in `"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The file (if any), with the `VARSEL_*` variables laid over it.
+fn layered(file: Option<&Path>, vars: &[(String, String)]) -> anyhow::Result<FileConfig> {
+    let table: toml::Table = match file {
+        None => toml::Table::new(),
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| {
+                format!("cannot read the configuration file {}", path.display())
+            })?;
+            // Read into the typed shape first: its errors point at the file's line.
+            toml::from_str::<FileConfig>(&text).with_context(|| {
+                format!("the configuration file {} is not valid", path.display())
+            })?;
+            toml::from_str(&text).with_context(|| {
+                format!("the configuration file {} is not valid", path.display())
+            })?
+        }
+    };
+    let keys = env_keys()?;
+    let mut set: Vec<(&EnvKey, toml::Value)> = Vec::new();
+    for (name, text) in vars {
+        // VARSEL_TEST_* belong to the test suite, not to the service.
+        if ENV_ONLY.contains(&name.as_str()) || name.starts_with("VARSEL_TEST_") {
+            continue;
+        }
+        let Some(key) = keys.iter().find(|k| k.var == *name) else {
+            let single = name.replace("__", "_");
+            if keys.iter().any(|k| k.var == single) {
+                bail!("unknown environment variable {name}: did you mean {single}?");
+            }
+            bail!(
+                "unknown environment variable {name}: a setting's variable is VARSEL_ and its key, section first, joined with _ in upper case (VARSEL_SMS_PROVIDER for provider in [sms]); docs/configuration.md lists them all"
+            );
+        };
+        if !text.trim().is_empty() {
+            set.push((key, key.value(text)?));
+        }
+    }
+    let merged = |set: &[(&EnvKey, toml::Value)]| -> anyhow::Result<FileConfig> {
+        let mut table = table.clone();
+        for (key, value) in set {
+            key.put(&mut table, value.clone())?;
+        }
+        Ok(toml::Value::Table(table).try_into()?)
+    };
+    merged(&set).map_err(|together| {
+        // Name the variables the file's shape refuses, each laid over the file alone.
+        let refused: Vec<String> = set
+            .iter()
+            .filter_map(|one| {
+                merged(std::slice::from_ref(one)).err().map(|e| {
+                    format!(
+                        "{} ({}) is not valid: {}",
+                        one.0.var,
+                        one.0.key(),
+                        without_key(&e)
+                    )
+                })
+            })
+            .collect();
+        if refused.is_empty() {
+            together.context("the VARSEL_* variables are not valid together")
+        } else {
+            anyhow!("{}", refused.join("; "))
+        }
+    })
 }
 
 #[cfg(test)]
@@ -683,7 +1036,7 @@ mod tests {
         let c = Config::from_sources(None, &[]).unwrap();
         assert_eq!(c.data_dir, PathBuf::from("./varsel-data"));
         assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
-        assert_eq!(c.database_url, "sqlite://./varsel-data/varsel.db");
+        assert_eq!(c.database_url.expose(), "sqlite://./varsel-data/varsel.db");
         assert_eq!(c.key_file, PathBuf::from("./varsel-data/keys.json"));
         assert_eq!(c.public_url, "http://127.0.0.1:8080");
         assert_eq!(c.smtp_url, None);
@@ -693,9 +1046,8 @@ mod tests {
 
     #[test]
     fn case_settings_are_validated() {
-        let dir = std::env::temp_dir().join(format!("varsel-cfg-cases-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let file = dir.join("varsel.toml");
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("varsel.toml");
         for (toml, error) in [
             ("[cases]\ndeadline_months = 0\n", "at least 1"),
             ("[cases]\nkeep_closed_days = 0\n", "at least 1"),
@@ -715,14 +1067,12 @@ mod tests {
         assert_eq!(c.cases.deadline_months, 2);
         assert_eq!(c.cases.remind_days_before, 0);
         assert_eq!(c.cases.keep_closed_days, 1095);
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
     fn environment_overrides_file_which_overrides_defaults() {
-        let dir = std::env::temp_dir().join(format!("varsel-cfg-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let file = dir.join("varsel.toml");
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("varsel.toml");
         std::fs::write(
             &file,
             "data_dir = \"/srv/varsel\"\nlisten = \"0.0.0.0:9000\"\n[registration]\nverification_ttl_hours = 2\n",
@@ -731,18 +1081,16 @@ mod tests {
         let c = Config::from_sources(Some(&file), &vars(&[("VARSEL_LISTEN", "127.0.0.1:7000")]))
             .unwrap();
         assert_eq!(c.data_dir, PathBuf::from("/srv/varsel"));
-        assert_eq!(c.database_url, "sqlite:///srv/varsel/varsel.db");
+        assert_eq!(c.database_url.expose(), "sqlite:///srv/varsel/varsel.db");
         assert_eq!(c.listen.to_string(), "127.0.0.1:7000");
         assert_eq!(c.registration.verification_ttl_hours, 2);
         assert_eq!(c.registration.session_ttl_minutes, 30);
-        std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]
     fn trusted_proxies_are_parsed_and_the_old_boolean_is_refused() {
-        let dir = std::env::temp_dir().join(format!("varsel-cfg-proxies-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let file = dir.join("varsel.toml");
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("varsel.toml");
         std::fs::write(
             &file,
             "[registration]\ntrusted_proxies = [\"10.0.0.0/8\", \"127.0.0.1/32\", \"2001:db8::/32\"]\n",
@@ -780,7 +1128,273 @@ mod tests {
             assert!(e.contains(error), "{toml}: {e}");
             assert!(e.contains("is not valid"), "names the file: {e}");
         }
-        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// The sample's value at a key, as the text of its variable.
+    fn text_of(value: &serde_json::Value) -> String {
+        match value {
+            serde_json::Value::String(s) => s.clone(),
+            serde_json::Value::Array(items) => {
+                items.iter().map(text_of).collect::<Vec<_>>().join(",")
+            }
+            other => other.to_string(),
+        }
+    }
+
+    fn nulls(value: &serde_json::Value, path: &mut Vec<String>, out: &mut Vec<String>) {
+        match value {
+            serde_json::Value::Null => out.push(path.join(".")),
+            serde_json::Value::Object(fields) => {
+                for (name, inner) in fields {
+                    path.push(name.clone());
+                    nulls(inner, path, out);
+                    path.pop();
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn at<'a>(value: &'a serde_json::Value, path: &[String]) -> &'a serde_json::Value {
+        path.iter().fold(value, |v, name| &v[name.as_str()])
+    }
+
+    #[test]
+    fn every_key_has_a_variable_that_sets_it() {
+        let keys = env_keys().unwrap();
+        let sample = serde_json::to_value(FileConfig::sample()).unwrap();
+        let mut names: Vec<&str> = keys.iter().map(|k| k.var.as_str()).collect();
+        names.sort_unstable();
+        let count = names.len();
+        names.dedup();
+        assert_eq!(names.len(), count, "two keys share a variable");
+        // The names in use before every key had one.
+        for old in [
+            "VARSEL_DATA_DIR",
+            "VARSEL_LISTEN",
+            "VARSEL_DATABASE_URL",
+            "VARSEL_KEY_FILE",
+            "VARSEL_PUBLIC_URL",
+            "VARSEL_SMTP_URL",
+            "VARSEL_MAIL_FROM",
+            "VARSEL_LOG",
+            "VARSEL_SMS_PROVIDER",
+            "VARSEL_SMS_URL",
+            "VARSEL_SMS_USERNAME",
+            "VARSEL_SMS_PASSWORD",
+            "VARSEL_SMS_WEBHOOK_SECRET",
+        ] {
+            assert!(names.contains(&old), "{old} is gone");
+        }
+        for new in [
+            "VARSEL_QUIET_HOURS_START",
+            "VARSEL_REGISTRATION_TRUSTED_PROXIES",
+            "VARSEL_SMS_SECONDARY_PASSWORD",
+            "VARSEL_DIRECTORY_KIND",
+            "VARSEL_SMTP_PROCESSOR_COUNTRY",
+        ] {
+            assert!(names.contains(&new), "{new} is missing");
+        }
+        // Every key of every section, optional ones included: only the secondary's own
+        // secondary, which is refused, is left out of the sample.
+        let all = |except: Option<&str>| -> Vec<(String, String)> {
+            keys.iter()
+                .filter(|k| Some(k.var.as_str()) != except)
+                .map(|k| (k.var.clone(), text_of(at(&sample, &k.path))))
+                .collect()
+        };
+        let mut left_out = Vec::new();
+        nulls(&sample, &mut Vec::new(), &mut left_out);
+        assert_eq!(left_out, ["sms.secondary.secondary"]);
+        let loaded = serde_json::to_value(layered(None, &all(None)).unwrap()).unwrap();
+        assert_eq!(loaded, sample);
+        Config::from_sources(None, &all(None)).unwrap();
+        // Each variable is what carried its value: without it, the default stands.
+        for key in &keys {
+            if let Ok(without) = layered(None, &all(Some(&key.var))) {
+                let without = serde_json::to_value(without).unwrap();
+                assert_ne!(
+                    at(&without, &key.path),
+                    at(&sample, &key.path),
+                    "{} does not set {} (or its sample value is the default)",
+                    key.var,
+                    key.key()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn variables_override_the_file_key_by_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("varsel.toml");
+        std::fs::write(
+            &file,
+            "[sms]\nprovider = \"twilio\"\nusername = \"AC1\"\npassword = \"file\"\n[sms.secondary]\nprovider = \"kannel\"\nusername = \"k\"\npassword = \"k\"\n[quiet_hours]\nenabled = true\n",
+        )
+        .unwrap();
+        let c = Config::from_sources(
+            Some(&file),
+            &vars(&[
+                ("VARSEL_SMS_PASSWORD", "from-env"),
+                ("VARSEL_SMS_SECONDARY_URL", "http://kannel:13013"),
+                ("VARSEL_QUIET_HOURS_START", "22:30"),
+                ("VARSEL_QUIET_HOURS_ENABLED", "FALSE"),
+                ("VARSEL_DISPATCH_WORKERS", " 7 "),
+                (
+                    "VARSEL_REGISTRATION_TRUSTED_PROXIES",
+                    "10.0.0.0/8, 127.0.0.1",
+                ),
+                ("VARSEL_DIRECTORY_KIND", "file"),
+                ("VARSEL_DIRECTORY_FILE", "/srv/directory.csv"),
+                // An empty variable is unset: the file's value stands.
+                ("VARSEL_SMS_USERNAME", ""),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.sms.provider, SmsProvider::Twilio);
+        assert_eq!(c.sms.username.as_deref(), Some("AC1"));
+        assert_eq!(c.sms.password, Some(Secret::new("from-env")));
+        let second = c.sms.secondary.unwrap();
+        assert_eq!(second.provider, SmsProvider::Kannel);
+        assert_eq!(second.url.as_deref(), Some("http://kannel:13013"));
+        assert_eq!(c.quiet_hours.start.to_string(), "22:30");
+        assert!(!c.quiet_hours.enabled);
+        assert_eq!(c.dispatch.workers, 7);
+        assert_eq!(
+            c.registration.trusted_proxies,
+            TrustedProxies::parse(&["10.0.0.0/8", "127.0.0.1"]).unwrap()
+        );
+        let directory = c.directory.unwrap();
+        assert_eq!(directory.kind, DirectoryKind::File);
+        assert_eq!(directory.batch_size, 500);
+    }
+
+    #[test]
+    fn secrets_do_not_show_in_debug() {
+        let secrets = [
+            (
+                "VARSEL_DATABASE_URL",
+                "postgres://varsel:db-pw-4711@db/varsel",
+            ),
+            ("VARSEL_SMTP_URL", "smtp://varsel:smtp-pw-4711@mail:587"),
+            ("VARSEL_SMS_PROVIDER", "46elks"),
+            ("VARSEL_SMS_USERNAME", "u"),
+            ("VARSEL_SMS_PASSWORD", "sms-pw-4711"),
+            ("VARSEL_SMS_WEBHOOK_SECRET", "webhook-secret-4711-abcdef"),
+            ("VARSEL_SMS_SECONDARY_PROVIDER", "kannel"),
+            ("VARSEL_SMS_SECONDARY_USERNAME", "k"),
+            ("VARSEL_SMS_SECONDARY_PASSWORD", "kannel-pw-4711"),
+            ("VARSEL_DIRECTORY_KIND", "http"),
+            ("VARSEL_DIRECTORY_URL", "https://dir.example"),
+            ("VARSEL_DIRECTORY_TOKEN", "dir-token-4711"),
+            (
+                "VARSEL_MASTER_KEY",
+                "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+            ),
+        ];
+        let c = Config::from_sources(None, &vars(&secrets)).unwrap();
+        let shown = format!("{c:?} {c:#?}");
+        assert!(!shown.contains("4711"), "{shown}");
+        assert!(!shown.contains("AAECAwQF"), "{shown}");
+        assert_eq!(shown.matches("***").count(), 2 * 6, "{shown}");
+        assert_eq!(format!("{:?}", Secret::new("x")), "***");
+        assert_eq!(c.sms.password.unwrap().expose(), "sms-pw-4711");
+    }
+
+    #[test]
+    fn choices_are_enums_whose_errors_list_them() {
+        let err =
+            |v: &[(&str, &str)]| format!("{:#}", Config::from_sources(None, &vars(v)).unwrap_err());
+        assert_eq!(
+            err(&[("VARSEL_SMS_PROVIDER", "46elk")]),
+            "VARSEL_SMS_PROVIDER (sms.provider) is not valid: unknown variant `46elk`, expected one of `sink`, `46elks`, `twilio`, `sinch`, `kannel`"
+        );
+        assert!(
+            err(&[
+                ("VARSEL_DIRECTORY_KIND", "ldap"),
+                ("VARSEL_DIRECTORY_URL", "https://dir.example"),
+            ])
+            .contains(
+                "VARSEL_DIRECTORY_KIND (directory.kind) is not valid: unknown variant `ldap`, expected `file` or `http`"
+            )
+        );
+        for provider in [
+            SmsProvider::Sink,
+            SmsProvider::Elks46,
+            SmsProvider::Twilio,
+            SmsProvider::Sinch,
+            SmsProvider::Kannel,
+        ] {
+            assert_eq!(serde_json::to_value(provider).unwrap(), provider.as_str());
+        }
+        for kind in [DirectoryKind::File, DirectoryKind::Http] {
+            assert_eq!(serde_json::to_value(kind).unwrap(), kind.as_str());
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("varsel.toml");
+        std::fs::write(&file, "[sms.secondary]\nprovider = \"smpp\"\n").unwrap();
+        let e = format!("{:#}", Config::from_sources(Some(&file), &[]).unwrap_err());
+        assert!(e.contains("is not valid"), "{e}");
+        assert!(
+            e.contains("unknown variant `smpp`, expected one of `sink`, `46elks`, `twilio`, `sinch`, `kannel`"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn bad_values_name_the_variable_and_what_it_takes() {
+        let err =
+            |v: &[(&str, &str)]| format!("{:#}", Config::from_sources(None, &vars(v)).unwrap_err());
+        assert_eq!(
+            err(&[("VARSEL_DISPATCH_WORKERS", "many")]),
+            "VARSEL_DISPATCH_WORKERS (dispatch.workers) is \"many\", but it takes a whole number such as 30"
+        );
+        assert_eq!(
+            err(&[("VARSEL_QUIET_HOURS_ENABLED", "yes")]),
+            "VARSEL_QUIET_HOURS_ENABLED (quiet_hours.enabled) is \"yes\", but it takes true or false"
+        );
+        let negative = err(&[("VARSEL_DISPATCH_WORKERS", "-1")]);
+        assert!(
+            negative.starts_with("VARSEL_DISPATCH_WORKERS (dispatch.workers) is not valid: "),
+            "{negative}"
+        );
+        let clock = err(&[("VARSEL_PLANNED_REMINDER_TIME", "25:00")]);
+        assert!(
+            clock
+                .starts_with("VARSEL_PLANNED_REMINDER_TIME (planned.reminder_time) is not valid: "),
+            "{clock}"
+        );
+        let proxies = err(&[("VARSEL_REGISTRATION_TRUSTED_PROXIES", "10.0.0.1/8")]);
+        assert!(
+            proxies.contains("VARSEL_REGISTRATION_TRUSTED_PROXIES")
+                && proxies.contains("write \"10.0.0.0/8\" for the network"),
+            "{proxies}"
+        );
+        assert_eq!(
+            err(&[("VARSEL_QUIET_HOURS__START", "22:00")]),
+            "unknown environment variable VARSEL_QUIET_HOURS__START: did you mean VARSEL_QUIET_HOURS_START?"
+        );
+        assert!(
+            err(&[("VARSEL_SMS_SECONDARY_SECONDARY_PROVIDER", "sink")])
+                .contains("unknown environment variable VARSEL_SMS_SECONDARY_SECONDARY_PROVIDER")
+        );
+        assert!(
+            err(&[("VARSEL_DATABASE_URL", "mysql://root:pw@db/varsel")])
+                == "database_url must start with sqlite:// or postgres://"
+        );
+    }
+
+    #[test]
+    fn docs_list_every_variable() {
+        let docs = include_str!("../docs/configuration.md");
+        for key in env_keys().unwrap() {
+            assert!(
+                docs.contains(&format!("`{}`", key.var)),
+                "docs/configuration.md does not name {}",
+                key.var
+            );
+        }
     }
 
     #[test]

@@ -33,6 +33,7 @@ use hkdf::Hkdf;
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
 
 const NONCE_LEN: usize = 24;
 
@@ -264,7 +265,8 @@ impl Keyring {
                     path.display()
                 );
             };
-            let plain = hex_decode(&w.sealed)
+            let plain = hex::decode(&w.sealed)
+                .ok()
                 .filter(|b| b.len() > NONCE_LEN)
                 .and_then(|b| {
                     let (nonce, ct) = b.split_at(NONCE_LEN);
@@ -539,15 +541,10 @@ pub fn secret_hash(secret: &str) -> Vec<u8> {
     Sha256::digest(secret.as_bytes()).to_vec()
 }
 
-/// Compares without an early exit, so timing does not reveal how much of a guess was right.
+/// Compares without an early exit, so timing does not reveal how much of a guess was right
+/// (the lengths are not secret: every secret compared has a fixed length).
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    let mut diff = a.len() ^ b.len();
-    for i in 0..a.len().max(b.len()) {
-        let x = a.get(i).copied().unwrap_or(0);
-        let y = b.get(i).copied().unwrap_or(0);
-        diff |= usize::from(x ^ y);
-    }
-    diff == 0
+    a.ct_eq(b).into()
 }
 
 pub fn random_bytes<const N: usize>() -> [u8; N] {
@@ -556,37 +553,18 @@ pub fn random_bytes<const N: usize>() -> [u8; N] {
     buf
 }
 
+/// Lower-case hex, the spelling of keys, hashes and tokens everywhere; a slice rather than
+/// `hex::encode`'s generic argument, so every caller passes a borrow alike.
 pub fn hex_encode(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push(char::from(DIGITS[usize::from(b >> 4)]));
-        s.push(char::from(DIGITS[usize::from(b & 0xf)]));
-    }
-    s
+    hex::encode(bytes)
 }
 
 fn decode_key(hex: &str) -> anyhow::Result<[u8; 32]> {
-    let bytes = hex_decode(hex).context("not hex digits")?;
+    let bytes = hex::decode(hex).ok().context("not hex digits")?;
     bytes
         .as_slice()
         .try_into()
         .map_err(|_| anyhow::anyhow!("expected 64 hex digits"))
-}
-
-fn hex_decode(hex: &str) -> Option<Vec<u8>> {
-    let bytes = hex.as_bytes();
-    if !bytes.len().is_multiple_of(2) {
-        return None;
-    }
-    bytes
-        .chunks(2)
-        .map(|pair| {
-            let hi = (pair[0] as char).to_digit(16)?;
-            let lo = (pair[1] as char).to_digit(16)?;
-            u8::try_from(hi * 16 + lo).ok()
-        })
-        .collect()
 }
 
 /// Standard-alphabet base64, padding optional; `None` for anything else (including bits
@@ -637,8 +615,8 @@ fn now_unix() -> i64 {
 mod tests {
     use super::*;
 
-    fn ring() -> (Keyring, tempdir::TempDir) {
-        let dir = tempdir::TempDir::new();
+    fn ring() -> (Keyring, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
         let (ring, opened) = Keyring::load_or_create(&dir.path().join("keys.json"), None).unwrap();
         assert_eq!(opened, KeyFileOpened::Created);
         assert!(!ring.is_wrapped());
@@ -810,7 +788,7 @@ mod tests {
 
     #[test]
     fn a_new_key_file_is_written_wrapped_when_there_is_a_master_key() {
-        let dir = tempdir::TempDir::new();
+        let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("keys.json");
         let (ring, opened) = Keyring::load_or_create(&path, Some(&master(1))).unwrap();
         assert_eq!(opened, KeyFileOpened::Created);
@@ -897,29 +875,5 @@ mod tests {
         assert!(!constant_time_eq(b"abc", b"abd"));
         assert!(!constant_time_eq(b"abc", b"abcd"));
         assert!(constant_time_eq(b"", b""));
-    }
-
-    /// A throwaway directory without pulling in a crate for it.
-    mod tempdir {
-        use std::path::{Path, PathBuf};
-        pub struct TempDir(PathBuf);
-        impl TempDir {
-            pub fn new() -> Self {
-                let p = std::env::temp_dir().join(format!(
-                    "varsel-test-{}",
-                    super::hex_encode(&super::random_bytes::<8>())
-                ));
-                std::fs::create_dir_all(&p).unwrap();
-                Self(p)
-            }
-            pub fn path(&self) -> &Path {
-                &self.0
-            }
-        }
-        impl Drop for TempDir {
-            fn drop(&mut self) {
-                let _ = std::fs::remove_dir_all(&self.0);
-            }
-        }
     }
 }

@@ -13,7 +13,7 @@ use std::time::Duration;
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
-use crate::config::DirectoryConfig;
+use crate::config::{DirectoryConfig, DirectoryKind};
 use crate::domain::phone::{PhoneNumber, Region};
 use crate::domain::recipients::AddressKey;
 
@@ -27,12 +27,12 @@ pub trait Directory: Send + Sync {
 }
 
 pub fn from_config(cfg: &DirectoryConfig) -> anyhow::Result<Box<dyn Directory>> {
-    match cfg.kind.as_str() {
-        "file" => {
+    match cfg.kind {
+        DirectoryKind::File => {
             let path = cfg.file.as_deref().context("directory.file is not set")?;
             Ok(Box::new(FileDirectory::load(path)?))
         }
-        _ => Ok(Box::new(HttpDirectory::new(cfg)?)),
+        DirectoryKind::Http => Ok(Box::new(HttpDirectory::new(cfg)?)),
     }
 }
 
@@ -175,7 +175,7 @@ impl HttpDirectory {
                 .build()
                 .context("cannot build the directory HTTP client")?,
             url: cfg.url.clone().context("directory.url is not set")?,
-            token: cfg.token.clone(),
+            token: cfg.token.as_ref().map(|t| t.expose().to_string()),
             batch_size: cfg.batch_size.max(1),
             deadline: Duration::from_millis(cfg.timeout_ms),
         })

@@ -23,7 +23,9 @@ use varsel::{app, demo};
 #[derive(Parser)]
 #[command(name = "varsel", version, about = "Outage notifications for Nordic utilities", long_about = None)]
 struct Cli {
-    /// TOML configuration file (every setting also has a VARSEL_* variable; see docs/configuration.md).
+    /// TOML configuration file. Every key also has a variable: VARSEL_ and the key with its
+    /// section, joined with _ in upper case (VARSEL_SMS_PROVIDER, VARSEL_QUIET_HOURS_START); a
+    /// variable wins over the file. All of them: docs/configuration.md.
     #[arg(long, global = true, env = "VARSEL_CONFIG")]
     config: Option<PathBuf>,
     #[command(subcommand)]
@@ -490,7 +492,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             scopes,
         }) => {
             let scopes = parse_scopes(&scopes)?;
-            let store = Store::connect(&config.database_url).await?;
+            let store = Store::connect(config.database_url.expose()).await?;
             let t = store
                 .tenant_by_slug(&tenant)
                 .await?
@@ -522,7 +524,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Retention(cmd) => retention(config, cmd).await,
         Command::Outage(cmd) => outage(config, cmd).await,
         Command::Causes(CausesCommand::List { tenant }) => {
-            let store = Store::connect(&config.database_url).await?;
+            let store = Store::connect(config.database_url.expose()).await?;
             let t = store
                 .tenant_by_slug(&tenant)
                 .await?
@@ -618,7 +620,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             database_url,
         }) => varsel::bench::seed(&dir, &database_url, facilities).await,
         Command::Privacy(PrivacyCommand::Record { tenant, format }) => {
-            let store = Store::connect(&config.database_url).await?;
+            let store = Store::connect(config.database_url.expose()).await?;
             let t = store
                 .tenant_by_slug(&tenant)
                 .await?
@@ -693,7 +695,7 @@ fn print_demo(info: &demo::DemoInfo, public_url: &str) {
 
 async fn retention(config: Config, cmd: RetentionCommand) -> anyhow::Result<()> {
     use varsel::scheduler::{JobKind, Scheduler};
-    let store = Store::connect(&config.database_url).await?;
+    let store = Store::connect(config.database_url.expose()).await?;
     let tenants: std::collections::HashMap<i64, String> = store
         .list_tenants()
         .await?
@@ -854,7 +856,7 @@ async fn import_store(
     config: &Config,
     slug: &str,
 ) -> anyhow::Result<(Store, varsel::store::Tenant)> {
-    let store = Store::connect(&config.database_url).await?;
+    let store = Store::connect(config.database_url.expose()).await?;
     let tenant = store
         .tenant_by_slug(slug)
         .await?
@@ -1064,7 +1066,7 @@ fn join_scopes(scopes: &[Scope]) -> String {
 }
 
 async fn tenant(config: Config, cmd: TenantCommand) -> anyhow::Result<()> {
-    let store = Store::connect(&config.database_url).await?;
+    let store = Store::connect(config.database_url.expose()).await?;
     match cmd {
         TenantCommand::Create {
             slug,
@@ -1195,7 +1197,7 @@ async fn cases(config: Config, cmd: CasesCommand) -> anyhow::Result<()> {
         overdue,
         json,
     } = cmd;
-    let store = Store::connect(&config.database_url).await?;
+    let store = Store::connect(config.database_url.expose()).await?;
     let t = store
         .tenant_by_slug(&tenant)
         .await?
@@ -1268,7 +1270,7 @@ fn cli_actor() -> Actor {
 }
 
 async fn audit(config: Config, cmd: AuditCommand) -> anyhow::Result<()> {
-    let store = Store::connect(&config.database_url).await?;
+    let store = Store::connect(config.database_url.expose()).await?;
     match cmd {
         AuditCommand::Verify => {
             let tty = std::io::stderr().is_terminal();
@@ -1346,7 +1348,7 @@ async fn keys(config: Config, cmd: KeysCommand) -> anyhow::Result<()> {
             println!("keys held: {:?}", ring.key_ids());
         }
         KeysCommand::Rotate { retire_old, chunk } => {
-            let store = Store::connect(&config.database_url).await?;
+            let store = Store::connect(config.database_url.expose()).await?;
             let (mut ring, _) =
                 Keyring::load_or_create(&config.key_file, config.master_key.as_ref())?;
             let progress = |msg: &str| eprintln!("  {msg}");

@@ -142,7 +142,7 @@ impl Dispatcher {
         wakeup: Arc<Notify>,
     ) -> Self {
         // The sink has no contract to respect; a real provider's rate comes from its contract.
-        let rate = if sms_cfg.provider == "sink" {
+        let rate = if sms_cfg.provider == crate::config::SmsProvider::Sink {
             1_000_000
         } else {
             sms_cfg.rate_per_second

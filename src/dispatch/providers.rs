@@ -117,6 +117,7 @@ fn single(
         .timeout(Duration::from_millis(cfg.timeout_ms))
         .build()
         .context("cannot build the SMS HTTP client")?;
+    let password = cfg.password.as_ref().map(|p| p.expose().to_string());
     let need = |v: &Option<String>, what: &str| {
         v.clone()
             .with_context(|| format!("sms.{what} is not set for {}", cfg.provider))
@@ -133,7 +134,7 @@ fn single(
             client,
             endpoint: format!("{}/a1/sms", base("https://api.46elks.com")),
             username: need(&cfg.username, "username")?,
-            password: need(&cfg.password, "password")?,
+            password: need(&password, "password")?,
             callback: callback("46elks"),
         }),
         "twilio" => {
@@ -145,7 +146,7 @@ fn single(
                     base("https://api.twilio.com")
                 ),
                 sid,
-                token: need(&cfg.password, "password")?,
+                token: need(&password, "password")?,
                 callback: callback("twilio"),
             })
         }
@@ -156,14 +157,14 @@ fn single(
                 base("https://eu.sms.api.sinch.com"),
                 need(&cfg.username, "username")?
             ),
-            token: need(&cfg.password, "password")?,
+            token: need(&password, "password")?,
             callback: callback("sinch"),
         }),
         "kannel" => Box::new(Kannel {
             client,
             endpoint: format!("{}/cgi-bin/sendsms", base("http://127.0.0.1:13013")),
             username: need(&cfg.username, "username")?,
-            password: need(&cfg.password, "password")?,
+            password: need(&password, "password")?,
         }),
         _ => Box::new(SinkSms {
             path: sink_dir.join("sms.jsonl"),

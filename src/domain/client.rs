@@ -50,6 +50,10 @@ impl TrustedProxies {
             .map(Self)
     }
 
+    pub fn networks(&self) -> &[IpNet] {
+        &self.0
+    }
+
     fn trusts(&self, ip: IpAddr) -> bool {
         self.0.iter().any(|n| n.contains(&ip))
     }

@@ -373,7 +373,7 @@ pub fn build(config: &Config, tenant: &Tenant) -> Record {
         sms_list.push(("sms_secondary", second));
     }
     for (role, sms) in sms_list {
-        if sms.provider == "sink" {
+        if sms.provider == crate::config::SmsProvider::Sink {
             warnings.push(Warning {
                 code: "sms_not_sent",
                 message: format!(
@@ -384,7 +384,7 @@ pub fn build(config: &Config, tenant: &Tenant) -> Record {
         }
         recipients.push(recipient(
             role,
-            sms.provider.clone(),
+            sms.provider.to_string(),
             known_sms(sms),
             Configured {
                 processor: sms.processor.as_ref(),
@@ -402,7 +402,7 @@ pub fn build(config: &Config, tenant: &Tenant) -> Record {
                     .into(),
         }),
         Some(url) => {
-            let host = url_host(Some(url)).unwrap_or_default();
+            let host = url_host(Some(url.expose())).unwrap_or_default();
             let local = is_loopback(&host);
             recipients.push(recipient(
                 "email",
@@ -431,10 +431,10 @@ pub fn build(config: &Config, tenant: &Tenant) -> Record {
         }
     }
     if let Some(d) = directory {
-        let http = d.kind == "http";
+        let http = d.kind == crate::config::DirectoryKind::Http;
         recipients.push(recipient(
             "directory",
-            d.kind.clone(),
+            d.kind.as_str().to_string(),
             Known {
                 processor: None,
                 country: None,
@@ -641,7 +641,7 @@ pub fn build(config: &Config, tenant: &Tenant) -> Record {
             ),
         });
     }
-    if config.database_url.starts_with("sqlite:") {
+    if config.database_url.expose().starts_with("sqlite:") {
         security_measures.push(item(
             "secure_delete",
             "Erased rows are overwritten in the database file (SQLite secure_delete).",
@@ -958,7 +958,7 @@ mod tests {
                 .any(|s| s.code == "directory_listed")
         );
         c.directory = Some(DirectoryConfig {
-            kind: "http".into(),
+            kind: crate::config::DirectoryKind::Http,
             file: None,
             url: Some("https://token:x@dir.example.no/lookup".into()),
             token: None,

@@ -27,8 +27,8 @@ fn authorised(state: &AppState, secret: &str) -> bool {
         .config
         .sms
         .webhook_secret
-        .as_deref()
-        .is_some_and(|s| constant_time_eq(s.as_bytes(), secret.as_bytes()))
+        .as_ref()
+        .is_some_and(|s| constant_time_eq(s.expose().as_bytes(), secret.as_bytes()))
 }
 
 /// The report's body, read only once the path's secret is right.

@@ -2,7 +2,7 @@
 //! PostgreSQL database, plus real protocol peers (an SMTP server, a browser).
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -33,23 +33,19 @@ pub fn pg_admin_url() -> String {
 }
 
 /// A directory removed when dropped.
-pub struct TempDir(pub PathBuf);
+pub struct TempDir(tempfile::TempDir);
 
 impl TempDir {
     pub fn new() -> Self {
-        let p =
-            std::env::temp_dir().join(format!("varsel-it-{}", hex_encode(&random_bytes::<8>())));
-        std::fs::create_dir_all(&p).unwrap();
-        Self(p)
+        Self(
+            tempfile::Builder::new()
+                .prefix("varsel-it-")
+                .tempdir()
+                .expect("a temporary directory"),
+        )
     }
     pub fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+        self.0.path()
     }
 }
 
