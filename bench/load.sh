@@ -10,10 +10,11 @@
 # percentiles, the answers by status (429 is a throttled attempt, 404 a wrong pair) and the
 # server's resident memory at its peak (VmHWM).
 #
-#   bench/load.sh [--store sqlite|postgres://user@host:port] [--duration 30s]
+#   bench/load.sh [--store sqlite|postgres://user@host:port[/db]] [--duration 30s]
 #                 [--connections 32] [--threads 2] [--clients 10000] [--sessions 2000]
-#                 [--right 0.8] [--bin path/to/varsel]
+#                 [--right 0.8] [--bin path/to/varsel] [--perf perf.data]
 #
+# --perf records the server's profile during the load (`perf report -i perf.data`).
 # The request mix is set with LOAD_API_SIGNIN, LOAD_PAGE_SIGNIN and LOAD_READS (shares,
 # default 0.60, 0.10, 0.25; the rest are phone changes).
 set -euo pipefail
@@ -27,6 +28,7 @@ clients=10000
 sessions=2000
 right=0.8
 bin=""
+perf_out=""
 while (($#)); do
   case "$1" in
     --store) store="$2"; shift 2 ;;
@@ -37,7 +39,8 @@ while (($#)); do
     --sessions) sessions="$2"; shift 2 ;;
     --right) right="$2"; shift 2 ;;
     --bin) bin="$2"; shift 2 ;;
-    -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --perf) perf_out="$2"; shift 2 ;;
+    -h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -79,7 +82,9 @@ case "$store" in
   sqlite) unset VARSEL_DATABASE_URL ;;
   postgres://*)
     command -v psql >/dev/null 2>&1 || { echo "psql is needed for --store postgres" >&2; exit 1; }
-    base="${store%/}"
+    # The server's address; a database named in the URL is ignored (a fresh one is made).
+    rest="${store#postgres://}"
+    base="postgres://${rest%%/*}"
     db="varsel_load_$$"
     psql "$base/postgres" -qc "CREATE DATABASE $db"
     export VARSEL_DATABASE_URL="$base/$db"
@@ -141,13 +146,30 @@ load_before="$(cut -d' ' -f1-3 /proc/loadavg)"
 
 echo "store $store; $(nproc) cores; load average before: $load_before"
 echo "wrk -t$threads -c$connections -d$duration; $clients client addresses; $sessions sessions; right pairs $right"
-LOAD_TENANT=alvstad LOAD_CLIENTS="$clients" LOAD_RIGHT="$right" LOAD_SESSIONS="$tmp/sessions" \
-  wrk -t"$threads" -c"$connections" -d"$duration" -s bench/signin.lua "$url" >"$tmp/wrk.out"
+# utime + stime in clock ticks (fields 14 and 15 of /proc/PID/stat, after the command).
+cpu_ticks() { sed 's/^.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'; }
+ticks_before=$(cpu_ticks "$pid")
+perf_pid=""
+if [ -n "$perf_out" ]; then
+  perf record -q -g -p "$pid" -o "$perf_out" 2>/dev/null &
+  perf_pid=$!
+fi
+# The load generator shares the cores: its CPU time is printed too.
+TIMEFORMAT='%U %S'
+{ time LOAD_TENANT=alvstad LOAD_CLIENTS="$clients" LOAD_RIGHT="$right" LOAD_SESSIONS="$tmp/sessions" \
+  wrk -t"$threads" -c"$connections" -d"$duration" -s bench/signin.lua "$url" >"$tmp/wrk.out"; } 2>"$tmp/wrk.time"
+if [ -n "$perf_pid" ]; then kill -INT "$perf_pid"; wait "$perf_pid" || true; fi
+ticks=$(($(cpu_ticks "$pid") - ticks_before))
 peak_kb=$(status "$pid" VmHWM)
 rss_kb=$(status "$pid" VmRSS)
 kill -0 "$pid" || { echo "the server died under load" >&2; exit 1; }
 grep '^LOAD ' "$tmp/wrk.out" | sed 's/^LOAD //'
 grep -q '^LOAD status' "$tmp/wrk.out" || { cat "$tmp/wrk.out" >&2; exit 1; }
 errors=$(grep -c -E ' (ERROR|WARN) ' "$tmp/serve.log" || true)
+requests=$(sed -n 's/^LOAD requests=\([0-9]*\) .*/\1/p' "$tmp/wrk.out")
+awk -v t="$ticks" -v hz="$(getconf CLK_TCK)" -v n="$requests" \
+  'BEGIN { printf "server CPU: %.1f s, %.3f ms per request\n", t / hz, n ? 1000 * t / hz / n : 0 }'
+awk 'END { printf "wrk CPU: %.1f s\n", $1 + $2 }' "$tmp/wrk.time"
 echo "server: rss idle $((idle_kb / 1024)) MiB, after $((rss_kb / 1024)) MiB, peak (VmHWM) $((peak_kb / 1024)) MiB; $errors warnings or errors logged"
+grep -E ' (ERROR|WARN) ' "$tmp/serve.log" | head -3 || true
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
