@@ -1175,7 +1175,13 @@ fn the_load_benchmark_runs_on_both_stores_and_prints_its_figures() {
             "{store}: {stdout}\n{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        for figure in ["rps=", "p50_ms=", "p99_ms=", "peak (VmHWM)", "ms per request"] {
+        for figure in [
+            "rps=",
+            "p50_ms=",
+            "p99_ms=",
+            "peak (VmHWM)",
+            "ms per request",
+        ] {
             assert!(stdout.contains(figure), "{store}: {figure} in {stdout}");
         }
         // Right pairs signed in through the API (201) and the page (303); wrong ones were
