@@ -40,7 +40,7 @@ while (($#)); do
     --right) right="$2"; shift 2 ;;
     --bin) bin="$2"; shift 2 ;;
     --perf) perf_out="$2"; shift 2 ;;
-    -h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -55,6 +55,9 @@ if ! command -v wrk >/dev/null 2>&1; then
   echo "installing: wrk (the load generator, from Debian)"
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends wrk >/dev/null
+fi
+if [ -n "$perf_out" ] && ! command -v perf >/dev/null 2>&1; then
+  echo "--perf needs perf (Debian: linux-perf)" >&2; exit 1
 fi
 for tool in curl python3; do
   command -v "$tool" >/dev/null 2>&1 || { echo "$tool is needed" >&2; exit 1; }
