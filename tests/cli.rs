@@ -1158,3 +1158,41 @@ fn the_grid_benchmark_loads_a_whole_tree_on_both_stores() {
         }
     }
 }
+
+#[test]
+fn the_load_benchmark_runs_on_both_stores_and_prints_its_figures() {
+    for store in ["sqlite".to_string(), common::pg_admin_url()] {
+        let out = Command::new("bench/load.sh")
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .args(["--bin", env!("CARGO_BIN_EXE_varsel"), "--store", &store])
+            .args(["--duration", "1s", "--connections", "4", "--threads", "1"])
+            .args(["--sessions", "20", "--clients", "50"])
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{store}: {stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        for figure in [
+            "rps=",
+            "p50_ms=",
+            "p99_ms=",
+            "peak (VmHWM)",
+            "ms per request",
+        ] {
+            assert!(stdout.contains(figure), "{store}: {figure} in {stdout}");
+        }
+        // Right pairs signed in through the API (201) and the page (303); wrong ones were
+        // refused as no match (404), not throttled away or failed.
+        let status = stdout
+            .lines()
+            .find(|l| l.starts_with("status "))
+            .unwrap_or_else(|| panic!("{store}: no status line in {stdout}"));
+        for code in ["200=", "201=", "303=", "404="] {
+            assert!(status.contains(code), "{store}: {code} in {status}");
+        }
+        assert!(!status.contains("500="), "{store}: {status}");
+    }
+}

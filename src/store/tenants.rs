@@ -169,13 +169,16 @@ impl Store {
         let sql = format!(
             "SELECT id, slug, name, sms_sender_id, languages, time_zone, privacy_contact FROM tenants WHERE {cond}"
         );
+        // Both queries on one connection: every sign-in looks its tenant up, and each
+        // checkout of a pooled connection costs a round trip of its own.
         let tenant = on_pool!(self, pool => {
+            let mut conn = pool.acquire().await?;
             let q = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
             let q = match key {
                 TenantKey::Id(id) => q.bind(id),
                 TenantKey::Slug(s) => q.bind(s.to_string()),
             };
-            let Some(row) = q.fetch_optional(pool).await? else {
+            let Some(row) = q.fetch_optional(&mut *conn).await? else {
                 return Ok(None);
             };
             let id: i64 = row.try_get("id")?;
@@ -183,7 +186,7 @@ impl Store {
                 "SELECT service FROM tenant_services WHERE tenant_id = $1 ORDER BY service",
             )
             .bind(id)
-            .fetch_all(pool)
+            .fetch_all(&mut *conn)
             .await?;
             Tenant {
                 id,
