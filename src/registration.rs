@@ -198,9 +198,14 @@ pub async fn view(state: &AppState, s: Session) -> anyhow::Result<RegistrationVi
         Some(c) => {
             let clear = state.keyring.open(phone_field(s.facility_id), &c.sealed)?;
             Some(
-                PhoneNumber::parse(&clear, Region::Se)
-                    .map(|p| p.masked())
-                    .unwrap_or_default(),
+                PhoneNumber::from_stored(&clear)
+                    .map_err(|e| {
+                        anyhow::anyhow!(
+                            "facility {}: a stored number does not parse: {e}",
+                            s.facility_id
+                        )
+                    })?
+                    .masked(),
             )
         }
     };
@@ -209,7 +214,14 @@ pub async fn view(state: &AppState, s: Session) -> anyhow::Result<RegistrationVi
         Some(c) => {
             let clear = state.keyring.open(email_field(s.facility_id), &c.sealed)?;
             Some(EmailView {
-                address: Email::parse(&clear).map(|e| e.masked()).unwrap_or_default(),
+                address: Email::parse(&clear)
+                    .map_err(|e| {
+                        anyhow::anyhow!(
+                            "facility {}: a stored e-mail does not parse: {e}",
+                            s.facility_id
+                        )
+                    })?
+                    .masked(),
                 verified: sub.email_verified_at.is_some(),
             })
         }

@@ -10,7 +10,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::sync::Mutex;
 
 use super::redact::{Failure, FailureClass};
-use crate::config::SmsConfig;
+use crate::config::{SmsConfig, SmsProvider as ProviderKind};
 use crate::domain::phone::PhoneNumber;
 
 /// What went wrong with a request that got no answer, without its URL.
@@ -129,15 +129,15 @@ fn single(
             .trim_end_matches('/')
             .to_string()
     };
-    Ok(match cfg.provider.as_str() {
-        "46elks" => Box::new(Elks46 {
+    Ok(match cfg.provider {
+        ProviderKind::Elks46 => Box::new(Elks46 {
             client,
             endpoint: format!("{}/a1/sms", base("https://api.46elks.com")),
             username: need(&cfg.username, "username")?,
             password: need(&password, "password")?,
             callback: callback("46elks"),
         }),
-        "twilio" => {
+        ProviderKind::Twilio => {
             let sid = need(&cfg.username, "username")?;
             Box::new(Twilio {
                 client,
@@ -150,7 +150,7 @@ fn single(
                 callback: callback("twilio"),
             })
         }
-        "sinch" => Box::new(Sinch {
+        ProviderKind::Sinch => Box::new(Sinch {
             client,
             endpoint: format!(
                 "{}/xms/v1/{}/batches",
@@ -160,13 +160,13 @@ fn single(
             token: need(&password, "password")?,
             callback: callback("sinch"),
         }),
-        "kannel" => Box::new(Kannel {
+        ProviderKind::Kannel => Box::new(Kannel {
             client,
             endpoint: format!("{}/cgi-bin/sendsms", base("http://127.0.0.1:13013")),
             username: need(&cfg.username, "username")?,
             password: need(&password, "password")?,
         }),
-        _ => Box::new(SinkSms {
+        ProviderKind::Sink => Box::new(SinkSms {
             path: sink_dir.join("sms.jsonl"),
             lock: Mutex::new(()),
         }),

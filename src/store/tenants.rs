@@ -89,8 +89,15 @@ fn join<T: AsRef<str>>(items: impl IntoIterator<Item = T>) -> String {
         .join(",")
 }
 
-fn split<T: std::str::FromStr>(text: &str) -> Vec<T> {
-    text.split(',').filter_map(|s| s.parse().ok()).collect()
+/// A stored list read back. A value this build does not know is an error rather than left
+/// out: a tenant quietly losing a language, or a token a scope, would go unnoticed.
+fn split<T: std::str::FromStr>(text: &str, what: &str) -> anyhow::Result<Vec<T>> {
+    text.split(',')
+        .map(|s| {
+            s.parse()
+                .map_err(|_| anyhow::anyhow!("a stored {what} {s:?} is not one this build knows"))
+        })
+        .collect()
 }
 
 impl Store {
@@ -193,12 +200,12 @@ impl Store {
                 slug: row.try_get("slug")?,
                 name: row.try_get("name")?,
                 sms_sender_id: row.try_get("sms_sender_id")?,
-                languages: split(&row.try_get::<String, _>("languages")?),
+                languages: split(&row.try_get::<String, _>("languages")?, "language")?,
                 time_zone: row.try_get("time_zone")?,
                 privacy_contact: row.try_get("privacy_contact")?,
                 services: {
                     // Electricity first, as households expect, rather than alphabetical.
-                    let mut kinds: Vec<ServiceKind> = services.iter().filter_map(|s| s.parse().ok()).collect();
+                    let mut kinds: Vec<ServiceKind> = split(&services.join(","), "service")?;
                     kinds.sort_by_key(|k| ServiceKind::all().iter().position(|x| x == k));
                     kinds
                 },
@@ -273,7 +280,7 @@ impl Store {
                     token_id: row.try_get("id")?,
                     tenant_id: row.try_get("tenant_id")?,
                     name: row.try_get("name")?,
-                    scopes: split(&row.try_get::<String, _>("scopes")?),
+                    scopes: split(&row.try_get::<String, _>("scopes")?, "scope")?,
                 }),
             }
         });
@@ -306,7 +313,7 @@ impl Store {
                 out.push(TokenListing {
                     id: r.try_get("id")?,
                     name: r.try_get("name")?,
-                    scopes: split(&r.try_get::<String, _>("scopes")?),
+                    scopes: split(&r.try_get::<String, _>("scopes")?, "scope")?,
                     created_at: r.try_get("created_at")?,
                     last_used_at: r.try_get("last_used_at")?,
                     expires_at: r.try_get("expires_at")?,
