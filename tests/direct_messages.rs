@@ -393,20 +393,7 @@ async fn a_claim_cut_short_is_taken_over(db: Db) {
     app.finish().await;
 }
 
-macro_rules! both {
-    ($($name:ident),*) => {
-        mod sqlite { $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(super::Db::Sqlite).await }
-        )* }
-        mod postgres { $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(super::Db::Postgres).await }
-        )* }
-    };
-}
-
-both!(
+on_both_dbs!(
     a_link_waits_for_the_mail_server_and_arrives_once,
     the_fourth_message_within_the_hour_is_refused,
     codes_go_through_the_outbox,

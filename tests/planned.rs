@@ -780,20 +780,7 @@ async fn the_demo_town_prints_postcards(db: Db) {
     app.finish().await;
 }
 
-macro_rules! both {
-    ($($name:ident),*) => {
-        mod sqlite { $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(super::Db::Sqlite).await }
-        )* }
-        mod postgres { $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(super::Db::Postgres).await }
-        )* }
-    };
-}
-
-both!(
+on_both_dbs!(
     announced_then_reminded_once,
     a_late_reminder_is_sent_or_dropped,
     two_instances_remind_once,

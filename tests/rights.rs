@@ -639,20 +639,7 @@ async fn a_second_instance_opens_what_the_first_sealed(db: Db) {
     app.finish().await;
 }
 
-macro_rules! both {
-    ($($name:ident),*) => {
-        mod sqlite { $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(super::Db::Sqlite).await }
-        )* }
-        mod postgres { $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(super::Db::Postgres).await }
-        )* }
-    };
-}
-
-both!(
+on_both_dbs!(
     a_household_uses_every_right_in_one_sitting,
     a_restriction_keeps_the_directory_away,
     codes_are_limited_and_expire,

@@ -335,20 +335,7 @@ async fn two_instances_share_the_facility_count(db: Db) {
     app.finish().await;
 }
 
-macro_rules! both {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite { $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(super::Db::Sqlite).await }
-        )* }
-        mod postgres { $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(super::Db::Postgres).await }
-        )* }
-    };
-}
-
-both!(
+on_both_dbs!(
     spoofed_forwarded_for_behind_a_trusted_proxy_is_throttled,
     the_header_of_an_untrusted_peer_is_ignored,
     ipv6_addresses_in_one_64_share_a_budget,

@@ -10,7 +10,6 @@
 //! runs out: at most twice, and only for the messages in flight.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::task::JoinSet;
 
@@ -64,10 +63,7 @@ impl Dispatcher {
                 );
                 None
             });
-            let idle = due
-                .map(|t| Duration::from_secs((t - now).clamp(0, 5) as u64))
-                .unwrap_or(Duration::from_secs(5))
-                .max(Duration::from_millis(100));
+            let idle = super::idle_until(due, now);
             tokio::select! {
                 _ = stopped.changed() => return,
                 () = self.direct_wakeup.notified() => {},

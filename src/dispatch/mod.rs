@@ -131,6 +131,15 @@ pub struct Dispatcher {
     direct_wakeup: Notify,
 }
 
+/// How long an idle lane sleeps: until the next due row, but at most 5 s (a row written by
+/// another instance wakes no one here) and at least 100 ms (no spinning on a row due now
+/// that another instance holds).
+fn idle_until(due: Option<i64>, now: i64) -> Duration {
+    due.map(|t| Duration::from_secs((t - now).clamp(0, 5) as u64))
+        .unwrap_or(Duration::from_secs(5))
+        .max(Duration::from_millis(100))
+}
+
 impl Dispatcher {
     pub fn new(
         store: Store,
@@ -227,10 +236,7 @@ impl Dispatcher {
                         None
                     }),
                 };
-                let idle = due
-                    .map(|t| Duration::from_secs((t - now).clamp(0, 5) as u64))
-                    .unwrap_or(Duration::from_secs(5))
-                    .max(Duration::from_millis(100));
+                let idle = idle_until(due, now);
                 tokio::select! {
                     _ = stopped.changed() => return,
                     () = self.wakeup.notified() => {},

@@ -585,6 +585,22 @@ macro_rules! on_both_stores {
     };
 }
 
+/// The same as `on_both_stores!` for scenarios that start their own service (they take the
+/// `Db` and spawn what they need).
+#[macro_export]
+macro_rules! on_both_dbs {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite { $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name($crate::common::Db::Sqlite).await }
+        )* }
+        mod postgres { $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name($crate::common::Db::Postgres).await }
+        )* }
+    };
+}
+
 /// A real SMTP server (Python aiosmtpd) writing each received message to a directory.
 pub struct SmtpServer {
     pub port: u16,
