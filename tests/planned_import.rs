@@ -182,14 +182,14 @@ async fn work_orders_over_the_api(app: &TestApp) {
         "{body}"
     );
 
+    // A file without its columns gets the report, its line 1 saying why (422).
     let (status, body) =
         post_file(app, &operator, "text/csv", b"reference,service\n".to_vec()).await;
-    assert_eq!(
-        (status, body["error"].as_str()),
-        (400, Some("invalid_input"))
-    );
+    assert_eq!((status, body["status"].as_str()), (422, Some("failed")));
+    assert_eq!(body["announced"], json!([]), "{body}");
+    assert_eq!(body["rejected"][0]["line"], 1, "{body}");
     assert!(
-        body["message"]
+        body["rejected"][0]["reason"]
             .as_str()
             .unwrap()
             .contains("lacks required columns: start, end"),

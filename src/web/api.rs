@@ -513,7 +513,10 @@ async fn get_registration(
 
 #[derive(Deserialize, utoipa::ToSchema)]
 struct PhoneBody {
-    /// Mobile number, national (070-123 45 67, 412 34 567) or international (+46...).
+    /// Mobile number, national (070-123 45 67, 412 34 567) or international (+46...). The
+    /// pattern shows Swedish and Norwegian mobiles in international form; the national forms
+    /// and other countries' mobiles are taken too.
+    #[schema(pattern = r"^\+46 ?7[02369][0-9]{7}$|^\+47 ?(4[015-8]|9[0-9])[0-9]{6}$")]
     phone: String,
 }
 
@@ -548,8 +551,15 @@ async fn delete_phone(
 
 #[derive(Deserialize, utoipa::ToSchema)]
 struct EmailBody {
+    /// The pattern shows plain addresses; the server takes what RFC 5322 allows without a
+    /// display name or a domain literal.
+    #[schema(
+        max_length = 254,
+        pattern = r"^[A-Za-z0-9_%+-]{1,32}(\.[A-Za-z0-9_%+-]{1,32}){0,2}@[A-Za-z0-9]([A-Za-z0-9-]{0,20}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,20}[A-Za-z0-9])?){0,2}\.[A-Za-z]{2,12}$"
+    )]
     email: String,
     /// Language of the verification mail (sv, nb, en); the tenant's first language if absent.
+    #[schema(pattern = "^(sv|nb|en)$")]
     language: Option<String>,
 }
 

@@ -57,6 +57,7 @@ struct CodeRequest {
     /// Where the code goes: the registered mobile (`sms`) or the verified e-mail (`email`).
     channel: CodeChannel,
     /// Language of the message (sv, nb, en); the tenant's first language if absent.
+    #[schema(pattern = "^(sv|nb|en)$")]
     language: Option<String>,
 }
 
@@ -93,7 +94,8 @@ async fn send_code(
 
 #[derive(Deserialize, utoipa::ToSchema)]
 struct CodeConfirm {
-    /// The six digits received (spaces are ignored).
+    /// The six digits received (spaces are also taken).
+    #[schema(pattern = "^[0-9]{6}$")]
     code: String,
 }
 
@@ -210,9 +212,10 @@ async fn set_restriction(
 struct RequestBody {
     /// `rectification` (the holder's name or postal address is wrong), `objection` (with
     /// reasons) or `other`.
-    #[schema(value_type = String, example = "rectification")]
+    #[schema(value_type = String, example = "rectification", pattern = "^(rectification|objection|other)$")]
     kind: String,
     /// What should change, or why; at most 2,000 characters.
+    #[schema(min_length = 1, max_length = 2000, pattern = r"\S")]
     message: String,
 }
 
