@@ -184,12 +184,24 @@ impl Dispatcher {
                         error: "the stored e-mail is not valid".into(),
                     };
                 };
+                // Every writer gives an e-mail its subject; one without is a fault to show, not
+                // a mail to send blank.
+                let Some(subject) = body.subject else {
+                    tracing::error!(
+                        direct = m.id,
+                        kind = m.kind.as_str(),
+                        "a stored e-mail message has no subject"
+                    );
+                    return SendResult::Failed {
+                        error: "the stored e-mail message has no subject".into(),
+                    };
+                };
                 if let Err(until) = self.pick(Channel::Email, crate::store::now()) {
                     return SendResult::Deferred { at: until };
                 }
                 let mail = OutgoingMail {
                     to: &to,
-                    subject: body.subject.unwrap_or_default(),
+                    subject,
                     body: body.text,
                 };
                 match self.mailer.send(mail).await {
