@@ -700,31 +700,9 @@ async fn verification_links_expire_and_are_single_use(app: &TestApp) {
         })
         .collect();
     assert_eq!(links.len(), 2);
-    let token_of = |link: &str| {
-        link.rsplit('/')
-            .next()
-            .unwrap()
-            .split('?')
-            .next()
-            .unwrap()
-            .to_string()
-    };
-    let post = |token: String| {
-        app.client
-            .post(app.url(&format!("/api/v1/email-verifications/{token}")))
-            .send()
-    };
-    assert_eq!(
-        post(token_of(&links[0])).await.unwrap().status(),
-        404,
-        "superseded link"
-    );
-    assert_eq!(post(token_of(&links[1])).await.unwrap().status(), 200);
-    assert_eq!(
-        post(token_of(&links[1])).await.unwrap().status(),
-        404,
-        "single use"
-    );
+    assert_eq!(app.verify_by_api(&links[0]).await, 404, "superseded link");
+    assert_eq!(app.verify_by_api(&links[1]).await, 200);
+    assert_eq!(app.verify_by_api(&links[1]).await, 404, "single use");
     let view: Value = app.get_json("/api/v1/registration", &session).await;
     assert_eq!(view["email"]["verified"], true);
     // Saving the same verified address again changes nothing.
@@ -761,8 +739,7 @@ async fn verification_links_expire_and_are_single_use(app: &TestApp) {
         .unwrap();
     let link = common::find_link(third["body"].as_str().unwrap(), &app.base);
     age_verifications(app).await;
-    let expired = post(token_of(&link)).await.unwrap();
-    assert_eq!(expired.status(), 410);
+    assert_eq!(app.verify_by_api(&link).await, 410, "expired");
     let view: Value = app.get_json("/api/v1/registration", &session).await;
     assert_eq!(view["email"]["verified"], false);
 }

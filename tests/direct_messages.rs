@@ -128,14 +128,7 @@ async fn a_link_waits_for_the_mail_server_and_arrives_once(db: Db) {
     assert_eq!(sealed_rows(&app).await, 0);
 
     let link = find_link(&mails[0], &app.base);
-    let token = link.rsplit('/').next().unwrap().split('?').next().unwrap();
-    let resp = app
-        .client
-        .post(app.url(&format!("/api/v1/email-verifications/{token}")))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
+    assert_eq!(app.verify_by_api(&link).await, 200);
     app.finish().await;
     smtp.stop().await;
 }
@@ -229,14 +222,7 @@ async fn codes_go_through_the_outbox(db: Db) {
     app.register_phone(&session, "070-123 45 67").await;
     assert_eq!(put_email(&app, &session, "kod@example.com").await.0, 202);
     let link = find_link(&smtp.messages(1).await[0], &app.base);
-    let token = link.rsplit('/').next().unwrap().split('?').next().unwrap();
-    let resp = app
-        .client
-        .post(app.url(&format!("/api/v1/email-verifications/{token}")))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
+    assert_eq!(app.verify_by_api(&link).await, 200);
 
     let ask = |channel: &'static str| {
         app.client

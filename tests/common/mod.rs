@@ -241,6 +241,18 @@ impl TestApp {
     }
 
     /// GETs `path` with a bearer token and decodes the JSON answer.
+    /// Opens a mailed verification link the way an API client does: the token, the last
+    /// path segment before any query, posted to `/api/v1/email-verifications/{token}`.
+    pub async fn verify_by_api(&self, link: &str) -> reqwest::StatusCode {
+        let token = link.rsplit('/').next().unwrap().split('?').next().unwrap();
+        self.client
+            .post(self.url(&format!("/api/v1/email-verifications/{token}")))
+            .send()
+            .await
+            .unwrap()
+            .status()
+    }
+
     pub async fn get_json<T: serde::de::DeserializeOwned>(&self, path: &str, token: &str) -> T {
         get_json(&self.client, &self.url(path), token).await
     }
