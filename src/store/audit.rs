@@ -66,6 +66,29 @@ pub(crate) fn hash_of(prev: &[u8], id: i64, at: i64, e: &NewEntry, details: &str
     )
 }
 
+/// Most entries one group commit takes; the rest wait for the next.
+const AUDIT_BATCH: usize = 512;
+
+type Answer = tokio::sync::oneshot::Sender<Result<(), String>>;
+
+/// Standalone appends waiting for their group commit (`Store::append_audit`).
+#[derive(Default)]
+pub(crate) struct AuditQueue {
+    waiting: std::sync::Mutex<Vec<(NewEntry, Answer)>>,
+    /// Held from taking a batch until its transaction has ended.
+    committing: std::sync::Arc<tokio::sync::Mutex<()>>,
+}
+
+impl AuditQueue {
+    fn waiting(&self) -> std::sync::MutexGuard<'_, Vec<(NewEntry, Answer)>> {
+        // Nothing panics while holding it (a push or a drain), so a poisoned lock still
+        // holds a whole queue.
+        self.waiting
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
 const COLUMNS: &str = "id, tenant_id, at, actor, action, subject, details, prev_hash, hash";
 
 macro_rules! read_entry {
@@ -96,13 +119,57 @@ impl Store {
     }
 
     /// Appends one entry in a transaction of its own: for what is not itself a write (a
-    /// read of personal data).
+    /// read of personal data). Returns once the entry is committed.
+    ///
+    /// Appends that arrive while one is committing wait and then go in together, in one
+    /// transaction (group commit): every append takes the chain's head, so one commit per
+    /// entry would let a flood of registration reads go no faster than one disk flush each
+    /// (measured on PostgreSQL: 3.2 ms, bench/load.sh). An entry is answered only after the
+    /// transaction that holds it committed, so a read is still never shown unrecorded.
     pub async fn append_audit(&self, entry: &NewEntry) -> anyhow::Result<()> {
+        let (tx, mut rx) = tokio::sync::oneshot::channel();
+        self.audit_queue.waiting().push((entry.clone(), tx));
+        let turn = self.audit_queue.committing.clone().lock_owned().await;
+        match rx.try_recv() {
+            Ok(done) => return done.map_err(anyhow::Error::msg),
+            Err(tokio::sync::oneshot::error::TryRecvError::Empty) => {}
+            Err(tokio::sync::oneshot::error::TryRecvError::Closed) => {
+                anyhow::bail!("the audit entry's batch ended without committing")
+            }
+        }
+        let batch = {
+            let mut waiting = self.audit_queue.waiting();
+            let n = waiting.len().min(AUDIT_BATCH);
+            waiting.drain(..n).collect::<Vec<_>>()
+        };
+        // The commit runs in a task of its own, holding the turn, so a request that goes
+        // away mid-commit (its client hung up) neither abandons the entries of the others in
+        // its batch nor lets the next batch start before this one has ended.
+        let store = self.clone();
+        tokio::spawn(async move {
+            let _turn = turn;
+            let (entries, answers): (Vec<NewEntry>, Vec<_>) = batch.into_iter().unzip();
+            let outcome = store
+                .commit_audit_batch(&entries)
+                .await
+                .map_err(|e| format!("{e:#}"));
+            for answer in answers {
+                // A waiter that went away (its request was dropped) needs no answer; its
+                // entry is committed or not with the rest.
+                let _ = answer.send(outcome.clone());
+            }
+        });
+        rx.await
+            .map_err(|_| anyhow::anyhow!("the audit entry's batch ended without committing"))?
+            .map_err(anyhow::Error::msg)
+    }
+
+    async fn commit_audit_batch(&self, entries: &[NewEntry]) -> anyhow::Result<()> {
         let begin = self.begin_write();
         let _writer = self.writer().await;
         on_pool!(self, pool => {
             let mut tx = pool.begin_with(begin).await?;
-            append_audit!(&mut *tx, self, std::slice::from_ref(entry));
+            append_audit!(&mut *tx, self, entries);
             tx.commit().await?;
         });
         Ok(())

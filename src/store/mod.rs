@@ -69,6 +69,7 @@ pub struct Store {
     /// hot writers queue here instead, in order, and start the moment the writer before
     /// them is done. None on PostgreSQL.
     writer: Option<std::sync::Arc<tokio::sync::Mutex<()>>>,
+    audit_queue: std::sync::Arc<audit::AuditQueue>,
 }
 
 /// Runs `$body` with `$pool` bound to the concrete pool of whichever backend this store uses.
@@ -128,7 +129,11 @@ impl Store {
         };
         let writer = matches!(backend, Backend::Sqlite(_))
             .then(|| std::sync::Arc::new(tokio::sync::Mutex::new(())));
-        let store = Self { backend, writer };
+        let store = Self {
+            backend,
+            writer,
+            audit_queue: Default::default(),
+        };
         store.migrate().await?;
         Ok(store)
     }

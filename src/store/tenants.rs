@@ -173,44 +173,49 @@ impl Store {
     }
 
     async fn tenant_where(&self, cond: &str, key: TenantKey<'_>) -> anyhow::Result<Option<Tenant>> {
+        // One query, one row per service: every sign-in looks its tenant up, and each
+        // round trip to the database is a large part of a sign-in's cost (bench/load.sh).
         let sql = format!(
-            "SELECT id, slug, name, sms_sender_id, languages, time_zone, privacy_contact FROM tenants WHERE {cond}"
+            "SELECT t.id, t.slug, t.name, t.sms_sender_id, t.languages, t.time_zone, t.privacy_contact, s.service
+             FROM tenants t LEFT JOIN tenant_services s ON s.tenant_id = t.id WHERE t.{cond}"
         );
-        // Both queries on one connection: every sign-in looks its tenant up, and each
-        // checkout of a pooled connection costs a round trip of its own.
-        let tenant = on_pool!(self, pool => {
-            let mut conn = pool.acquire().await?;
+        let found = on_pool!(self, pool => {
             let q = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
             let q = match key {
                 TenantKey::Id(id) => q.bind(id),
                 TenantKey::Slug(s) => q.bind(s.to_string()),
             };
-            let Some(row) = q.fetch_optional(&mut *conn).await? else {
-                return Ok(None);
-            };
-            let id: i64 = row.try_get("id")?;
-            let services: Vec<String> = sqlx::query_scalar(
-                "SELECT service FROM tenant_services WHERE tenant_id = $1 ORDER BY service",
-            )
-            .bind(id)
-            .fetch_all(&mut *conn)
-            .await?;
-            Tenant {
-                id,
-                slug: row.try_get("slug")?,
-                name: row.try_get("name")?,
-                sms_sender_id: row.try_get("sms_sender_id")?,
-                languages: split(&row.try_get::<String, _>("languages")?, "language")?,
-                time_zone: row.try_get("time_zone")?,
-                privacy_contact: row.try_get("privacy_contact")?,
-                services: {
-                    // Electricity first, as households expect, rather than alphabetical.
-                    let mut kinds: Vec<ServiceKind> = split(&services.join(","), "service")?;
-                    kinds.sort_by_key(|k| ServiceKind::all().iter().position(|x| x == k));
-                    kinds
-                },
+            let rows = q.fetch_all(pool).await?;
+            match rows.first() {
+                None => None,
+                Some(row) => {
+                    let mut services = Vec::with_capacity(rows.len());
+                    for r in &rows {
+                        services.extend(r.try_get::<Option<String>, _>("service")?);
+                    }
+                    Some((
+                        Tenant {
+                            id: row.try_get("id")?,
+                            slug: row.try_get("slug")?,
+                            name: row.try_get("name")?,
+                            sms_sender_id: row.try_get("sms_sender_id")?,
+                            languages: split(&row.try_get::<String, _>("languages")?, "language")?,
+                            time_zone: row.try_get("time_zone")?,
+                            privacy_contact: row.try_get("privacy_contact")?,
+                            services: Vec::new(),
+                        },
+                        services,
+                    ))
+                }
             }
         });
+        let Some((mut tenant, services)) = found else {
+            return Ok(None);
+        };
+        // Electricity first, as households expect, rather than alphabetical.
+        let mut kinds: Vec<ServiceKind> = split(&services.join(","), "service")?;
+        kinds.sort_by_key(|k| ServiceKind::all().iter().position(|x| x == k));
+        tenant.services = kinds;
         Ok(Some(tenant))
     }
 
