@@ -104,19 +104,11 @@ pub async fn sign_in(
     // nothing about which numbers are real.
     let guess = GuessKeys::new(&state.keyring, tenant.id, service, &facility, client);
     let now = crate::store::now();
-    throttle::admit(
-        &state.store,
-        &guess,
-        cfg.attempts_per_facility_per_hour,
-        now,
-    )
-    .await?
-    .map_err(SignInError::Throttled)?;
+    let (counts, found) =
+        throttle::look_up(&state.store, &guess, tenant.id, service, &facility, now).await?;
+    throttle::admit(counts, cfg.attempts_per_facility_per_hour, now)
+        .map_err(SignInError::Throttled)?;
     let given = customer_index(&state.keyring, tenant.id, &customer);
-    let found = state
-        .store
-        .facility_by_invoice(tenant.id, service, &facility)
-        .await?;
     // Compare against something of the same shape when nothing was found (or the holder
     // moved out), so an unknown facility takes as long to refuse as a wrong customer number.
     let stored = found
@@ -173,16 +165,12 @@ pub struct EmailView {
 }
 
 pub async fn view(state: &AppState, s: Session) -> anyhow::Result<RegistrationView> {
-    let facility = state
+    let (facility, sub) = state
         .store
-        .facility_summary(s.facility_id)
+        .registration_of(s.facility_id)
         .await?
         .ok_or_else(|| anyhow::anyhow!("facility {} of a live session is gone", s.facility_id))?;
-    let sub = state
-        .store
-        .subscription(s.facility_id)
-        .await?
-        .unwrap_or_default();
+    let sub = sub.unwrap_or_default();
     let sealed_by = [&sub.phone, &sub.email]
         .into_iter()
         .flatten()

@@ -48,7 +48,7 @@ use crate::crypto::Keyring;
 use crate::domain::client::ClientPrefix;
 use crate::domain::ids::FacilityNumber;
 use crate::domain::service::ServiceKind;
-use crate::store::Store;
+use crate::store::{FacilityAuth, GuessCounts, Store};
 
 /// Budgets held at most: about 30 bytes each, so a few megabytes. More distinct clients
 /// than this within a minute is a flood from many networks, not households.
@@ -197,25 +197,38 @@ pub fn first_counted_bucket(now: i64) -> i64 {
     bucket(now) - WINDOW_BUCKETS
 }
 
-/// Whether the client may try the facility at `now`: `Err(wait)` when the facility has taken
-/// `limit` wrong guesses within the hour and the client has guessed wrong itself.
-pub async fn admit(
+/// The facility an invoice pair names, with the wrong guesses counted against it and
+/// against the client (for `admit`), read together.
+pub async fn look_up(
     store: &Store,
     keys: &GuessKeys,
-    limit: u32,
+    tenant_id: i64,
+    service: ServiceKind,
+    facility: &FacilityNumber,
     now: i64,
-) -> anyhow::Result<Result<(), Duration>> {
-    let counts = store
-        .wrong_guesses(&keys.facility, &keys.client, first_counted_bucket(now))
-        .await?;
-    Ok(match counts.client_latest {
+) -> anyhow::Result<(GuessCounts, Option<FacilityAuth>)> {
+    store
+        .sign_in_facts(
+            (&keys.facility, &keys.client),
+            first_counted_bucket(now),
+            tenant_id,
+            service,
+            facility,
+        )
+        .await
+}
+
+/// Whether the client may try the facility at `now`: `Err(wait)` when the facility has taken
+/// `limit` wrong guesses within the hour and the client has guessed wrong itself.
+pub fn admit(counts: GuessCounts, limit: u32, now: i64) -> Result<(), Duration> {
+    match counts.client_latest {
         Some(latest) if counts.facility >= i64::from(limit) => {
             // The client's latest wrong guess is counted until its bucket leaves the window.
             let clean_at = (latest + WINDOW_BUCKETS + 1) * BUCKET_SECS;
             Err(Duration::from_secs((clean_at - now).max(1).unsigned_abs()))
         }
         _ => Ok(()),
-    })
+    }
 }
 
 /// Counts a wrong guess (or an unknown facility) under the facility and the client.

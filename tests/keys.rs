@@ -424,6 +424,16 @@ async fn deleting_a_tenant_shreds_its_data(db: Db) {
         "{stdout}"
     );
     assert!(store.tenant_by_slug("alvstad").await.unwrap().is_none());
+    // The running service may know the tenant a few seconds longer (household lookups are
+    // cached, `Store::household_tenant`), but nothing of it signs in any more.
+    let resp = app
+        .client
+        .post(app.url("/api/v1/registration/session"))
+        .json(&json!({"tenant": "alvstad", "service": "electricity", "customer_number": "1001", "facility_number": "1001"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 404);
     assert_eq!(store.wrapped_tenant_key(alvstad.id).await.unwrap(), None);
     // Only the other tenant's holder and data key are left.
     let mut left = expected(own, 1);
@@ -468,6 +478,37 @@ async fn deleting_a_tenant_shreds_its_data(db: Db) {
 
 /// Every `<column>_ct` in the schema is a sealed column rotation knows: a new one left off
 /// the list would stay on a key that `--retire-old` then drops.
+/// The household lookup keeps tenants briefly; one this instance deletes is gone from it at
+/// once, and a new tenant under the same slug is the one found.
+async fn household_lookups_forget_a_deleted_tenant(db: Db) {
+    let app = TestApp::spawn(db).await;
+    let store: &Store = &app.state.store;
+    let (first, _) = app.tenant("alvstad", &[Electricity], &[Scope::Admin]).await;
+    assert_eq!(
+        store
+            .household_tenant("alvstad")
+            .await
+            .unwrap()
+            .map(|t| t.id),
+        Some(first.id)
+    );
+    assert!(store.household_tenant("nowhere").await.unwrap().is_none());
+    let actor = varsel::domain::audit::Actor::cli("test");
+    assert!(store.delete_tenant(first.id, &actor).await.unwrap());
+    assert!(store.household_tenant("alvstad").await.unwrap().is_none());
+    let (second, _) = app.tenant("alvstad", &[Electricity], &[Scope::Admin]).await;
+    assert_ne!(second.id, first.id);
+    assert_eq!(
+        store
+            .household_tenant("alvstad")
+            .await
+            .unwrap()
+            .map(|t| t.id),
+        Some(second.id)
+    );
+    app.finish().await;
+}
+
 async fn rotation_knows_every_sealed_column(db: Db) {
     let app = TestApp::spawn(db).await;
     let mut in_schema: Vec<String> = match db {
@@ -534,6 +575,16 @@ async fn sqlite_deleting_a_tenant_shreds_its_data() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_deleting_a_tenant_shreds_its_data() {
     deleting_a_tenant_shreds_its_data(Db::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_household_lookups_forget_a_deleted_tenant() {
+    household_lookups_forget_a_deleted_tenant(Db::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_household_lookups_forget_a_deleted_tenant() {
+    household_lookups_forget_a_deleted_tenant(Db::Postgres).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -58,6 +58,22 @@ pub struct FacilitySummary {
     pub town: String,
 }
 
+/// A `FacilitySummary` from a row with its columns under their own names.
+macro_rules! read_summary {
+    ($r:expr) => {
+        $crate::store::FacilitySummary {
+            service: $r.try_get("service")?,
+            facility_number: $r.try_get("facility_number")?,
+            street: $r.try_get("street")?,
+            house_number: $r.try_get("house_number")?,
+            entrance: $r.try_get("entrance")?,
+            postcode: $r.try_get("postcode")?,
+            town: $r.try_get("town")?,
+        }
+    };
+}
+pub(crate) use read_summary;
+
 /// Where a facility's sealed holder document (name and postal address) lives.
 pub fn holder_field(facility_id: i64) -> FieldRef<'static> {
     FieldRef {
@@ -571,28 +587,21 @@ impl Store {
         Ok(found)
     }
 
+    /// The facility as its household sees it.
     pub async fn facility_summary(
         &self,
         facility_id: i64,
     ) -> anyhow::Result<Option<FacilitySummary>> {
         let found = on_pool!(self, pool => {
             let row = sqlx::query(
-                "SELECT service, facility_number, street, house_number, entrance, postcode, town FROM facilities WHERE id = $1",
+                "SELECT f.service, f.facility_number, f.street, f.house_number, f.entrance, f.postcode, f.town FROM facilities f WHERE id = $1",
             )
             .bind(facility_id)
             .fetch_optional(pool)
             .await?;
             match row {
                 None => None,
-                Some(r) => Some(FacilitySummary {
-                    service: r.try_get("service")?,
-                    facility_number: r.try_get("facility_number")?,
-                    street: r.try_get("street")?,
-                    house_number: r.try_get("house_number")?,
-                    entrance: r.try_get("entrance")?,
-                    postcode: r.try_get("postcode")?,
-                    town: r.try_get("town")?,
-                }),
+                Some(r) => Some(read_summary!(r)),
             }
         });
         Ok(found)

@@ -5,49 +5,59 @@
 use sqlx::Row;
 
 use super::retention::CHUNK;
-use super::{Store, on_pool};
+use super::{FacilityAuth, Store, on_pool};
+use crate::domain::ids::FacilityNumber;
+use crate::domain::service::ServiceKind;
 
 /// What was counted under a facility's key and a client's key since a bucket.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct GuessCounts {
     pub facility: i64,
-    pub client: i64,
     /// The latest bucket the client guessed wrong in; None when it has not.
     pub client_latest: Option<i64>,
 }
 
 impl Store {
-    /// Wrong guesses under `facility` and under `client` in buckets from `since` on.
-    pub async fn wrong_guesses(
+    /// Wrong guesses under `facility_key` and the latest under `client_key` in buckets from
+    /// `since` on, and the facility the invoice pair names: in one query, because a sign-in
+    /// needs both and each round trip is a large part of its cost (bench/load.sh).
+    pub async fn sign_in_facts(
         &self,
-        facility: &[u8],
-        client: &[u8],
+        (facility_key, client_key): (&[u8], &[u8]),
         since: i64,
-    ) -> anyhow::Result<GuessCounts> {
-        let rows: Vec<(Vec<u8>, i64, i64)> = on_pool!(self, pool => {
-            sqlx::query(
-                "SELECT key, CAST(SUM(guesses) AS BIGINT) AS guesses, MAX(bucket) AS latest
-                 FROM wrong_guesses WHERE key IN ($1, $2) AND bucket >= $3 GROUP BY key",
+        tenant_id: i64,
+        service: ServiceKind,
+        number: &FacilityNumber,
+    ) -> anyhow::Result<(GuessCounts, Option<FacilityAuth>)> {
+        let facts = on_pool!(self, pool => {
+            let r = sqlx::query(
+                "SELECT
+                   (SELECT CAST(COALESCE(SUM(guesses), 0) AS BIGINT) FROM wrong_guesses
+                     WHERE key = $1 AND bucket >= $3) AS facility_guesses,
+                   (SELECT MAX(bucket) FROM wrong_guesses WHERE key = $2 AND bucket >= $3) AS client_latest,
+                   f.id, f.customer_bidx
+                 FROM (SELECT 1 AS one) o
+                 LEFT JOIN facilities f ON f.tenant_id = $4 AND f.service = $5 AND f.facility_number = $6",
             )
-            .bind(facility)
-            .bind(client)
+            .bind(facility_key)
+            .bind(client_key)
             .bind(since)
-            .fetch_all(pool)
-            .await?
-            .into_iter()
-            .map(|r| Ok((r.try_get("key")?, r.try_get("guesses")?, r.try_get("latest")?)))
-            .collect::<Result<_, sqlx::Error>>()?
+            .bind(tenant_id)
+            .bind(service.as_str())
+            .bind(number.as_str())
+            .fetch_one(pool)
+            .await?;
+            let counts = GuessCounts {
+                facility: r.try_get("facility_guesses")?,
+                client_latest: r.try_get("client_latest")?,
+            };
+            let found = match r.try_get::<Option<i64>, _>("id")? {
+                None => None,
+                Some(id) => Some(FacilityAuth { id, customer_bidx: r.try_get("customer_bidx")? }),
+            };
+            (counts, found)
         });
-        let mut counts = GuessCounts::default();
-        for (key, guesses, latest) in rows {
-            if key == facility {
-                counts.facility = guesses;
-            } else {
-                counts.client = guesses;
-                counts.client_latest = Some(latest);
-            }
-        }
-        Ok(counts)
+        Ok(facts)
     }
 
     /// Counts one wrong guess under both keys in `bucket`.

@@ -70,6 +70,7 @@ pub struct Store {
     /// them is done. None on PostgreSQL.
     writer: Option<std::sync::Arc<tokio::sync::Mutex<()>>>,
     audit_queue: std::sync::Arc<audit::AuditQueue>,
+    tenant_cache: std::sync::Arc<tenants::TenantCache>,
 }
 
 /// Runs `$body` with `$pool` bound to the concrete pool of whichever backend this store uses.
@@ -133,6 +134,7 @@ impl Store {
             backend,
             writer,
             audit_queue: Default::default(),
+            tenant_cache: Default::default(),
         };
         store.migrate().await?;
         Ok(store)

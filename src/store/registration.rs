@@ -4,7 +4,8 @@ use sqlx::Row;
 
 use super::audit::append_audit;
 use super::direct::{NewDirect, write_direct};
-use super::{Store, now, on_pool};
+use super::facilities::read_summary;
+use super::{FacilitySummary, Store, now, on_pool};
 use crate::crypto::{FieldRef, Sealed};
 use crate::domain::audit::{Action, Actor, NewEntry, facility_subject};
 use crate::domain::recipients::Channel;
@@ -25,6 +26,28 @@ pub struct SubscriptionRow {
     pub updated_at: i64,
     /// Set while the household has the subscription restricted: it gets nothing.
     pub restricted_at: Option<i64>,
+}
+
+/// A `SubscriptionRow` from a row with its columns under their own names.
+macro_rules! read_subscription {
+    ($r:expr) => {
+        SubscriptionRow {
+            phone: contact(
+                $r.try_get("phone_ct")?,
+                $r.try_get("phone_key")?,
+                $r.try_get("phone_bidx")?,
+            ),
+            email: contact(
+                $r.try_get("email_ct")?,
+                $r.try_get("email_key")?,
+                $r.try_get("email_bidx")?,
+            ),
+            email_verified_at: $r.try_get("email_verified_at")?,
+            created_at: $r.try_get("created_at")?,
+            updated_at: $r.try_get("updated_at")?,
+            restricted_at: $r.try_get("restricted_at")?,
+        }
+    };
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,17 +125,41 @@ impl Store {
             .await?;
             match row {
                 None => None,
-                Some(r) => Some(SubscriptionRow {
-                    phone: contact(r.try_get("phone_ct")?, r.try_get("phone_key")?, r.try_get("phone_bidx")?),
-                    email: contact(r.try_get("email_ct")?, r.try_get("email_key")?, r.try_get("email_bidx")?),
-                    email_verified_at: r.try_get("email_verified_at")?,
-                    created_at: r.try_get("created_at")?,
-                    updated_at: r.try_get("updated_at")?,
-                    restricted_at: r.try_get("restricted_at")?,
-                }),
+                Some(r) => Some(read_subscription!(r)),
             }
         });
         Ok(sub)
+    }
+
+    /// What a signed-in household's page shows: its facility and its subscription (None:
+    /// nothing registered), in one query, as every registration read needs both. None when
+    /// the facility is gone.
+    pub async fn registration_of(
+        &self,
+        facility_id: i64,
+    ) -> anyhow::Result<Option<(FacilitySummary, Option<SubscriptionRow>)>> {
+        let found = on_pool!(self, pool => {
+            let row = sqlx::query(
+                "SELECT f.service, f.facility_number, f.street, f.house_number, f.entrance, f.postcode, f.town,
+                        s.facility_id AS subscribed, s.phone_ct, s.phone_key, s.phone_bidx, s.email_ct, s.email_key,
+                        s.email_bidx, s.email_verified_at, s.created_at, s.updated_at, s.restricted_at
+                 FROM facilities f LEFT JOIN subscriptions s ON s.facility_id = f.id WHERE f.id = $1",
+            )
+            .bind(facility_id)
+            .fetch_optional(pool)
+            .await?;
+            match row {
+                None => None,
+                Some(r) => {
+                    let sub = match r.try_get::<Option<i64>, _>("subscribed")? {
+                        None => None,
+                        Some(_) => Some(read_subscription!(r)),
+                    };
+                    Some((read_summary!(r), sub))
+                }
+            }
+        });
+        Ok(found)
     }
 
     /// Sets (or replaces) the facility's mobile number; the notices sent to a replaced number

@@ -1,5 +1,8 @@
 //! Tenants, their services and their API tokens.
 
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
 use anyhow::Context;
 use sqlx::Row;
 
@@ -157,6 +160,21 @@ impl Store {
 
     pub async fn tenant_by_slug(&self, slug: &str) -> anyhow::Result<Option<Tenant>> {
         self.tenant_where("slug = $1", TenantKey::Slug(slug)).await
+    }
+
+    /// The tenant a household's sign-in or page names, from `TenantCache` when it was read
+    /// lately. Staff, CLI and API-token paths read it fresh (`tenant_by_slug`).
+    pub async fn household_tenant(&self, slug: &str) -> anyhow::Result<Option<Tenant>> {
+        if let Some(t) = self.tenant_cache.get(slug) {
+            return Ok(Some(t));
+        }
+        let found = self
+            .tenant_where("slug = $1", TenantKey::Slug(slug))
+            .await?;
+        if let Some(t) = &found {
+            self.tenant_cache.put(t);
+        }
+        Ok(found)
     }
 
     pub async fn list_tenants(&self) -> anyhow::Result<Vec<Tenant>> {
@@ -447,7 +465,49 @@ impl Store {
             tx.commit().await?;
             n == 1
         });
+        self.tenant_cache.forget(tenant_id);
         Ok(deleted)
+    }
+}
+
+/// Tenants by slug for the household routes (`Store::household_tenant`), kept briefly because
+/// every sign-in and every household page looks its tenant up. A tenant's row never changes once created (there is no update, and deletion is
+/// done with the service stopped), so an entry goes stale only when another instance deletes
+/// its tenant, or deletes it and gives the slug to a new one: it is kept `TENANT_TTL` at most.
+/// Only tenants that exist are kept, so made-up slugs cannot fill it.
+#[derive(Default)]
+pub(crate) struct TenantCache(std::sync::Mutex<HashMap<String, (Instant, Tenant)>>);
+
+const TENANT_TTL: Duration = Duration::from_secs(10);
+const TENANT_CACHE_MAX: usize = 1024;
+
+impl TenantCache {
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Instant, Tenant)>> {
+        // Nothing panics while holding it, so a poisoned map is still whole.
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn get(&self, slug: &str) -> Option<Tenant> {
+        let map = self.map();
+        let (at, t) = map.get(slug)?;
+        (at.elapsed() < TENANT_TTL).then(|| t.clone())
+    }
+
+    fn put(&self, t: &Tenant) {
+        let mut map = self.map();
+        if map.len() >= TENANT_CACHE_MAX {
+            map.retain(|_, (at, _)| at.elapsed() < TENANT_TTL);
+            if map.len() >= TENANT_CACHE_MAX {
+                map.clear();
+            }
+        }
+        map.insert(t.slug.clone(), (Instant::now(), t.clone()));
+    }
+
+    fn forget(&self, tenant_id: i64) {
+        self.map().retain(|_, (_, t)| t.id != tenant_id);
     }
 }
 

@@ -464,7 +464,7 @@ async fn sign_in(
     let Json(req) = body.map_err(|e| ApiError::json_body(e, None))?;
     let tenant = state
         .store
-        .tenant_by_slug(req.tenant.trim())
+        .household_tenant(req.tenant.trim())
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no tenant {:?}", req.tenant)))?;
     let (session, expires_at) = registration::sign_in(

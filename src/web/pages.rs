@@ -257,7 +257,7 @@ async fn index(
 }
 
 async fn load_tenant(state: &AppState, slug: &str) -> Result<Tenant, Response> {
-    match state.store.tenant_by_slug(slug).await {
+    match state.store.household_tenant(slug).await {
         Ok(Some(t)) => Ok(t),
         Ok(None) => Err((StatusCode::NOT_FOUND, Html("Not found")).into_response()),
         Err(e) => Err(internal(Language::En, e)),
