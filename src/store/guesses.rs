@@ -60,7 +60,7 @@ impl Store {
         Ok(facts)
     }
 
-    /// Counts one wrong guess under both keys in `bucket`.
+    /// Counts one wrong guess under both keys in `bucket`; volatile (`Store::volatile`).
     pub async fn add_wrong_guess(
         &self,
         facility: &[u8],
@@ -68,7 +68,7 @@ impl Store {
         bucket: i64,
     ) -> anyhow::Result<()> {
         let _writer = self.writer().await;
-        on_pool!(self, pool => {
+        on_pool!(backend &self.volatile(), pool => {
             sqlx::query(
                 "INSERT INTO wrong_guesses (key, bucket, guesses) VALUES ($1, $3, 1), ($2, $3, 1)
                  ON CONFLICT (key, bucket) DO UPDATE SET guesses = wrong_guesses.guesses + 1",

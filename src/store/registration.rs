@@ -386,11 +386,12 @@ impl Store {
         facility_id: i64,
         expires_at: i64,
     ) -> anyhow::Result<()> {
+        // Volatile (`Store::volatile`): a session lost with the database is signed in again.
         // In the writers' queue like every other write: outside it, a sign-in that finds the
         // writer taken sleeps in SQLite's busy handler (1 ms and up), which under load was
         // the sign-in's p99.
         let _writer = self.writer().await;
-        on_pool!(self, pool => {
+        on_pool!(backend &self.volatile(), pool => {
             sqlx::query("INSERT INTO registration_sessions (token_hash, facility_id, created_at, expires_at) VALUES ($1, $2, $3, $4)")
                 .bind(token_hash)
                 .bind(facility_id)
