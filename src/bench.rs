@@ -291,7 +291,7 @@ pub async fn grid(store: &str, nodes: usize) -> anyhow::Result<GridFigures> {
             .await?;
         let csv = grid_csv(nodes);
         let t = Instant::now();
-        let (rows, bad) = crate::import::grid::read_csv(&csv).map_err(anyhow::Error::msg)?;
+        let (rows, bad) = crate::import::grid::read(crate::import::Format::Csv, &csv[..])?;
         let read_secs = t.elapsed().as_secs_f64();
         let count = rows.len();
         let load = |rows| {

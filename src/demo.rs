@@ -159,9 +159,10 @@ pub fn facilities() -> Vec<RawFacility> {
 /// district-heating network's plant with four branches. It is the example file of the grid
 /// import format, loaded through that import, so the documented example always loads.
 pub fn grid_nodes() -> anyhow::Result<Vec<GridNode>> {
-    let (rows, bad) =
-        crate::import::grid::read_csv(include_bytes!("../docs/examples/grid-nodes.csv"))
-            .map_err(anyhow::Error::msg)?;
+    let (rows, bad) = crate::import::grid::read(
+        crate::import::Format::Csv,
+        &include_bytes!("../docs/examples/grid-nodes.csv")[..],
+    )?;
     anyhow::ensure!(bad.is_empty(), "docs/examples/grid-nodes.csv: {bad:?}");
     crate::domain::grid::forest(rows)
         .map_err(|e| anyhow::anyhow!("docs/examples/grid-nodes.csv: {e:?}"))

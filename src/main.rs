@@ -16,7 +16,7 @@ use varsel::domain::language::Language;
 use varsel::domain::scope::Scope;
 use varsel::domain::sender_id::SenderId;
 use varsel::domain::service::ServiceKind;
-use varsel::import::{ImportStatus, facilities, grid};
+use varsel::import::{Format, ImportStatus, facilities, grid};
 use varsel::store::{NewTenant, Store};
 use varsel::{app, demo};
 
@@ -852,6 +852,12 @@ fn cli_keyring(config: &Config) -> anyhow::Result<Keyring> {
     Ok(ring)
 }
 
+/// A file to load, read as the load goes: the readers keep rows, not the file.
+fn open_import(file: &std::path::Path) -> anyhow::Result<std::io::BufReader<std::fs::File>> {
+    let f = std::fs::File::open(file).with_context(|| format!("cannot read {}", file.display()))?;
+    Ok(std::io::BufReader::with_capacity(64 * 1024, f))
+}
+
 async fn import_store(
     config: &Config,
     slug: &str,
@@ -870,11 +876,12 @@ async fn import_facilities(
     slug: &str,
     json: bool,
 ) -> anyhow::Result<ImportStatus> {
-    let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
-    let (rows, rejected) =
-        facilities::read_csv(&bytes).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    let input = open_import(file)?;
     let (store, tenant) = import_store(&config, slug).await?;
-    let progress = progress_bar(rows.len() as u64, "facilities");
+    let mut batch = facilities::Batch::new(&tenant);
+    facilities::read(Format::Csv, input, &mut batch)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    let progress = progress_bar(batch.records().len() as u64, "facilities");
     let source = format!(
         "csv:{}",
         file.file_name()
@@ -882,16 +889,8 @@ async fn import_facilities(
             .unwrap_or_default()
     );
     let keyring = cli_keyring(&config)?;
-    let report = facilities::import(
-        &store,
-        &keyring,
-        &tenant,
-        (rows, rejected),
-        &source,
-        &cli_actor(),
-        &progress,
-    )
-    .await?;
+    let report =
+        facilities::import(&store, &keyring, batch, &source, &cli_actor(), &progress).await?;
     if json {
         println!(
             "{}",
@@ -934,8 +933,7 @@ async fn import_planned(
     slug: &str,
     json: bool,
 ) -> anyhow::Result<ImportStatus> {
-    let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
-    let read = varsel::import::planned::read_csv(&bytes)
+    let read = varsel::import::planned::read_csv(open_import(file)?)
         .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
     let state = app::build_state(config).await?;
     let tenant = state
@@ -995,9 +993,8 @@ async fn import_grid(
     slug: &str,
     json: bool,
 ) -> anyhow::Result<ImportStatus> {
-    let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
-    let (rows, rejected) =
-        grid::read_csv(&bytes).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    let (rows, rejected) = grid::read(Format::Csv, open_import(file)?)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
     let (store, tenant) = import_store(&config, slug).await?;
     let progress = progress_bar(rows.len() as u64, "grid nodes");
     let report = grid::load(&store, &tenant, rows, rejected, &progress).await?;

@@ -2,7 +2,8 @@
 
 mod common;
 
-use common::TestApp;
+use axum::body::Bytes;
+use common::{TestApp, pieces, streamed};
 use serde_json::{Value, json};
 use varsel::domain::scope::Scope;
 use varsel::domain::service::ServiceKind::{DistrictHeating, Electricity};
@@ -11,6 +12,8 @@ on_both_stores!(
     health_and_openapi_cover_every_route,
     facilities_upsert_reports_each_row,
     ndjson_loads_and_unsupported_bodies_are_refused,
+    loads_sent_in_chunks_import_as_whole_ones,
+    loads_past_the_limit_are_refused_and_change_nothing,
     tokens_are_checked_and_scoped,
     wrong_pair_and_unknown_facility_get_identical_answers,
     guessing_is_throttled_per_facility_number,
@@ -210,6 +213,147 @@ async fn ndjson_loads_and_unsupported_bodies_are_refused(app: &TestApp) {
     assert!(err["message"].as_str().unwrap().contains("JSON array"));
     let tenant: Value = app.get_json("/api/v1/tenant", &token).await;
     assert_eq!(tenant["facilities"], 2, "refused bodies changed nothing");
+}
+
+async fn put_load(
+    app: &TestApp,
+    token: &str,
+    content_type: &str,
+    body: reqwest::Body,
+) -> (u16, Value) {
+    let resp = app
+        .client
+        .put(app.url("/api/v1/facilities"))
+        .bearer_auth(token)
+        .header("content-type", content_type)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    (resp.status().as_u16(), resp.json().await.unwrap())
+}
+
+async fn facility_count(app: &TestApp, token: &str) -> u64 {
+    let tenant: Value = app.get_json("/api/v1/tenant", token).await;
+    tenant["facilities"].as_u64().unwrap()
+}
+
+/// A CIS streams its load: in small chunks, without a Content-Length. It imports as the
+/// same body sent whole, and an element in the middle that is not a facility is reported by
+/// its position while the others go in.
+async fn loads_sent_in_chunks_import_as_whole_ones(app: &TestApp) {
+    let (_, whole) = app.tenant("alvstad", &[Electricity], &[Scope::Cis]).await;
+    let (_, chunked) = app.tenant("norrby", &[Electricity], &[Scope::Cis]).await;
+    let mut rows: Vec<Value> = (1001..=1200)
+        .map(|n| facility(&n.to_string(), &(n + 4000).to_string(), "electricity"))
+        .collect();
+    rows[99] = json!("not a facility");
+    rows[149]["postcode"] = json!("12");
+    let body = serde_json::to_vec(&rows).unwrap();
+
+    let (status, report) = put_load(app, &whole, "application/json", body.clone().into()).await;
+    assert_eq!(status, 422, "{report}");
+    assert_eq!(
+        put_load(
+            app,
+            &chunked,
+            "application/json",
+            streamed(pieces(&body, 7))
+        )
+        .await,
+        (status, report.clone()),
+        "the same body in chunks of 7 bytes"
+    );
+    assert_eq!(
+        (report["received"].as_u64(), report["inserted"].as_u64()),
+        (Some(200), Some(198))
+    );
+    let rejected = report["rejected"].as_array().unwrap();
+    assert_eq!(rejected.len(), 2, "{report}");
+    assert_eq!(rejected[0]["line"], 100);
+    assert!(
+        rejected[0]["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("not a facility object: invalid type: string"),
+        "{report}"
+    );
+    assert_eq!(
+        (
+            rejected[1]["line"].as_u64(),
+            rejected[1]["facility_number"].as_str()
+        ),
+        (Some(150), Some("1150"))
+    );
+    assert!(rejected[1]["reason"].as_str().unwrap().contains("postcode"));
+    assert_eq!(facility_count(app, &chunked).await, 198);
+
+    // NDJSON in chunks of 5 bytes: lines are counted across the chunks' seams.
+    let mut moved = facility("1001", "5001", "electricity");
+    moved["street"] = json!("Kyrkogatan");
+    let ndjson = format!(
+        "{}\n\n{{\"facility_number\": \"1002\"\n{}\n",
+        moved,
+        facility("1201", "5201", "electricity")
+    );
+    let (status, report) = put_load(
+        app,
+        &chunked,
+        "application/x-ndjson",
+        streamed(pieces(ndjson.as_bytes(), 5)),
+    )
+    .await;
+    assert_eq!(status, 422, "{report}");
+    assert_eq!(
+        (report["inserted"].as_u64(), report["updated"].as_u64()),
+        (Some(1), Some(1))
+    );
+    assert_eq!(report["rejected"][0]["line"], 3, "{report}");
+    assert_eq!(facility_count(app, &chunked).await, 199);
+}
+
+/// A load may be 64 MiB. One byte more is refused with 413, in the API's error shape, also
+/// when it comes in chunks with no length announced (the limit is counted as it arrives),
+/// and nothing of it is written; a Content-Length past the limit is refused before the body.
+async fn loads_past_the_limit_are_refused_and_change_nothing(app: &TestApp) {
+    const LIMIT: usize = 64 * 1024 * 1024;
+    let (_, token) = app.tenant("alvstad", &[Electricity], &[Scope::Cis]).await;
+    // Two good facilities, then spaces (JSON allows them between elements) up to `length`.
+    let padded = |length: usize| {
+        let head = format!(
+            "[{},{}",
+            facility("1001", "5001", "electricity"),
+            facility("1002", "5002", "electricity")
+        );
+        let spaces = length - head.len() - 1;
+        let mut chunks = vec![Bytes::from(head)];
+        let mebibyte = Bytes::from(vec![b' '; 1024 * 1024]);
+        chunks.extend(std::iter::repeat_n(mebibyte, spaces / (1024 * 1024)));
+        chunks.push(Bytes::from(vec![b' '; spaces % (1024 * 1024)]));
+        chunks.push(Bytes::from_static(b"]"));
+        streamed(chunks)
+    };
+    let (status, body) = put_load(app, &token, "application/json", padded(LIMIT + 1)).await;
+    assert_eq!(status, 413, "{body}");
+    assert_eq!(body["error"], "payload_too_large", "{body}");
+    assert_eq!(
+        body["message"],
+        "the body is larger than 64 MiB; nothing was loaded"
+    );
+    assert_eq!(facility_count(app, &token).await, 0, "nothing was written");
+
+    let status_line = app
+        .answer_to_head("PUT", "/api/v1/facilities", &token, LIMIT + 1)
+        .await;
+    assert!(status_line.starts_with("HTTP/1.1 413"), "{status_line}");
+
+    // At the limit exactly, the same rows go in.
+    let (status, report) = put_load(app, &token, "application/json", padded(LIMIT)).await;
+    assert_eq!(
+        (status, report["inserted"].as_u64()),
+        (200, Some(2)),
+        "{report}"
+    );
 }
 
 async fn tokens_are_checked_and_scoped(app: &TestApp) {

@@ -3,13 +3,15 @@
 
 mod common;
 
-use common::TestApp;
+use axum::body::Bytes;
+use common::{TestApp, pieces, streamed};
 use serde_json::{Value, json};
 use varsel::domain::scope::Scope;
 use varsel::domain::service::ServiceKind::Electricity;
 
 on_both_stores!(
     a_grid_loads_whole_or_not_at_all,
+    a_grid_streams_in_chunks_and_past_the_limit_changes_nothing,
     outages_on_a_node_preview_and_refuse_by_the_tree
 );
 
@@ -180,6 +182,61 @@ async fn a_grid_loads_whole_or_not_at_all(app: &TestApp) {
     let (status, _) = put(app, &operator, "application/json", first.to_string()).await;
     assert_eq!(status, 403);
     assert_eq!(tree(app, &operator).await.len(), 2);
+}
+
+/// A NIS streams its file: the tree loads from small chunks with no length announced as it
+/// does whole; a bad element in the middle of a JSON array is named by its position and a
+/// body past 64 MiB is refused with 413, the tree as it was either way.
+async fn a_grid_streams_in_chunks_and_past_the_limit_changes_nothing(app: &TestApp) {
+    let token = town(app).await;
+    let mut csv = "node_id;parent_id;name;kind\nT1;;Station;substation\n".to_string();
+    for n in 1..=300 {
+        csv.push_str(&format!("N{n};T1;Nätstation {n};secondary_substation\n"));
+    }
+    let (status, report) = put(app, &token, "text/csv", streamed(pieces(csv.as_bytes(), 3))).await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["loaded"]["nodes"], 301);
+    let loaded = tree(app, &token).await;
+    assert_eq!(loaded.len(), 301);
+    assert!(loaded.contains(&(
+        "N300".into(),
+        Some("T1".into()),
+        "secondary_substation".into()
+    )));
+
+    let mut nodes: Vec<Value> = (1..=20)
+        .map(|n| json!({"node_id": format!("M{n}"), "parent_id": "T1", "name": "M"}))
+        .collect();
+    nodes.insert(0, json!({"node_id": "T1", "name": "Station"}));
+    nodes[10] = json!({"node_id": "M10", "parent": "T1"});
+    let body = serde_json::to_vec(&nodes).unwrap();
+    let (status, report) = put(app, &token, "application/json", streamed(pieces(&body, 4))).await;
+    assert_eq!(status, 422, "{report}");
+    assert_eq!(report["rejected"].as_array().unwrap().len(), 1, "{report}");
+    assert_eq!(report["rejected"][0]["line"], 11);
+    assert!(
+        report["rejected"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("not a grid node object: unknown field `parent`"),
+        "{report}"
+    );
+
+    // A valid file made one byte too long by blank lines (which the reader skips).
+    const LIMIT: usize = 64 * 1024 * 1024;
+    let mebibyte = Bytes::from(vec![b'\n'; 1024 * 1024]);
+    let blank = LIMIT + 1 - csv.len();
+    let mut chunks = vec![Bytes::from(csv.clone())];
+    chunks.extend(std::iter::repeat_n(mebibyte, blank / (1024 * 1024)));
+    chunks.push(Bytes::from(vec![b'\n'; blank % (1024 * 1024)]));
+    let (status, report) = put(app, &token, "text/csv", streamed(chunks)).await;
+    assert_eq!(status, 413, "{report}");
+    assert_eq!(report["error"], "payload_too_large");
+    assert_eq!(
+        tree(app, &token).await,
+        loaded,
+        "a refused load changed the tree"
+    );
 }
 
 async fn preview(app: &TestApp, token: &str, nodes: &[&str]) -> (u16, Value) {

@@ -2,9 +2,11 @@
 //! NDJSON stream of nodes, checked as one forest (see `domain::grid::forest`) and stored as
 //! a full replacement of the previous tree, in one transaction, or not at all.
 
+use std::io::BufRead;
+
 use serde::Serialize;
 
-use super::{BadRow, ImportStatus};
+use super::{Format, ImportStatus, ReadError};
 use crate::domain::grid::{NodeError, RawGridNode, forest};
 use crate::store::{GridLoad, Store, Tenant};
 
@@ -31,22 +33,17 @@ pub struct GridReport {
     pub loaded: Option<GridLoad>,
 }
 
-fn node_errors(bad: Vec<BadRow<RawGridNode>>) -> Vec<NodeError> {
-    bad.into_iter()
-        .map(|b| NodeError {
-            line: b.line,
-            node_id: b.partial.and_then(|p| p.node_id),
-            reason: b.reason,
-        })
-        .collect()
-}
-
-/// Reads a CSV file with columns from `CSV_COLUMNS`; see `super::read_csv` for the dialect.
-pub fn read_csv(bytes: &[u8]) -> Result<(Rows, Vec<NodeError>), String> {
-    let (rows, bad) = super::read_csv(
-        bytes,
-        &CSV_COLUMNS,
-        &CSV_COLUMNS[..3],
+/// Reads grid nodes in `format` (CSV: columns from `CSV_COLUMNS`, the first three
+/// required; see `super::read_csv` for the dialect), keeping the rows to be checked as one
+/// forest and the reasons for those it could not take apart.
+pub fn read(format: Format, input: impl BufRead) -> Result<(Rows, Vec<NodeError>), ReadError> {
+    let mut rows = Vec::new();
+    let mut rejected = Vec::new();
+    super::read(
+        format,
+        input,
+        "grid node",
+        (&CSV_COLUMNS, &CSV_COLUMNS[..3]),
         |raw: &mut RawGridNode, name, value| {
             let value = Some(value);
             match name {
@@ -58,18 +55,16 @@ pub fn read_csv(bytes: &[u8]) -> Result<(Rows, Vec<NodeError>), String> {
                 _ => raw.longitude = value,
             }
         },
+        |row| match row {
+            Ok(row) => rows.push(row),
+            Err(bad) => rejected.push(NodeError {
+                line: bad.line,
+                node_id: bad.partial.and_then(|p| p.node_id),
+                reason: bad.reason,
+            }),
+        },
     )?;
-    Ok((rows, node_errors(bad)))
-}
-
-pub fn read_ndjson(bytes: &[u8]) -> (Rows, Vec<NodeError>) {
-    let (rows, bad) = super::read_ndjson(bytes, "grid node");
-    (rows, node_errors(bad))
-}
-
-pub fn read_json_array(bytes: &[u8]) -> Result<(Rows, Vec<NodeError>), String> {
-    let (rows, bad) = super::read_json_array(bytes, "grid node")?;
-    Ok((rows, node_errors(bad)))
+    Ok((rows, rejected))
 }
 
 /// Replaces the tenant's tree with the rows when they describe one forest and the reader
@@ -122,23 +117,25 @@ mod tests {
     #[test]
     fn csv_columns_in_any_order_and_bad_rows_by_line() {
         let csv = "kind;name;parent_id;node_id\nsubstation;Älvstad 130/20;;S1\nfeeder;Linje 1;S1;F1\nfeeder;Linje 2\n";
-        let (rows, errors) = read_csv(csv.as_bytes()).unwrap();
+        let (rows, errors) = read(Format::Csv, csv.as_bytes()).unwrap();
         assert_eq!(rows.len(), 2);
         assert_eq!(rows[0].1.name.as_deref(), Some("Älvstad 130/20"));
         assert_eq!(rows[1].1.parent_id.as_deref(), Some("S1"));
         assert_eq!(errors.len(), 1);
         assert_eq!(errors[0].line, 4);
         assert!(
-            read_csv(b"node_id,name\nA,B\n")
+            read(Format::Csv, &b"node_id,name\nA,B\n"[..])
                 .unwrap_err()
+                .to_string()
                 .contains("parent_id")
         );
     }
 
     #[test]
     fn json_rows_take_numbers_for_coordinates() {
-        let (rows, errors) = read_json_array(
-            br#"[{"node_id":"S1","name":"S","kind":"substation","latitude":62.4,"longitude":17.3}, {"node":"x"}]"#,
+        let (rows, errors) = read(
+            Format::JsonArray,
+            &br#"[{"node_id":"S1","name":"S","kind":"substation","latitude":62.4,"longitude":17.3}, {"node":"x"}]"#[..],
         )
         .unwrap();
         assert_eq!(rows[0].1.latitude.as_deref(), Some("62.4"));
@@ -151,9 +148,26 @@ mod tests {
         fn csv_reading_never_panics(body in proptest::collection::vec(any::<u8>(), 0..400)) {
             let mut bytes = b"node_id,parent_id,name,kind\n".to_vec();
             bytes.extend(body);
-            let (rows, errors) = read_csv(&bytes).unwrap();
+            let (rows, errors) = read(Format::Csv, &bytes[..]).unwrap();
             prop_assert!(errors.iter().all(|e| !e.reason.is_empty()));
             prop_assert!(rows.iter().all(|(line, _)| *line >= 2));
+        }
+
+        #[test]
+        fn ndjson_and_json_array_reading_never_panics(text in "\\PC{0,300}") {
+            let (_, errors) = read(Format::Ndjson, text.as_bytes()).unwrap();
+            prop_assert!(errors.iter().all(|e| !e.reason.is_empty()));
+            let array = format!("[{text}]");
+            if let Ok((rows, errors)) = read(Format::JsonArray, array.as_bytes()) {
+                let mut positions: Vec<u64> =
+                    rows.iter().map(|r| r.0).chain(errors.iter().map(|e| e.line)).collect();
+                positions.sort_unstable();
+                prop_assert!(
+                    positions.iter().copied().eq(1..=positions.len() as u64),
+                    "every element once, by position: {:?}",
+                    positions
+                );
+            }
         }
     }
 }

@@ -3,9 +3,11 @@
 //! reminder), with a per-row report. A row's `reference` is its idempotency key
 //! (`workorder:<reference>`), so loading the same file again announces nothing twice.
 
+use std::io::BufRead;
+
 use serde::Serialize;
 
-use super::{BadRow, ImportStatus};
+use super::{ImportStatus, ReadError};
 use crate::domain::cause::CauseInput;
 use crate::domain::selector::SelectorSpec;
 use crate::outages::{Actor, Declare, OutageError, declare};
@@ -85,9 +87,11 @@ impl PlannedReport {
 }
 
 /// Reads a CSV file with columns from `CSV_COLUMNS`; see `super::read_csv` for the dialect.
-pub fn read_csv(bytes: &[u8]) -> Result<(Rows, Vec<WorkOrderError>), String> {
-    let (rows, bad) = super::read_csv(
-        bytes,
+pub fn read_csv(input: impl BufRead) -> Result<(Rows, Vec<WorkOrderError>), ReadError> {
+    let mut rows = Vec::new();
+    let mut rejected = Vec::new();
+    super::read_csv(
+        input,
         &CSV_COLUMNS,
         &CSV_COLUMNS[..4],
         |raw: &mut RawWorkOrder, name, value| {
@@ -108,16 +112,16 @@ pub fn read_csv(bytes: &[u8]) -> Result<(Rows, Vec<WorkOrderError>), String> {
                 }
             }
         },
+        |row| match row {
+            Ok(row) => rows.push(row),
+            Err(bad) => rejected.push(WorkOrderError {
+                line: bad.line,
+                reference: bad.partial.and_then(|p| p.reference),
+                reason: bad.reason,
+            }),
+        },
     )?;
-    Ok((rows, bad.into_iter().map(bad_row).collect()))
-}
-
-fn bad_row(b: BadRow<RawWorkOrder>) -> WorkOrderError {
-    WorkOrderError {
-        line: b.line,
-        reference: b.partial.and_then(|p| p.reference),
-        reason: b.reason,
-    }
+    Ok((rows, rejected))
 }
 
 fn list(field: &Option<String>) -> Vec<String> {
@@ -232,7 +236,7 @@ mod tests {
         assert_eq!(rows[1].0, 3);
         assert!(rows[1].1.start.is_none());
         assert!(
-            read_csv(b"reference,service,start\n").is_err(),
+            read_csv(&b"reference,service,start\n"[..]).is_err(),
             "end is required"
         );
     }

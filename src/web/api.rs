@@ -2,7 +2,7 @@
 //! OpenAPI document cannot miss one.
 
 use axum::Json;
-use axum::body::Bytes;
+use axum::body::Body;
 use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
@@ -20,6 +20,7 @@ use crate::domain::language::Language;
 use crate::domain::phone::PhoneNumber;
 use crate::domain::scope::Scope;
 use crate::domain::service::ServiceKind;
+use crate::import::Format;
 use crate::import::facilities::{self as cis, ImportReport};
 use crate::registration::{
     self, EmailOutcome, RegistrationView, Session, SetEmailError, SignInError,
@@ -30,9 +31,7 @@ use crate::store::{MoveOutOutcome, Tenant, TokenInfo, TokenListing, VerifyOutcom
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
-        .merge(OpenApiRouter::new().routes(routes!(put_facilities)).layer(
-            axum::extract::DefaultBodyLimit::max(super::edge::IMPORT_BODY),
-        ))
+        .routes(routes!(put_facilities))
         .routes(routes!(move_out))
         .routes(routes!(get_tenant))
         .routes(routes!(create_token, list_tokens))
@@ -158,35 +157,32 @@ async fn put_facilities(
     auth: TenantAuth,
     Query(q): Query<SourceQuery>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Result<(StatusCode, Json<ImportReport>), ApiError> {
     auth.require(Scope::Cis)?;
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("application/json");
-    let (rows, rejected) = if content_type.starts_with("application/x-ndjson")
-        || content_type.starts_with("application/ndjson")
-        || content_type.starts_with("application/jsonl")
-    {
-        cis::read_ndjson(&body)
-    } else if content_type.starts_with("application/json") {
-        cis::read_json_array(&body).map_err(ApiError::bad_request)?
-    } else {
-        return Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            "send application/json (an array) or application/x-ndjson (one object per line)",
-        ));
+    let format = match super::loads::format(&headers) {
+        Some(format @ (Format::Ndjson | Format::JsonArray)) => format,
+        _ => {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "send application/json (an array) or application/x-ndjson (one object per line)",
+            ));
+        }
     };
+    let tenant = auth.tenant.clone();
+    let batch = super::loads::read(body, move |input| {
+        let mut batch = cis::Batch::new(&tenant);
+        cis::read(format, input, &mut batch).map(|()| batch)
+    })
+    .await?;
     let source = q
         .source
         .unwrap_or_else(|| format!("api:{}", auth.token.name));
     let report = cis::import(
         &state.store,
         &state.keyring,
-        &auth.tenant,
-        (rows, rejected),
+        batch,
         &source,
         &auth.actor(),
         &|_| {},

@@ -7,7 +7,8 @@
 //!   is logged.
 //! - Bodies are small by default ([`SMALL_BODY`]); only routes behind an operator's token
 //!   take more ([`OPERATOR_BODY`], [`IMPORT_BODY`]), and those check the token before they
-//!   read the body (the token extractor comes first).
+//!   read the body (the token extractor comes first). Loads stream their bodies and count
+//!   [`IMPORT_BODY`] as the bytes arrive (`loads.rs`).
 //! - The timeout is long because a declaration answers once every notice is durable (a
 //!   million facilities took 51-79 s in the storm benchmark); public routes answer in
 //!   milliseconds, and a client that hangs up does not stop a fan-out.

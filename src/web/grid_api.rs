@@ -2,9 +2,9 @@
 //! (a full replacement, checked as a tree first) and read back for consoles.
 
 use axum::Json;
-use axum::body::Bytes;
+use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -16,11 +16,7 @@ use crate::import::grid::{self, GridReport};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(put_grid, get_grid))
-        .layer(axum::extract::DefaultBodyLimit::max(
-            super::edge::IMPORT_BODY,
-        ))
+    OpenApiRouter::new().routes(routes!(put_grid, get_grid))
 }
 
 /// Replace the grid topology.
@@ -43,33 +39,17 @@ async fn put_grid(
     State(state): State<AppState>,
     auth: TenantAuth,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Result<(StatusCode, Json<GridReport>), ApiError> {
     auth.require(Scope::Cis)?;
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("application/json");
-    let (rows, rejected) = if [
-        "application/x-ndjson",
-        "application/ndjson",
-        "application/jsonl",
-    ]
-    .iter()
-    .any(|t| content_type.starts_with(t))
-    {
-        grid::read_ndjson(&body)
-    } else if content_type.starts_with("application/json") {
-        grid::read_json_array(&body).map_err(ApiError::bad_request)?
-    } else if content_type.starts_with("text/csv") {
-        grid::read_csv(&body).map_err(ApiError::bad_request)?
-    } else {
+    let Some(format) = super::loads::format(&headers) else {
         return Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported_media_type",
             "send application/json (an array), application/x-ndjson (one object per line) or text/csv",
         ));
     };
+    let (rows, rejected) = super::loads::read(body, move |input| grid::read(format, input)).await?;
     let report = grid::load(&state.store, &auth.tenant, rows, rejected, &|_| {}).await?;
     let status = super::load_status(report.status);
     match &report.loaded {

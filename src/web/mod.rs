@@ -22,6 +22,7 @@ mod csrf;
 mod edge;
 pub mod error;
 mod grid_api;
+mod loads;
 mod outages_api;
 mod pages;
 mod retention_api;

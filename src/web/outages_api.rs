@@ -459,10 +459,10 @@ async fn planned_import(
     })?;
     // A file without the columns is refused for its content, as a row is, so it gets the
     // same report.
-    let read = match work_orders::read_csv(&body) {
+    let read = match work_orders::read_csv(&body[..]) {
         Ok(read) => read,
         Err(reason) => {
-            let report = PlannedReport::unreadable(reason);
+            let report = PlannedReport::unreadable(reason.to_string());
             return Ok((super::load_status(report.status), Json(report)));
         }
     };

@@ -257,6 +257,31 @@ impl TestApp {
         get_json(&self.client, &self.url(path), token).await
     }
 
+    /// Sends only the head of a request whose `Content-Length` announces `length` bytes
+    /// (and none of them), and returns the status line of the answer: a server that waits
+    /// for the body does not answer before its timeout.
+    pub async fn answer_to_head(
+        &self,
+        method: &str,
+        path: &str,
+        token: &str,
+        length: usize,
+    ) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut tcp = tokio::net::TcpStream::connect(self.base.trim_start_matches("http://"))
+            .await
+            .unwrap();
+        let head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer {token}\r\n\
+             Content-Type: application/json\r\nContent-Length: {length}\r\nConnection: close\r\n\r\n"
+        );
+        tcp.write_all(head.as_bytes()).await.unwrap();
+        let mut answer = Vec::new();
+        tcp.read_to_end(&mut answer).await.unwrap();
+        let answer = String::from_utf8_lossy(&answer);
+        answer.lines().next().unwrap_or_default().to_string()
+    }
+
     /// PUTs facilities as a JSON array and returns the import report.
     /// Registers `phone` for a household session through the API, as its page would.
     pub async fn register_phone(&self, session: &str, phone: &str) {
@@ -567,6 +592,29 @@ impl TestApp {
         self.state.store.close().await;
         self.db.drop_db().await;
     }
+}
+
+/// A request body sent as a client streams a file: these chunks, one after the other, with
+/// no `Content-Length` (chunked transfer coding).
+pub fn streamed<I>(chunks: I) -> reqwest::Body
+where
+    I: IntoIterator<Item = axum::body::Bytes>,
+    I::IntoIter: Send + Sync + 'static,
+{
+    let frames = chunks
+        .into_iter()
+        .map(|c| Ok::<_, std::convert::Infallible>(http_body::Frame::data(c)));
+    reqwest::Body::wrap(http_body_util::StreamBody::new(futures_util::stream::iter(
+        frames,
+    )))
+}
+
+/// `bytes` cut into chunks of `size` bytes, for `streamed`.
+pub fn pieces(bytes: &[u8], size: usize) -> Vec<axum::body::Bytes> {
+    bytes
+        .chunks(size)
+        .map(axum::body::Bytes::copy_from_slice)
+        .collect()
 }
 
 /// Runs each listed `async fn(&TestApp)` against SQLite and against PostgreSQL, each with a
