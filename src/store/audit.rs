@@ -22,26 +22,35 @@ macro_rules! append_audit {
             let mut last_id: i64 = sqlx::Row::try_get(&row, "last_id")?;
             let mut last_hash: Vec<u8> = sqlx::Row::try_get(&row, "last_hash")?;
             let at = $crate::store::now();
-            for e in entries {
-                last_id += 1;
-                let details = e.details.to_string();
-                let hash = $crate::store::audit::hash_of(&last_hash, last_id, at, e, &details);
-                sqlx::query(
-                    "INSERT INTO audit_log (id, tenant_id, at, actor, action, subject, details, prev_hash, hash)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-                )
-                .bind(last_id)
-                .bind(e.tenant_id)
-                .bind(at)
-                .bind(e.actor.as_str())
-                .bind(e.action.as_str())
-                .bind(e.subject.as_deref())
-                .bind(&details)
-                .bind(&last_hash)
-                .bind(&hash[..])
-                .execute(&mut *conn)
-                .await?;
-                last_hash = hash.to_vec();
+            // Several rows per statement: a group commit of many reads is then a handful of
+            // round trips, not one per entry.
+            for chunk in entries.chunks($store.rows_per_statement(9)) {
+                let mut rows = Vec::with_capacity(chunk.len());
+                for e in chunk {
+                    last_id += 1;
+                    let details = e.details.to_string();
+                    let hash = $crate::store::audit::hash_of(&last_hash, last_id, at, e, &details);
+                    let prev = std::mem::replace(&mut last_hash, hash.to_vec());
+                    rows.push((last_id, e, details, prev, hash));
+                }
+                let sql = format!(
+                    "INSERT INTO audit_log (id, tenant_id, at, actor, action, subject, details, prev_hash, hash) VALUES {}",
+                    $crate::store::placeholders(rows.len(), 9, 0)
+                );
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+                for (id, e, details, prev, hash) in rows {
+                    q = q
+                        .bind(id)
+                        .bind(e.tenant_id)
+                        .bind(at)
+                        .bind(e.actor.as_str())
+                        .bind(e.action.as_str())
+                        .bind(e.subject.as_deref())
+                        .bind(details)
+                        .bind(prev)
+                        .bind(hash.to_vec());
+                }
+                q.execute(&mut *conn).await?;
             }
             sqlx::query("UPDATE audit_head SET last_id = $1, last_hash = $2 WHERE one = 1")
                 .bind(last_id)

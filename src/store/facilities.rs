@@ -11,7 +11,7 @@ use anyhow::Context;
 use sqlx::Row;
 
 use super::audit::append_audit;
-use super::{Store, now, on_pool};
+use super::{Store, now, on_pool, placeholders};
 use crate::crypto::{FieldRef, Keyring, Sealed};
 use crate::domain::audit::{Action, Actor, NewEntry, facility_subject};
 use crate::domain::facility::{FacilityRecord, PostalAddress};
@@ -283,25 +283,6 @@ macro_rules! read_stored {
     };
 }
 
-/// `($1, $2, ...), (...)` for `rows` rows of `cols` placeholders starting after `offset`.
-fn placeholders(rows: usize, cols: usize, offset: usize) -> String {
-    let mut s = String::with_capacity(rows * cols * 5);
-    for r in 0..rows {
-        if r > 0 {
-            s.push_str(", ");
-        }
-        s.push('(');
-        for c in 0..cols {
-            if c > 0 {
-                s.push_str(", ");
-            }
-            s.push('$');
-            s.push_str(&(offset + r * cols + c + 1).to_string());
-        }
-        s.push(')');
-    }
-    s
-}
 
 /// Deletes a facility's subscription, sessions, pending verifications and direct messages inside the caller's
 /// transaction, after its notices forgot the contacts (`$forget`: `forget_sql` of the

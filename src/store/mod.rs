@@ -234,6 +234,26 @@ impl Store {
     }
 }
 
+/// `($1, $2, ...), (...)` for `rows` rows of `cols` placeholders starting after `offset`.
+pub(crate) fn placeholders(rows: usize, cols: usize, offset: usize) -> String {
+    let mut s = String::with_capacity(rows * cols * 5);
+    for r in 0..rows {
+        if r > 0 {
+            s.push_str(", ");
+        }
+        s.push('(');
+        for c in 0..cols {
+            if c > 0 {
+                s.push_str(", ");
+            }
+            s.push('$');
+            s.push_str(&(offset + r * cols + c + 1).to_string());
+        }
+        s.push(')');
+    }
+    s
+}
+
 pub fn now() -> i64 {
     jiff::Timestamp::now().as_second()
 }
