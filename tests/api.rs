@@ -221,16 +221,14 @@ async fn put_load(
     content_type: &str,
     body: reqwest::Body,
 ) -> (u16, Value) {
-    let resp = app
-        .client
-        .put(app.url("/api/v1/facilities"))
-        .bearer_auth(token)
-        .header("content-type", content_type)
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    (resp.status().as_u16(), resp.json().await.unwrap())
+    app.send_load(
+        reqwest::Method::PUT,
+        "/api/v1/facilities",
+        token,
+        content_type,
+        body,
+    )
+    .await
 }
 
 async fn facility_count(app: &TestApp, token: &str) -> u64 {

@@ -29,17 +29,14 @@ async fn put(
     content_type: &str,
     body: impl Into<reqwest::Body>,
 ) -> (u16, Value) {
-    let resp = app
-        .client
-        .put(app.url("/api/v1/grid-nodes"))
-        .bearer_auth(token)
-        .header("content-type", content_type)
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    let status = resp.status().as_u16();
-    (status, resp.json().await.unwrap())
+    app.send_load(
+        reqwest::Method::PUT,
+        "/api/v1/grid-nodes",
+        token,
+        content_type,
+        body,
+    )
+    .await
 }
 
 async fn tree(app: &TestApp, token: &str) -> Vec<(String, Option<String>, String)> {

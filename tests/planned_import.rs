@@ -36,17 +36,9 @@ async fn town(app: &TestApp) -> (String, String) {
 }
 
 async fn post_file(app: &TestApp, token: &str, content_type: &str, body: Vec<u8>) -> (u16, Value) {
-    let resp = app
-        .client
-        .post(app.url("/api/v1/outages/planned-import"))
-        .bearer_auth(token)
-        .header("content-type", content_type)
-        .body(body)
-        .send()
+    let path = "/api/v1/outages/planned-import";
+    app.send_load(reqwest::Method::POST, path, token, content_type, body)
         .await
-        .unwrap();
-    let status = resp.status().as_u16();
-    (status, resp.json().await.unwrap())
 }
 
 async fn planned_ids(app: &TestApp, token: &str) -> Vec<i64> {

@@ -283,7 +283,6 @@ macro_rules! read_stored {
     };
 }
 
-
 /// Deletes a facility's subscription, sessions, pending verifications and direct messages inside the caller's
 /// transaction, after its notices forgot the contacts (`$forget`: `forget_sql` of the
 /// store); evaluates to whether a subscription existed.

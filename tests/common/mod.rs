@@ -240,7 +240,6 @@ impl TestApp {
         token
     }
 
-    /// GETs `path` with a bearer token and decodes the JSON answer.
     /// Opens a mailed verification link the way an API client does: the token, the last
     /// path segment before any query, posted to `/api/v1/email-verifications/{token}`.
     pub async fn verify_by_api(&self, link: &str) -> reqwest::StatusCode {
@@ -253,6 +252,7 @@ impl TestApp {
             .status()
     }
 
+    /// GETs `path` with a bearer token and decodes the JSON answer.
     pub async fn get_json<T: serde::de::DeserializeOwned>(&self, path: &str, token: &str) -> T {
         get_json(&self.client, &self.url(path), token).await
     }
@@ -282,7 +282,6 @@ impl TestApp {
         answer.lines().next().unwrap_or_default().to_string()
     }
 
-    /// PUTs facilities as a JSON array and returns the import report.
     /// Registers `phone` for a household session through the API, as its page would.
     pub async fn register_phone(&self, session: &str, phone: &str) {
         let r = self
@@ -298,6 +297,30 @@ impl TestApp {
         self.settle_direct().await;
     }
 
+    /// Sends a load (`body` as `content_type`) to `path` with a bearer token; returns the
+    /// status and the JSON answer (a report or the error shape).
+    pub async fn send_load(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+        content_type: &str,
+        body: impl Into<reqwest::Body>,
+    ) -> (u16, serde_json::Value) {
+        let resp = self
+            .client
+            .request(method, self.url(path))
+            .bearer_auth(token)
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap())
+    }
+
+    /// PUTs facilities as a JSON array and returns the import report.
     pub async fn put_facilities(&self, token: &str, body: serde_json::Value) -> serde_json::Value {
         let resp = self
             .client
