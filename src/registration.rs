@@ -20,7 +20,8 @@ use crate::state::AppState;
 use crate::store::direct::{body_field, new_direct_id, recipient_field};
 use crate::store::registration::{Contact, email_field, phone_field};
 use crate::store::{
-    DirectKind, FacilitySummary, NewDirect, SealedContact, Tenant, VerifyOutcome, customer_index,
+    DirectKind, FacilitySummary, NewDirect, SealedContact, SubscriptionRow, Tenant, VerifyOutcome,
+    customer_index,
 };
 use crate::throttle::{self, GuessKeys};
 
@@ -234,7 +235,18 @@ pub async fn set_phone(state: &AppState, s: Session, phone: &PhoneNumber) -> any
     let bidx = state
         .keyring
         .blind_index(s.tenant_id, "phone", phone.e164());
-    let previous = previous_contact(state, s, Contact::Phone, Some(&bidx)).await?;
+    let sub = state.store.subscription(s.facility_id).await?;
+    // The number already registered: nothing would change but a fresh seal of the same
+    // number, so nothing is written or recorded (households save their form again; the
+    // e-mail's twin is `EmailOutcome::AlreadyVerified`).
+    if sub
+        .as_ref()
+        .and_then(|sub| sub.phone.as_ref())
+        .is_some_and(|c| c.bidx == bidx)
+    {
+        return Ok(());
+    }
+    let previous = previous_contact(state, s, sub.as_ref(), Contact::Phone, Some(&bidx)).await?;
     state
         .store
         .ensure_tenant_key(&state.keyring, s.tenant_id)
@@ -328,13 +340,14 @@ pub async fn set_email(
     let bidx = state
         .keyring
         .blind_index(s.tenant_id, "email", &email.normalized());
-    if let Some(sub) = state.store.subscription(s.facility_id).await?
+    let sub = state.store.subscription(s.facility_id).await?;
+    if let Some(sub) = &sub
         && sub.email_verified_at.is_some()
         && sub.email.as_ref().is_some_and(|c| c.bidx == bidx)
     {
         return Ok(EmailOutcome::AlreadyVerified);
     }
-    let previous = previous_contact(state, s, Contact::Email, Some(&bidx)).await?;
+    let previous = previous_contact(state, s, sub.as_ref(), Contact::Email, Some(&bidx)).await?;
     state
         .store
         .ensure_tenant_key(&state.keyring, s.tenant_id)
@@ -403,7 +416,8 @@ pub async fn set_email(
 }
 
 pub async fn remove(state: &AppState, s: Session, what: Contact) -> anyhow::Result<bool> {
-    let previous = previous_contact(state, s, what, None).await?;
+    let sub = state.store.subscription(s.facility_id).await?;
+    let previous = previous_contact(state, s, sub.as_ref(), what, None).await?;
     let removed = state
         .store
         .clear_contact(
@@ -438,10 +452,11 @@ enum Previous {
 async fn previous_contact(
     state: &AppState,
     s: Session,
+    sub: Option<&SubscriptionRow>,
     what: Contact,
     new_bidx: Option<&[u8]>,
 ) -> anyhow::Result<Option<Previous>> {
-    let Some(sub) = state.store.subscription(s.facility_id).await? else {
+    let Some(sub) = sub else {
         return Ok(None);
     };
     state

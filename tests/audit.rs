@@ -514,7 +514,48 @@ async fn concurrent_writers_keep_one_chain(app: &TestApp) {
     );
 }
 
+/// Saving the number already registered, in any spelling, changes nothing: no write, no
+/// entry, the same "last changed" time. A different number is a change again.
+async fn saving_the_same_number_again_writes_nothing(app: &TestApp) {
+    let (_, token) = app.tenant("alvstad", &[Electricity], &[Scope::Admin]).await;
+    app.put_facilities(&token, json!([facility("2001", "c1")]))
+        .await;
+    let session = app.sign_in("alvstad", "electricity", "c1", "2001").await;
+    let phone_sets = |rows: Vec<String>| rows.iter().filter(|r| r.contains("phone.set")).count();
+    app.register_phone(&session, "070-123 45 67").await;
+    let before = audit_rows(app).await;
+    let updated = || async {
+        let data: Value = app
+            .client
+            .get(app.url("/api/v1/registration"))
+            .bearer_auth(&session)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        data
+    };
+    let first = updated().await;
+    app.register_phone(&session, "+46701234567").await;
+    let after = audit_rows(app).await;
+    assert_eq!(phone_sets(after.clone()), 1, "{after:#?}");
+    // Only the read above was recorded in between.
+    assert_eq!(after.len(), before.len() + 1, "{after:#?}");
+    assert_eq!(updated().await, first);
+    app.register_phone(&session, "070-765 43 21").await;
+    let rows = audit_rows(app).await;
+    assert_eq!(phone_sets(rows.clone()), 2);
+    assert!(
+        rows.iter()
+            .any(|r| r.contains("phone.set") && r.contains(r#"\"replaced\":true"#)),
+        "{rows:#?}"
+    );
+}
+
 on_both_stores!(
+    saving_the_same_number_again_writes_nothing,
     reads_and_changes_leave_a_chain_without_contacts,
     concurrent_writers_keep_one_chain
 );

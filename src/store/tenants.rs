@@ -177,6 +177,18 @@ impl Store {
         Ok(found)
     }
 
+    /// The tenant of a household's session, from `TenantCache` when it was read lately.
+    pub async fn household_tenant_by_id(&self, id: i64) -> anyhow::Result<Option<Tenant>> {
+        if let Some(t) = self.tenant_cache.get_by_id(id) {
+            return Ok(Some(t));
+        }
+        let found = self.tenant_by_id(id).await?;
+        if let Some(t) = &found {
+            self.tenant_cache.put(t);
+        }
+        Ok(found)
+    }
+
     pub async fn list_tenants(&self) -> anyhow::Result<Vec<Tenant>> {
         let ids: Vec<i64> = on_pool!(self, pool => {
             sqlx::query_scalar("SELECT id FROM tenants ORDER BY name")
@@ -470,7 +482,7 @@ impl Store {
     }
 }
 
-/// Tenants by slug for the household routes (`Store::household_tenant`), kept briefly because
+/// Tenants by slug for the household routes (`Store::household_tenant`, `..._by_id`), kept briefly because
 /// every sign-in and every household page looks its tenant up. A tenant's row never changes once created (there is no update, and deletion is
 /// done with the service stopped), so an entry goes stale only when another instance deletes
 /// its tenant, or deletes it and gives the slug to a new one: it is kept `TENANT_TTL` at most.
@@ -493,6 +505,14 @@ impl TenantCache {
         let map = self.map();
         let (at, t) = map.get(slug)?;
         (at.elapsed() < TENANT_TTL).then(|| t.clone())
+    }
+
+    /// By id: a scan, as a service holds a handful of tenants (at most `TENANT_CACHE_MAX`).
+    fn get_by_id(&self, id: i64) -> Option<Tenant> {
+        let map = self.map();
+        map.values()
+            .find(|(at, t)| t.id == id && at.elapsed() < TENANT_TTL)
+            .map(|(_, t)| t.clone())
     }
 
     fn put(&self, t: &Tenant) {

@@ -654,7 +654,7 @@ async fn verify_email(
 pub(super) async fn session_tenant(state: &AppState, s: Session) -> Result<Tenant, ApiError> {
     Ok(state
         .store
-        .tenant_by_id(s.tenant_id)
+        .household_tenant_by_id(s.tenant_id)
         .await?
         .ok_or_else(|| anyhow::anyhow!("tenant {} of a live session is gone", s.tenant_id))?)
 }
