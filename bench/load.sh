@@ -16,7 +16,7 @@
 #
 # --perf records the server's profile during the load (`perf report -i perf.data`).
 # The request mix is set with LOAD_API_SIGNIN, LOAD_PAGE_SIGNIN and LOAD_READS (shares,
-# default 0.60, 0.10, 0.25; the rest are phone changes).
+# default 0.60, 0.10, 0.25; the rest phone saves, each a real change with LOAD_CHANGES=1).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

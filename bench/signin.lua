@@ -13,6 +13,7 @@ local sessions_file = os.getenv("LOAD_SESSIONS")
 local api_signin = tonumber(os.getenv("LOAD_API_SIGNIN") or "0.60")
 local page_signin = api_signin + tonumber(os.getenv("LOAD_PAGE_SIGNIN") or "0.10")
 local reads = page_signin + tonumber(os.getenv("LOAD_READS") or "0.25")
+local changes = os.getenv("LOAD_CHANGES") == "1"
 
 local ELECTRICITY = 3500
 local HEATING = 1500
@@ -95,10 +96,19 @@ function request()
   if r < reads then
     return wrk.format("GET", "/api/v1/registration", headers)
   end
-  -- The household's own number: set once, then set again unchanged, as a form resubmitted.
+  -- The household's own number: set once, then set again unchanged, as a form resubmitted;
+  -- with LOAD_CHANGES=1 every time another number (two taking turns), a real change that
+  -- also tells the number it replaced.
   headers["Content-Type"] = "application/json"
+  local number = 1000000 + s.k
+  if changes then
+    s.turn = not s.turn
+    if s.turn then
+      number = number + 1000000
+    end
+  end
   return wrk.format("PUT", "/api/v1/registration/phone", headers,
-    string.format('{"phone":"+4670%07d"}', 1000000 + s.k))
+    string.format('{"phone":"+4670%07d"}', number))
 end
 
 function response(status, headers, body)

@@ -517,6 +517,9 @@ struct PhoneBody {
 }
 
 /// Set or replace the facility's mobile number.
+///
+/// Saving the number already registered, in any spelling, changes nothing. A replaced number
+/// is told that it no longer gets the notices.
 #[utoipa::path(put, path = "/registration/phone", tag = "registration", request_body = PhoneBody,
     responses((status = 200, body = RegistrationView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)),
     security(("session" = [])))]
